@@ -1,0 +1,1 @@
+"""Thin ROS 2 helpers shared by every node: conversions, QoS, diagnostics, bags, isolation."""
