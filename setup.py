@@ -27,6 +27,8 @@ setup(
             "embodied-transfer = embodied_transfer.cli:main",
             # One executable per node (`ros2 run embodied_transfer <node>`); the graph in
             # embodied_transfer/bringup.py names these, and test_graph checks they exist.
+            "bag_player = embodied_transfer.nodes.bag_player:main",
+            "bag_recorder = embodied_transfer.nodes.bag_recorder:main",
         ],
     },
 )

@@ -1,0 +1,63 @@
+# Two commands from a fresh clone: `make demo` and `make test` (each runs `make setup`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PIP      := $(VENV)/bin/pip
+STAMPS   := $(VENV)/.stamps
+# Debian packages the setup needs: a C/C++ toolchain and CMake for interfaces/.
+DEB_PACKAGES := cmake g++ make
+# The interface build and colcon find the ROS wheels' CMake configs in the venv.
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+INTERFACE_SOURCES := $(wildcard interfaces/msg/*.msg interfaces/srv/*.srv) \
+                     interfaces/CMakeLists.txt interfaces/package.xml interfaces/setup.py
+
+.PHONY: help setup demo test bench colcon-check clean
+help:
+	@echo "make demo   - bring up the simulated graph (embodied-transfer sim) for a bounded time"
+	@echo "make test   - run the test suite"
+	@echo "make bench  - run benchmarks, JSON results under bench/results/"
+	@echo "make setup  - create $(VENV) and install everything (run by the targets above)"
+
+setup: $(STAMPS)/package
+
+$(STAMPS)/debs:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/deps: requirements.txt constraints.txt | $(STAMPS)/debs
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/interfaces: $(STAMPS)/deps $(INTERFACE_SOURCES)
+	$(PIP) install -q --no-build-isolation --no-deps --force-reinstall ./interfaces
+	@touch $@
+
+$(STAMPS)/package: $(STAMPS)/interfaces setup.py setup.cfg package.xml
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/embodied-transfer sim --duration 20
+
+test: setup
+	$(PY) -m pytest -p no:cacheprovider test
+
+bench: setup
+	$(PY) -m bench.run_all
+
+# Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
+colcon-check: setup
+	bash test/colcon_build.sh $(abspath $(VENV))
+
+clean:
+	rm -rf build install log interfaces/build

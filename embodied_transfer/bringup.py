@@ -1,0 +1,158 @@
+"""The node graphs of the package, described once and brought up two ways.
+
+``launch/*.launch.py`` turns a graph into launch_ros actions on a real ROS 2 install;
+:func:`bring_up` composes the same nodes in this process on a MultiThreadedExecutor (for
+machines with rclpy from PyPI, where launch_ros is missing). Each node reads its defaults
+from ``config/<node>.yaml``, then an optional user ``params_file`` on top.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from embodied_transfer.errors import BringupError
+
+PACKAGE = "embodied_transfer"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a graph: ``name`` is the node name, executable and config file stem."""
+
+    name: str
+    module: str                      # embodied_transfer.nodes.<module>
+    cls: str                         # the Node subclass in that module
+    lifecycle: bool = False
+    remappings: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+
+    @property
+    def params_file(self) -> Path:
+        return config_dir() / f"{self.name}.yaml"
+
+    def node_class(self):
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+BAG_PLAYER = NodeSpec("bag_player", "embodied_transfer.nodes.bag_player", "BagPlayer",
+                      description="plays a rosbag2 bag with its recorded timing")
+BAG_RECORDER = NodeSpec("bag_recorder", "embodied_transfer.nodes.bag_recorder", "BagRecorder",
+                        description="records topics into a rosbag2 bag")
+
+#: Graph name → nodes. ``sim`` is the simulated graph `make demo` runs; the MuJoCo bridge,
+#: converter and classifier join it as they are built (see the README's status table).
+GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
+    "sim": (),
+    "replay": (BAG_PLAYER,),
+    "record": (BAG_RECORDER,),
+}
+
+
+def graph(name: str) -> tuple[NodeSpec, ...]:
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise BringupError(f"unknown graph '{name}' (known: {', '.join(GRAPHS)})") from None
+
+
+def all_nodes() -> list[NodeSpec]:
+    """Every node named in any graph, once."""
+    seen: dict[str, NodeSpec] = {}
+    for specs in GRAPHS.values():
+        for spec in specs:
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())
+
+
+def config_dir() -> Path:
+    """``config/`` of the source tree when running from it, else the installed share dir."""
+    source = Path(__file__).resolve().parent.parent / "config"
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE)) / "config"
+    except Exception as exc:  # PackageNotFoundError, or ament_index missing
+        raise BringupError(f"cannot find the {PACKAGE} config directory: {exc}") from None
+
+
+def load_params(path: Path, node_name: str) -> dict:
+    """The ``ros__parameters`` for ``node_name`` in a ROS 2 parameter file (or {})."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise BringupError(f"parameter file '{path}' does not exist") from None
+    except yaml.YAMLError as exc:
+        raise BringupError(f"parameter file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise BringupError(f"parameter file '{path}' must map node names to ros__parameters")
+    params: dict = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        section = data.get(key) or {}
+        params.update(section.get("ros__parameters") or {})
+    return params
+
+
+@dataclass
+class Bringup:
+    """The nodes brought up in this process and the executor spinning them."""
+
+    nodes: list = field(default_factory=list)
+    executor: object = None
+
+    def shutdown(self) -> None:
+        for node in reversed(self.nodes):
+            node.destroy_node()
+        self.nodes.clear()
+        if self.executor is not None:
+            self.executor.shutdown(timeout_sec=1.0)
+
+
+def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str | None = None,
+             use_sim_time: bool = False, overrides: dict[str, dict] | None = None,
+             executor=None) -> Bringup:
+    """Create, configure and activate ``specs`` in this process (rclpy must be initialised).
+
+    Parameters come from the node's config file, then ``params_file``, then
+    ``overrides[node_name]`` (what the command line sets); remappings from the spec.
+    Lifecycle nodes are configured and activated; a failed transition raises
+    :class:`BringupError` after destroying what was created.
+    """
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from embodied_transfer.nodes.common import autostart
+
+    result = Bringup(executor=executor or MultiThreadedExecutor())
+    try:
+        for spec in specs:
+            values = load_params(spec.params_file, spec.name)
+            if params_file:
+                values.update(load_params(Path(params_file), spec.name))
+            values.update((overrides or {}).get(spec.name, {}))
+            values["use_sim_time"] = use_sim_time
+            cli = ["--ros-args"] + [a for src, dst in spec.remappings for a in ("-r", f"{src}:={dst}")]
+            node = spec.node_class()(
+                namespace=namespace,
+                parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+                cli_args=cli, use_global_arguments=False)
+            result.nodes.append(node)
+            if not autostart(node):
+                raise BringupError(f"node {spec.name} failed to start (see its log above)")
+            result.executor.add_node(node)
+    except BaseException:
+        result.shutdown()
+        raise
+    return result
+
+
+def domain_summary() -> str:
+    """A line naming the ROS domain, for what `embodied-transfer` prints at start."""
+    return (f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, discovery range "
+            f"{os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', 'SUBNET')}")

@@ -1,0 +1,132 @@
+"""``embodied-transfer``: bring up graphs in one process, record and replay bags.
+
+Errors of the package's own types end the command with a one-line message and exit
+status 2; Ctrl-C ends it cleanly with status 0.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from embodied_transfer.bringup import GRAPHS, bring_up, domain_summary, graph
+from embodied_transfer.errors import PACKAGE_ERRORS
+from embodied_transfer.ros.bags import STORAGES, BagReader, storage_plugin
+
+
+def _graph_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", default="", help="namespace for every node")
+    parser.add_argument("--params-file", help="ROS 2 parameter YAML applied over config/")
+    parser.add_argument("--use-sim-time", action="store_true", help="nodes follow /clock")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many seconds (default: run until Ctrl-C)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embodied-transfer", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("sim", help="bring up the simulated graph in this process")
+    _graph_args(sim)
+
+    replay = sub.add_parser("replay", help="play a rosbag2 bag with its recorded timing")
+    replay.add_argument("bag")
+    replay.add_argument("--rate", type=float, default=1.0, help="speed factor")
+    replay.add_argument("--clock", action="store_true", help="publish /clock from bag time")
+    replay.add_argument("--loop", action="store_true", help="play again at the end")
+    replay.add_argument("--topics", nargs="+", default=[], help="only these topics")
+    replay.add_argument("--delay", type=float, default=0.0, help="seconds before playing")
+    replay.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                        help="wait up to S seconds for every topic to have a subscriber")
+    _graph_args(replay)
+
+    record = sub.add_parser("record", help="record topics into a new rosbag2 bag")
+    record.add_argument("topics", nargs="+", metavar="TOPIC")
+    record.add_argument("--out", required=True, help="bag directory to create")
+    record.add_argument("--storage", default="sqlite3",
+                        help=f"storage plugin: {' or '.join(STORAGES)}")
+    _graph_args(record)
+
+    info = sub.add_parser("info", help="print a bag's topics, types and counts")
+    info.add_argument("bag")
+    return parser
+
+
+def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None,
+               until=None) -> int:
+    """Bring up graph ``name``, spin until Ctrl-C, ``--duration`` or ``until(nodes)``."""
+    specs = graph(name)
+    if not specs:
+        print(f"graph '{name}': no nodes are implemented yet, nothing to start "
+              f"(see the README's status table)")
+        return 0
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init()
+    started = None
+    try:
+        started = bring_up(specs, namespace=args.namespace, params_file=args.params_file,
+                           use_sim_time=args.use_sim_time, overrides=overrides)
+        print(f"graph '{name}' up ({domain_summary()}):")
+        for spec, node in zip(specs, started.nodes):
+            print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
+        sys.stdout.flush()
+        future = until(started.nodes) if until else None
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while rclpy.ok():
+            if future is not None and future.done():
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            started.executor.spin_once(timeout_sec=0.05)
+        if future is not None and future.done() and future.exception() is not None:
+            raise future.exception()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if started is not None:
+            started.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def _info(path: str) -> int:
+    with BagReader(path) as bag:
+        print(f"bag {bag.path}: {bag.duration_ns * 1e-9:.3f} s")
+        counts = bag.message_counts
+        for topic, msgtype in sorted(bag.topics.items()):
+            print(f"  {topic:<32} {msgtype:<48} {counts[topic]}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sim":
+            return _run_graph("sim", args)
+        if args.command == "replay":
+            params = {"bag": args.bag, "rate": args.rate, "clock": args.clock,
+                      "loop": args.loop, "topics": args.topics, "start_delay": args.delay,
+                      "wait_for_subscribers": args.wait_for_subscribers}
+            return _run_graph("replay", args, {"bag_player": params},
+                              until=lambda nodes: nodes[0].finished)
+        if args.command == "record":
+            storage_plugin(args.storage)  # reject an unknown storage before starting ROS
+            params = {"out": args.out, "storage": args.storage, "topics": args.topics}
+            return _run_graph("record", args, {"bag_recorder": params})
+        if args.command == "info":
+            return _info(args.bag)
+    except PACKAGE_ERRORS as exc:
+        print(f"embodied-transfer: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "GRAPHS"]

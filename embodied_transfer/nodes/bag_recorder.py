@@ -1,0 +1,94 @@
+"""bag_recorder: write chosen topics to a rosbag2 bag (sqlite3 or mcap) as CDR payloads.
+
+Topics are subscribed as soon as a publisher makes their type known, with a QoS that
+matches the publishers (reliable only if all of them are reliable, like ``ros2 bag
+record``). Messages are stored with their receive time, byte for byte as received.
+"""
+from __future__ import annotations
+
+import threading
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from embodied_transfer.nodes.bag_player import message_class
+from embodied_transfer.nodes.common import declare, declare_string_array, run
+from embodied_transfer.ros.bags import BagError, BagWriter
+from embodied_transfer.ros.qos import BAG_QOS
+
+
+class BagRecorder(Node):
+    """Records ``topics`` into the bag ``out`` until destroyed."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("bag_recorder", **kwargs)
+        out = declare(self, "out", "", "Path of the bag directory to create")
+        storage = declare(self, "storage", "sqlite3", "Storage plugin: sqlite3 or mcap")
+        topics = declare_string_array(self, "topics", [], "Topics to record (relative or absolute)")
+        self.discovery_period = declare(self, "discovery_period", 0.1,
+                                        "Seconds between looks for the topics' publishers")
+        if not out:
+            raise BagError("parameter 'out' is empty: give the bag directory to create")
+        if not topics:
+            raise BagError("no topics to record: set parameter 'topics'")
+        self.writer = BagWriter(out, storage)
+        self.topics = [self.resolve_topic_name(t) for t in topics]
+        self.counts = {t: 0 for t in self.topics}
+        self._lock = threading.Lock()
+        self._subs = {}
+        self._timer = self.create_timer(self.discovery_period, self._discover)
+        self._discover()
+
+    def _discover(self) -> None:
+        graph = dict(self.get_topic_names_and_types())
+        for topic in self.topics:
+            if topic in self._subs or topic not in graph:
+                continue
+            msgtype = graph[topic][0]
+            if len(graph[topic]) > 1:
+                self.get_logger().warning(f"{topic} has several types {graph[topic]}; "
+                                          f"recording {msgtype}")
+            try:
+                self.writer.add_topic(topic, msgtype)
+                self._subs[topic] = self.create_subscription(
+                    message_class(msgtype), topic, self._callback_for(topic),
+                    self._qos_for(topic), raw=True)
+            except BagError as exc:
+                self.get_logger().error(f"cannot record {topic}: {exc}")
+                self._subs[topic] = None
+                continue
+            self.get_logger().info(f"recording {topic} [{msgtype}]")
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        infos = self.get_publishers_info_by_topic(topic)
+        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                                 for i in infos)
+        qos = QoSProfile(depth=BAG_QOS.depth, history=BAG_QOS.history,
+                         durability=BAG_QOS.durability, reliability=BAG_QOS.reliability)
+        if not reliable:
+            qos.reliability = ReliabilityPolicy.BEST_EFFORT
+        return qos
+
+    def _callback_for(self, topic: str):
+        def callback(data: bytes) -> None:
+            stamp = self.get_clock().now().nanoseconds
+            with self._lock:
+                self.writer.write(topic, stamp, data)
+                self.counts[topic] += 1
+        return callback
+
+    @property
+    def waiting_for(self) -> list[str]:
+        """Topics that have not been subscribed yet."""
+        return [t for t in self.topics if t not in self._subs]
+
+    def destroy_node(self) -> None:
+        with self._lock:
+            self.writer.close()
+        self.get_logger().info(
+            "recorded " + ", ".join(f"{t}: {n}" for t, n in self.counts.items()))
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run(BagRecorder, args)

@@ -1,0 +1,40 @@
+"""Test isolation: a private ROS domain, localhost discovery, fast Fast DDS announcements.
+
+Applied at import, before any test initialises rclpy; child processes inherit it through
+``os.environ``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from embodied_transfer.ros.isolation import apply_isolation
+
+REPO = Path(__file__).resolve().parent.parent
+# One domain per test run (derived from the pid), unless the caller chose one.
+apply_isolation(int(os.environ["ET_TEST_DOMAIN_ID"]) if "ET_TEST_DOMAIN_ID" in os.environ else None)
+
+
+@pytest.fixture
+def rclpy_context():
+    """rclpy initialised for one test, shut down after it."""
+    import rclpy
+
+    rclpy.init()
+    yield rclpy
+    rclpy.shutdown()
+
+
+@pytest.fixture
+def cli():
+    """Run ``embodied-transfer`` in a child process; returns (rc, stdout, stderr)."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 60.0):
+        proc = subprocess.run([sys.executable, "-m", "embodied_transfer.cli", *args],
+                              capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        return proc.returncode, proc.stdout, proc.stderr
+    return run
