@@ -137,6 +137,8 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
                 values.update(load_params(Path(params_file), spec.name))
             values.update((overrides or {}).get(spec.name, {}))
             values["use_sim_time"] = use_sim_time
+            # ROS parameters cannot type an empty list: write it as [""] (nodes drop blanks).
+            values = {k: ([""] if v == [] else v) for k, v in values.items()}
             cli = ["--ros-args"] + [a for src, dst in spec.remappings for a in ("-r", f"{src}:={dst}")]
             node = spec.node_class()(
                 namespace=namespace,

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print a bag's topics, types and counts")
     info.add_argument("bag")
+
+    export = sub.add_parser("export-images", help="write a bag's sensor_msgs/Image frames as PNG")
+    export.add_argument("bag")
+    export.add_argument("--topic", required=True, help="an image topic of the bag")
+    export.add_argument("--out", required=True, help="directory for NNNNNN.png files")
     return parser
 
 
@@ -102,6 +107,34 @@ def _info(path: str) -> int:
     return 0
 
 
+def _export_images(path: str, topic: str, out: str) -> int:
+    """Decode every Image on ``topic`` (package converter) and write it as a PNG."""
+    from pathlib import Path
+
+    import cv2
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from embodied_transfer.ros.bags import BagError
+    from embodied_transfer.ros.conversions import convert_color, image_to_numpy
+
+    out_dir = Path(out)
+    with BagReader(path) as bag:
+        bag.check_topics([topic])
+        if bag.topics[topic] != "sensor_msgs/msg/Image":
+            raise BagError(f"{topic} carries {bag.topics[topic]}, not sensor_msgs/msg/Image")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for count, message in enumerate(bag.messages([topic]), start=1):
+            msg = deserialize_message(message.data, Image)
+            array = image_to_numpy(msg)
+            if msg.encoding == "rgb8":
+                array = convert_color(array, "rgb8", "bgr8")  # OpenCV writes BGR
+            cv2.imwrite(str(out_dir / f"{count:06d}.png"), array)
+    print(f"wrote {count} image(s) to {out_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -119,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_graph("record", args, {"bag_recorder": params})
         if args.command == "info":
             return _info(args.bag)
+        if args.command == "export-images":
+            return _export_images(args.bag, args.topic, args.out)
     except PACKAGE_ERRORS as exc:
         print(f"embodied-transfer: error: {exc}", file=sys.stderr)
         return 2

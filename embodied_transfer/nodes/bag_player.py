@@ -126,8 +126,10 @@ class BagPlayer(Node):
         self._thread.join(timeout=2.0)
 
     def destroy_node(self) -> None:
-        self.stop()
-        self.bag.close()
+        if hasattr(self, "_thread"):
+            self.stop()
+        if hasattr(self, "bag"):
+            self.bag.close()
         super().destroy_node()
 
 

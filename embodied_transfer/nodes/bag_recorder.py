@@ -13,7 +13,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from embodied_transfer.nodes.bag_player import message_class
 from embodied_transfer.nodes.common import declare, declare_string_array, run
-from embodied_transfer.ros.bags import BagError, BagWriter
+from embodied_transfer.ros.bags import BackgroundBagWriter, BagError
 from embodied_transfer.ros.qos import BAG_QOS
 
 
@@ -22,6 +22,9 @@ class BagRecorder(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("bag_recorder", **kwargs)
+        self._lock = threading.Lock()
+        self.writer: BackgroundBagWriter | None = None
+        self.counts: dict[str, int] = {}
         out = declare(self, "out", "", "Path of the bag directory to create")
         storage = declare(self, "storage", "sqlite3", "Storage plugin: sqlite3 or mcap")
         topics = declare_string_array(self, "topics", [], "Topics to record (relative or absolute)")
@@ -31,10 +34,9 @@ class BagRecorder(Node):
             raise BagError("parameter 'out' is empty: give the bag directory to create")
         if not topics:
             raise BagError("no topics to record: set parameter 'topics'")
-        self.writer = BagWriter(out, storage)
+        self.writer = BackgroundBagWriter(out, storage)
         self.topics = [self.resolve_topic_name(t) for t in topics]
         self.counts = {t: 0 for t in self.topics}
-        self._lock = threading.Lock()
         self._subs = {}
         self._timer = self.create_timer(self.discovery_period, self._discover)
         self._discover()
@@ -84,9 +86,11 @@ class BagRecorder(Node):
 
     def destroy_node(self) -> None:
         with self._lock:
-            self.writer.close()
-        self.get_logger().info(
-            "recorded " + ", ".join(f"{t}: {n}" for t, n in self.counts.items()))
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+                self.get_logger().info(
+                    "recorded " + ", ".join(f"{t}: {n}" for t, n in self.counts.items()))
         super().destroy_node()
 
 

@@ -29,11 +29,9 @@ def declare(node: Node, name: str, default: Any, description: str, *,
 def declare_string_array(node: Node, name: str, default: Sequence[str],
                          description: str) -> list[str]:
     """Declare a string-array parameter (possibly empty by default) and return it."""
-    from rcl_interfaces.msg import ParameterType
-
-    descriptor = ParameterDescriptor(description=description,
-                                     type=ParameterType.PARAMETER_STRING_ARRAY)
-    value = node.declare_parameter(name, list(default), descriptor).value
+    descriptor = ParameterDescriptor(description=description)
+    # An empty list cannot carry its type, so declare a blank entry instead.
+    value = node.declare_parameter(name, list(default) or [""], descriptor).value
     # ROS 2 YAML cannot type an empty list, so config files write [""]: drop blanks.
     return [v for v in (value or []) if v]
 

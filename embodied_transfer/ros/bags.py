@@ -10,7 +10,9 @@ bag when reading.
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -252,3 +254,54 @@ class BagWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class BackgroundBagWriter:
+    """A :class:`BagWriter` owned by one thread, fed through a queue.
+
+    rosbags' sqlite3 storage may only be used from the thread that opened it, while rclpy
+    executors call back on any thread; this also keeps disk I/O out of the callbacks.
+    Errors opening the bag or declaring a topic are raised in the caller.
+    """
+
+    _STOP = object()
+
+    def __init__(self, path: str | Path, storage: str = "sqlite3") -> None:
+        storage_plugin(storage)
+        self.path = Path(path)
+        self._check_types = make_typestore()
+        self._queue: queue.Queue = queue.Queue()
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(path, storage), daemon=True,
+                                        name="bag-writer")
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _work(self, path, storage) -> None:
+        try:
+            writer = BagWriter(path, storage)
+        except BagError as exc:
+            self._error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        with writer:
+            while (item := self._queue.get()) is not self._STOP:
+                method, args = item
+                getattr(writer, method)(*args)
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        register_type(self._check_types, msgtype)  # raises BagError here if unknown
+        self._queue.put(("add_topic", (topic, msgtype)))
+
+    def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
+        self._queue.put(("write", (topic, timestamp_ns, data)))
+
+    def close(self) -> None:
+        """Write what is queued, then close the bag."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()

@@ -14,8 +14,8 @@ from typing import MutableMapping
 
 FASTDDS_PROFILE = Path(str(files(__package__) / "fastdds_fast_discovery.xml"))
 
-# Fast DDS reads its default profile from either variable depending on its major version.
-_PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+# Fast DDS 3 (Kilted) reads this variable; the older FASTRTPS_ name only adds a warning.
+_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
 # Domain ids 0..101 and 215..232 are safe with the default port mapping; avoid 0, the one
 # every other ROS process on the host uses.
 _DOMAIN_RANGE = range(1, 101)
@@ -35,8 +35,7 @@ def isolated_env(domain_id: int | None = None,
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.pop("ROS_STATIC_PEERS", None)
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    for var in _PROFILE_VARS:
-        env[var] = str(FASTDDS_PROFILE)
+    env[_PROFILE_VAR] = str(FASTDDS_PROFILE)
     return env
 
 
