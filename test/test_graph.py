@@ -1,0 +1,138 @@
+"""The graph description, entry points, config files and one-process bringup agree."""
+from __future__ import annotations
+
+import configparser
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from embodied_transfer import bringup
+from embodied_transfer.errors import BringupError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def console_scripts() -> dict[str, str]:
+    """name → 'module:function' as declared in setup.py."""
+    text = (REPO / "setup.py").read_text()
+    return dict(re.findall(r'"([\w-]+) = ([\w.]+:\w+)"', text))
+
+
+def test_every_graph_node_has_an_entry_point_and_a_config_file():
+    scripts = console_scripts()
+    assert bringup.all_nodes(), "no node in any graph"
+    for spec in bringup.all_nodes():
+        assert spec.name in scripts, f"{spec.name} has no console_scripts entry in setup.py"
+        module, func = scripts[spec.name].split(":")
+        assert module == spec.module
+        assert callable(getattr(importlib.import_module(module), func))
+        assert spec.params_file.is_file(), f"config/{spec.name}.yaml is missing"
+        assert isinstance(spec.node_class(), type)
+
+
+def test_config_files_name_known_nodes_only():
+    names = {spec.name for spec in bringup.all_nodes()}
+    for path in (REPO / "config").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        assert list(data) == [path.stem], f"{path.name} must hold exactly the node {path.stem}"
+        assert path.stem in names, f"{path.name} configures a node no graph names"
+        assert "ros__parameters" in data[path.stem]
+
+
+def required_overrides(tmp_path: Path) -> dict[str, dict]:
+    """What each node needs to construct at all (paths to real files)."""
+    from test_bags import write_bag
+
+    write_bag(tmp_path / "bag", "sqlite3", n=1)
+    return {"bag_player": {"bag": str(tmp_path / "bag"), "start_delay": 60.0},
+            "bag_recorder": {"out": str(tmp_path / "out"), "topics": ["/imu"]}}
+
+
+@pytest.mark.ros
+def test_every_config_parameter_is_declared_by_its_node(tmp_path, rclpy_context):
+    overrides = required_overrides(tmp_path)
+    for spec in bringup.all_nodes():
+        started = bringup.bring_up([spec], overrides=overrides)
+        try:
+            node = started.nodes[0]
+            declared = set(bringup.load_params(spec.params_file, spec.name))
+            missing = [p for p in declared if not node.has_parameter(p)]
+            assert not missing, f"{spec.name} does not declare {missing}"
+            for name in declared:
+                assert node.describe_parameter(name).description, f"{spec.name}.{name}"
+        finally:
+            started.shutdown()
+
+
+@pytest.mark.ros
+def test_bringup_applies_namespace_params_file_and_sim_time(tmp_path, rclpy_context):
+    overrides = required_overrides(tmp_path)
+    user = tmp_path / "params.yaml"
+    user.write_text("bag_player:\n  ros__parameters:\n    rate: 4.0\n"
+                    "/**:\n  ros__parameters:\n    loop: true\n")
+    started = bringup.bring_up([bringup.BAG_PLAYER], namespace="robot1", params_file=str(user),
+                               use_sim_time=True, overrides=overrides)
+    try:
+        node = started.nodes[0]
+        assert node.get_fully_qualified_name() == "/robot1/bag_player"
+        assert node.get_parameter("rate").value == 4.0
+        assert node.get_parameter("loop").value is True
+        assert node.get_parameter("use_sim_time").value is True
+    finally:
+        started.shutdown()
+
+
+def test_bad_graph_and_params_files(tmp_path):
+    with pytest.raises(BringupError, match="unknown graph 'nope'"):
+        bringup.graph("nope")
+    with pytest.raises(BringupError, match="does not exist"):
+        bringup.load_params(tmp_path / "missing.yaml", "x")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [unclosed\n")
+    with pytest.raises(BringupError, match="not valid YAML"):
+        bringup.load_params(bad, "x")
+
+
+def test_setup_cfg_installs_executables_where_ros2_run_looks():
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    assert cfg["install"]["install_scripts"] == "$base/lib/embodied_transfer"
+    assert cfg["develop"]["script_dir"] == "$base/lib/embodied_transfer"
+
+
+def test_sim_command_says_what_it_started(cli):
+    rc, out, err = cli("sim", "--duration", "1")
+    assert rc == 0, err
+    specs = bringup.graph("sim")
+    if specs:
+        assert all(spec.name in out for spec in specs)
+    else:
+        assert "no nodes are implemented yet" in out
+
+
+def test_launch_files_describe_known_graphs():
+    import ast
+
+    files = sorted((REPO / "launch").glob("*.launch.py"))
+    assert {f.name.split(".")[0] for f in files} == set(bringup.GRAPHS)
+    for path in files:
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", "") == "generate_graph_launch_description"]
+        assert [c.args[0].value for c in calls] == [path.name.split(".")[0]]
+
+
+def test_launch_node_arguments_match_the_one_process_bringup():
+    for spec in bringup.all_nodes():
+        kwargs = bringup.launch_node_kwargs(spec, "/tmp/user.yaml", True, "robot1")
+        assert kwargs["executable"] == spec.name == kwargs["name"]
+        assert kwargs["package"] == "embodied_transfer"
+        assert kwargs["parameters"] == [str(spec.params_file), "/tmp/user.yaml",
+                                        {"use_sim_time": True}]
+        assert kwargs["namespace"] == "robot1"
+        assert kwargs["remappings"] == list(spec.remappings)
+    assert set(bringup.LAUNCH_ARGUMENTS) == {"params_file", "use_sim_time", "namespace"}
+    assert all(text for _, text in bringup.LAUNCH_ARGUMENTS.values())
