@@ -1,0 +1,1 @@
+"""Benchmarks; run them all with ``python -m bench.run_all`` (results in bench/results/)."""
