@@ -136,3 +136,47 @@ def test_launch_node_arguments_match_the_one_process_bringup():
         assert kwargs["remappings"] == list(spec.remappings)
     assert set(bringup.LAUNCH_ARGUMENTS) == {"params_file", "use_sim_time", "namespace"}
     assert all(text for _, text in bringup.LAUNCH_ARGUMENTS.values())
+
+
+class ModelNode:
+    """A lifecycle node that, like the model nodes, fails configure without its model."""
+
+    def __new__(cls, **kwargs):
+        from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+        class _Model(LifecycleNode):
+            def __init__(self) -> None:
+                super().__init__("model_node", **kwargs)
+                self.declare_parameter("model_path", "")
+                self.loaded = None
+
+            def on_configure(self, state):
+                path = Path(self.get_parameter("model_path").value)
+                if not path.is_file():
+                    self.get_logger().error(f"model file '{path}' not found")
+                    return TransitionCallbackReturn.FAILURE
+                self.loaded = path.read_text()
+                return TransitionCallbackReturn.SUCCESS
+
+        return _Model()
+
+
+@pytest.mark.ros
+def test_bringup_activates_lifecycle_nodes_and_fails_without_model(tmp_path, rclpy_context,
+                                                                    monkeypatch):
+    spec = bringup.NodeSpec("model_node", "test_graph", "ModelNode", lifecycle=True)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "model_node.yaml").write_text(
+        "model_node:\n  ros__parameters:\n    model_path: ''\n")
+    monkeypatch.setattr(bringup, "config_dir", lambda: tmp_path / "config")
+    model = tmp_path / "model.txt"
+    model.write_text("weights")
+    ok = bringup.bring_up([spec], overrides={"model_node": {"model_path": str(model)}})
+    try:
+        node = ok.nodes[0]
+        assert node.loaded == "weights"
+        assert node._state_machine.current_state[1] == "active"
+    finally:
+        ok.shutdown()
+    with pytest.raises(BringupError, match="model_node failed to start"):
+        bringup.bring_up([spec], overrides={"model_node": {"model_path": str(tmp_path / "no")}})
