@@ -176,3 +176,24 @@ def test_bad_input_gives_one_line_error(tmp_path, cli, case):
     assert rc != 0
     assert len(lines) == 1 and expect in lines[0], err
     assert "Traceback" not in err
+
+
+@pytest.mark.ros
+def test_replay_loop_plays_again_until_stopped(tmp_path, rclpy_context):
+    from sensor_msgs.msg import Imu
+
+    from embodied_transfer.ros.qos import BAG_QOS
+
+    write_bag(tmp_path / "bag", "mcap", n=25)  # 0.48 s of messages
+    rclpy = rclpy_context
+    node = rclpy.create_node("loop_listener")
+    got: list[Imu] = []
+    node.create_subscription(Imu, "/imu", got.append, BAG_QOS)
+    proc = subprocess.Popen(et("replay", str(tmp_path / "bag"), "--loop", "--topics", "imu",
+                               "--wait-for-subscribers", "30", "--duration", "8"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
+    while proc.poll() is None and time.monotonic() - start < 60:
+        rclpy.spin_once(node, timeout_sec=0.02)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(got) >= 50, f"only {len(got)} messages: the bag was not played again"
