@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Sequence
 
-from embodied_transfer.bringup import GRAPHS, bring_up, domain_summary, graph
+from embodied_transfer.bringup import bring_up, domain_summary, graph
 from embodied_transfer.errors import PACKAGE_ERRORS
 from embodied_transfer.ros.bags import STORAGES, BagReader, storage_plugin
 
@@ -163,5 +163,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-__all__ = ["main", "build_parser", "GRAPHS"]

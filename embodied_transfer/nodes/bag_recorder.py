@@ -79,11 +79,6 @@ class BagRecorder(Node):
                 self.counts[topic] += 1
         return callback
 
-    @property
-    def waiting_for(self) -> list[str]:
-        """Topics that have not been subscribed yet."""
-        return [t for t in self.topics if t not in self._subs]
-
     def destroy_node(self) -> None:
         with self._lock:
             if self.writer is not None:

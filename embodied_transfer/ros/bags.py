@@ -236,9 +236,6 @@ class BagWriter:
         self._connections[topic] = self._writer.add_connection(
             topic, msgtype, typestore=self.typestore)
 
-    def has_topic(self, topic: str) -> bool:
-        return topic in self._connections
-
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
         """Append one CDR payload received at ``timestamp_ns``."""
         try:
@@ -246,11 +243,6 @@ class BagWriter:
         except KeyError:
             raise BagError(f"topic '{topic}' was not added to bag '{self.path}'") from None
         self._writer.write(conn, int(timestamp_ns), data)
-
-    def write_message(self, topic: str, timestamp_ns: int, msg, msgtype: str) -> None:
-        """Serialize a rosbags message object and append it."""
-        self.add_topic(topic, msgtype)
-        self.write(topic, timestamp_ns, bytes(self.typestore.serialize_cdr(msg, msgtype)))
 
     def close(self) -> None:
         self._writer.close()
