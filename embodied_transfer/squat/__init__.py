@@ -1,0 +1,1 @@
+"""Squats, pure Python: phase labels, real-recording ingest, signals, models (no rclpy)."""
