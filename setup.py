@@ -29,6 +29,7 @@ setup(
             # embodied_transfer/bringup.py names these, and test_graph checks they exist.
             "bag_player = embodied_transfer.nodes.bag_player:main",
             "bag_recorder = embodied_transfer.nodes.bag_recorder:main",
+            "mujoco_bridge = embodied_transfer.nodes.mujoco_bridge:main",
         ],
     },
 )

@@ -43,11 +43,14 @@ BAG_PLAYER = NodeSpec("bag_player", "embodied_transfer.nodes.bag_player", "BagPl
                       description="plays a rosbag2 bag with its recorded timing")
 BAG_RECORDER = NodeSpec("bag_recorder", "embodied_transfer.nodes.bag_recorder", "BagRecorder",
                         description="records topics into a rosbag2 bag")
+MUJOCO_BRIDGE = NodeSpec("mujoco_bridge", "embodied_transfer.nodes.mujoco_bridge", "MujocoBridge",
+                         lifecycle=True,
+                         description="simulated squatter: imu, uwb/range, squat/phase_truth, /clock")
 
 #: Graph name → nodes. ``sim`` is the simulated graph `make demo` runs; the MuJoCo bridge,
 #: converter and classifier join it as they are built (see the README's status table).
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
-    "sim": (),
+    "sim": (MUJOCO_BRIDGE,),
     "replay": (BAG_PLAYER,),
     "record": (BAG_RECORDER,),
 }
@@ -107,11 +110,12 @@ class Bringup:
     executor: object = None
 
     def shutdown(self) -> None:
+        # Stop dispatching first, so no callback runs on a node being destroyed.
+        if self.executor is not None:
+            self.executor.shutdown(timeout_sec=1.0)
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes.clear()
-        if self.executor is not None:
-            self.executor.shutdown(timeout_sec=1.0)
 
 
 def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str | None = None,
@@ -124,12 +128,11 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
     Lifecycle nodes are configured and activated; a failed transition raises
     :class:`BringupError` after destroying what was created.
     """
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from embodied_transfer.nodes.common import autostart
+    from embodied_transfer.nodes.common import Executor, autostart
 
-    result = Bringup(executor=executor or MultiThreadedExecutor())
+    result = Bringup(executor=executor or Executor())
     try:
         for spec in specs:
             values = load_params(spec.params_file, spec.name)

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("sim", help="bring up the simulated graph in this process")
+    sim.add_argument("--quiet", action="store_true", help="no status line each second")
     _graph_args(sim)
 
     replay = sub.add_parser("replay", help="play a rosbag2 bag with its recorded timing")
@@ -55,7 +56,68 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("bag")
     export.add_argument("--topic", required=True, help="an image topic of the bag")
     export.add_argument("--out", required=True, help="directory for NNNNNN.png files")
+    _squat_parsers(sub)
     return parser
+
+
+def _squat_parsers(sub) -> None:
+    squat = sub.add_parser("squat", help="squat data: simulate, convert real recordings, plot")
+    commands = squat.add_subparsers(dest="squat_command", required=True)
+    simulate = commands.add_parser("simulate", help="generate a simulated squat dataset (.npz)")
+    simulate.add_argument("--squats", type=int, default=3000, help="episodes (one squat each)")
+    simulate.add_argument("--reps", type=int, default=1, help="repetitions per episode")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    simulate.add_argument("--out", required=True, help="output file (.npz)")
+
+    to_bag = commands.add_parser("csv2bag", help="convert real recordings (CSV) into a rosbag2 bag")
+    to_bag.add_argument("csv", nargs="+", metavar="CSV")
+    to_bag.add_argument("--out", required=True, help="bag directory to create")
+    to_bag.add_argument("--storage", default="sqlite3",
+                        help=f"storage plugin: {' or '.join(STORAGES)}")
+
+    plot = commands.add_parser("plot", help="draw simulated and real signals side by side (PNG)")
+    plot.add_argument("--csv", required=True, help="a real recording (CSV)")
+    plot.add_argument("--sim", help="a simulated dataset (.npz); default: simulate --sim-reps "
+                                    "repetitions with --seed")
+    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--sim-reps", type=int, default=6)
+    plot.add_argument("--seconds", type=float, default=40.0, help="time shown of each")
+    plot.add_argument("--out", required=True, help="PNG file")
+
+
+def _squat(args: argparse.Namespace) -> int:
+    if args.squat_command == "simulate":
+        from embodied_transfer.sim.dataset import generate
+        from embodied_transfer.sim.episode import EpisodeConfig
+
+        start = time.monotonic()
+        dataset = generate(args.squats, seed=args.seed, workers=args.workers,
+                           config=EpisodeConfig(reps=args.reps))
+        path = dataset.save(args.out)
+        elapsed = time.monotonic() - start
+        print(f"wrote {path}: {dataset.episodes} episodes, {len(dataset.rep_frames)} squats, "
+              f"{len(dataset.t)} frames at {dataset.meta['rate_hz']:.0f} Hz "
+              f"({len(dataset.t) / dataset.meta['rate_hz'] / 3600:.2f} h) in {elapsed:.1f} s")
+        return 0
+    if args.squat_command == "csv2bag":
+        from embodied_transfer.squat.csv2bag import csv2bag
+
+        storage_plugin(args.storage)
+        print(csv2bag(args.csv, args.out, storage=args.storage).summary())
+        return 0
+    if args.squat_command == "plot":
+        from embodied_transfer.squat.plots import compare_domains
+
+        out, gap = compare_domains(args.csv, args.out, sim_path=args.sim, seed=args.seed,
+                                   sim_reps=args.sim_reps, seconds=args.seconds)
+        print(f"wrote {out}")
+        print(f"{'channel':<10}{'sim mean':>10}{'sim std':>10}{'real mean':>11}{'real std':>10}")
+        for name, row in gap.items():
+            print(f"{name:<10}{row['sim_mean']:>10.3f}{row['sim_std']:>10.3f}"
+                  f"{row['real_mean']:>11.3f}{row['real_std']:>10.3f}")
+        return 0
+    raise AssertionError(f"unhandled squat command {args.squat_command}")
 
 
 def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None,
@@ -70,7 +132,7 @@ def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = Non
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init()
-    started = None
+    started = monitor = None
     try:
         started = bring_up(specs, namespace=args.namespace, params_file=args.params_file,
                            use_sim_time=args.use_sim_time, overrides=overrides)
@@ -78,6 +140,12 @@ def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = Non
         for spec, node in zip(specs, started.nodes):
             print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
         sys.stdout.flush()
+        monitor = None
+        if name == "sim" and not args.quiet:
+            from embodied_transfer.ros.monitor import SquatMonitor
+
+            monitor = SquatMonitor(namespace=args.namespace)
+            started.executor.add_node(monitor)
         future = until(started.nodes) if until else None
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while rclpy.ok():
@@ -93,6 +161,8 @@ def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = Non
     finally:
         if started is not None:
             started.shutdown()
+        if monitor is not None:
+            monitor.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     return 0
@@ -154,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _info(args.bag)
         if args.command == "export-images":
             return _export_images(args.bag, args.topic, args.out)
+        if args.command == "squat":
+            return _squat(args)
     except PACKAGE_ERRORS as exc:
         print(f"embodied-transfer: error: {exc}", file=sys.stderr)
         return 2

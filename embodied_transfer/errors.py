@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from embodied_transfer.ros.bags import BagError
 from embodied_transfer.ros.conversions import ConversionError
+from embodied_transfer.sim.errors import SimError
+from embodied_transfer.squat.errors import SquatDataError
 
 
 class BringupError(Exception):
     """A graph could not be brought up (unknown graph, bad parameter file, failed start)."""
 
 
-PACKAGE_ERRORS: tuple[type[Exception], ...] = (BagError, ConversionError, BringupError)
+PACKAGE_ERRORS: tuple[type[Exception], ...] = (BagError, ConversionError, BringupError,
+                                               SimError, SquatDataError)

@@ -36,6 +36,19 @@ def declare_string_array(node: Node, name: str, default: Sequence[str],
     return [v for v in (value or []) if v]
 
 
+class Executor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor whose shutdown lets running callbacks finish first.
+
+    rclpy (Kilted) destroys the executor's guard condition before it joins its callback
+    threads, so a callback still running at shutdown fails in its epilogue and logs
+    "exception was never retrieved"; joining the threads first avoids that race.
+    """
+
+    def shutdown(self, timeout_sec: float | None = None, *, wait_for_threads: bool = True) -> bool:
+        self._executor.shutdown(wait=wait_for_threads)
+        return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
+
+
 def autostart(node: Node) -> bool:
     """Configure and activate a lifecycle node (what bringup and ``ros2 run`` do).
 
@@ -66,7 +79,7 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
         node = factory()
         if not autostart(node):
             return 1
-        executor = MultiThreadedExecutor()
+        executor = Executor()
         executor.add_node(node)
         if until is None:
             executor.spin()

@@ -70,7 +70,10 @@ class SquatDataset:
     @classmethod
     def load(cls, path: str | Path) -> "SquatDataset":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):     # a bare .npy array
+                raise ValueError("a single array, not an .npz archive")
+            with loaded as npz:
                 arrays = {name: npz[name] for name in npz.files}
         except FileNotFoundError:
             raise SimError(f"dataset '{path}' does not exist") from None
@@ -78,11 +81,14 @@ class SquatDataset:
             raise SimError(f"'{path}' is not a squat dataset (.npz): {exc}") from None
         try:
             meta = json.loads(str(arrays.pop("meta")))
-            if meta.get("format") != FORMAT:
-                raise SimError(f"'{path}' has format {meta.get('format')!r}, expected {FORMAT}")
+            found = meta.get("format") if isinstance(meta, dict) else None
+            if found != FORMAT:
+                raise SimError(f"'{path}' has format {found!r}, expected {FORMAT}")
             return cls(meta=meta, **arrays)
         except (KeyError, TypeError) as exc:
             raise SimError(f"'{path}' is not a squat dataset: missing {exc}") from None
+        except ValueError as exc:                               # meta is not JSON
+            raise SimError(f"'{path}' is not a squat dataset: bad metadata ({exc})") from None
 
 
 def _episode(args: tuple[int, int, EpisodeConfig]) -> Episode:
@@ -95,6 +101,8 @@ def generate(squats: int, seed: int = 0, workers: int | None = None,
     """Simulate ``squats`` episodes of ``config.reps`` repetitions each, on ``workers`` processes."""
     if squats < 1:
         raise SimError(f"need at least one squat, got {squats}")
+    if workers is not None and workers < 0:
+        raise SimError(f"workers must be positive (0 or none: all cores), got {workers}")
     workers = workers or os.cpu_count() or 1
     jobs = [(seed, i, config) for i in range(squats)]
     bar = tqdm(total=squats, unit="squat", desc="simulating", disable=not progress)

@@ -74,7 +74,7 @@ def simulate_episode(seed: np.random.SeedSequence | int,
     body = Body.sample(rng_body)
     plan = SquatPlan(sway=Sway.sample(rng_motion))
     for _ in range(config.reps):
-        plan.append(RepMotion.sample(rng_motion))
+        plan.append(RepMotion.sample(rng_motion, plan.reps[-1] if plan.reps else None))
     duration = plan.end + rng_motion.uniform(0.6, 2.0)      # standing still at the end
 
     model = build_model(body)
@@ -126,6 +126,7 @@ class LiveFrame:
     t: float                  # s of sim time at the frame end
     accel: np.ndarray         # (3,) m/s², including gravity
     gyro: np.ndarray          # (3,) rad/s
+    gravity: np.ndarray       # (3,) m/s², gravity reaction in the watch frame (frame end)
     phase: int
     reps: int                 # completed repetitions
     uwb: list[tuple[float, float]]   # (time s, range m) of readings that arrived in the frame
@@ -165,6 +166,8 @@ class LiveSquat:
         self._qadr = [int(self.model.joint(n).qposadr[0]) for n in JOINTS]
         self._vadr = [int(self.model.joint(n).dofadr[0]) for n in JOINTS]
         reset_to(self.model, self.data, self.plan.targets([0.0])[0])
+        for _ in range(int(round(SETTLE / self.model.opt.timestep))):   # as episodes do:
+            mujoco.mj_step(self.model, self.data)       # no start-up jolt in the first frames
 
     @property
     def time(self) -> float:
@@ -172,7 +175,8 @@ class LiveSquat:
 
     def _extend_plan(self, t: float) -> None:
         while self.plan.end < t + self.horizon:
-            self.plan.append(RepMotion.sample(self._rng_motion))
+            self.plan.append(RepMotion.sample(self._rng_motion,
+                                              self.plan.reps[-1] if self.plan.reps else None))
 
     def step_frame(self) -> LiveFrame:
         """Advance one output period and return what the sensors report for it."""
@@ -195,7 +199,9 @@ class LiveSquat:
         accel, gyro = self.config.imu.apply(samples[:, self.layout.accel].mean(0, keepdims=True),
                                             samples[:, self.layout.gyro].mean(0, keepdims=True),
                                             self._imu_biases, self._rng_sensor)
-        return LiveFrame(t=t1, accel=accel[0], gyro=gyro[0], phase=int(self.plan.phase([t1])[0]),
+        gravity = gravity_in_sensor(samples[-1, self.layout.watch_quat])[0]
+        return LiveFrame(t=t1, accel=accel[0], gyro=gyro[0], gravity=gravity,
+                         phase=int(self.plan.phase([t1])[0]),
                          reps=self.plan.completed(t1), uwb=self._uwb_readings(t0, t1, distances),
                          joint_positions=self.data.qpos[self._qadr].copy(),
                          joint_velocities=self.data.qvel[self._vadr].copy())

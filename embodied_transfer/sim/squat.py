@@ -8,7 +8,7 @@ per-frame phase labels STOP / DOWN / UP. Everything is seeded by the caller's
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mujoco
@@ -29,10 +29,16 @@ LEG, ARM_L, ARM_R = slice(0, 3), slice(3, 7), slice(7, 11)
 
 #: Arm poses (shoulder flexion, abduction, internal rotation, elbow flexion; rad).
 ARM_POSES: dict[str, tuple[float, float, float, float]] = {
-    "hanging": (0.05, 0.08, 0.0, 0.25),
+    "hanging": (0.1, 0.12, 0.0, 0.3),
     "crossed": (0.45, 0.15, 1.5, 2.1),
-    "forward": (1.45, 0.05, 0.0, 0.1),
+    "forward": (1.45, 0.08, 0.0, 0.25),
 }
+#: Where arm targets are kept (rad, left then right arm): inside the joint ranges of the
+#: XML with room for sway and the arm following the squat, so no joint limit is hit.
+ARM_LIMITS = np.array([(-0.5, 1.9), (0.0, 1.2), (-0.6, 1.6), (0.15, 2.2)] * 2)
+#: Highest ankle and hip targets (rad) a repetition may plan: inside the joint ranges
+#: (0.9, 2.2) with room for sway, so the ctrlrange never clips them.
+LEG_MAX = (0.85, 2.1)
 TABLE_TOP = 0.75          # m, top surface of the table in the XML
 PHONE_HALF_THICKNESS = 0.004
 
@@ -51,7 +57,7 @@ class Body:
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Body":
         """A random person (±10 % size and mass) and phone/watch placement."""
-        distance = rng.uniform(0.6, 3.0)
+        distance = float(np.exp(rng.uniform(np.log(0.4), np.log(3.0))))   # mostly near
         bearing = rng.uniform(-2.0, 2.0)           # rad from straight ahead
         return cls(
             scale=float(rng.uniform(0.9, 1.1)),
@@ -84,11 +90,22 @@ class RepMotion:
         return self.pause_before + self.descent + self.pause_bottom + self.ascent
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "RepMotion":
-        pose = str(rng.choice(list(ARM_POSES)))
-        arms = np.array(ARM_POSES[pose] * 2) + rng.normal(0.0, 0.08, 8)
-        return cls(
-            pause_before=float(rng.uniform(0.6, 2.0)),
+    def sample(cls, rng: np.random.Generator, previous: "RepMotion | None" = None) -> "RepMotion":
+        """A random repetition; after ``previous`` the arm pose usually stays (90 %).
+
+        A new arm pose gets a standing pause long enough to move the arms calmly.
+        """
+        pause = float(rng.uniform(0.6, 2.0))
+        if previous is not None and rng.random() < 0.9:
+            pose, arms = previous.arm_pose, np.asarray(previous.arms) + rng.normal(0.0, 0.03, 8)
+        else:
+            pose = str(rng.choice(list(ARM_POSES)))
+            arms = np.array(ARM_POSES[pose] * 2) + rng.normal(0.0, 0.08, 8)
+            if previous is not None:
+                pause = max(pause, 1.6)
+        arms = np.clip(arms, ARM_LIMITS[:, 0], ARM_LIMITS[:, 1])
+        rep = cls(
+            pause_before=pause,
             descent=float(rng.uniform(1.2, 3.4)),
             pause_bottom=float(rng.uniform(0.2, 1.8)),
             ascent=float(rng.uniform(1.2, 3.4)),
@@ -99,6 +116,9 @@ class RepMotion:
             arms=tuple(float(v) for v in arms),
             arm_follow=float(rng.uniform(0.0, 0.35)) if pose == "hanging" else 0.0,
         )
+        # ankle = ankle_ratio * knee, hip = (1 + lean_ratio - ankle_ratio) * knee: cap the depth
+        return replace(rep, depth=min(rep.depth, LEG_MAX[0] / rep.ankle_ratio,
+                                      LEG_MAX[1] / (1.0 + rep.lean_ratio - rep.ankle_ratio)))
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:
@@ -118,9 +138,9 @@ class Sway:
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Sway":
         amplitude = np.zeros(len(JOINTS))
-        amplitude[LEG] = rng.uniform(0.0, 0.015)
-        amplitude[3:] = rng.uniform(0.0, 0.08)
-        return cls(amplitude, rng.uniform(0.15, 1.2, (len(JOINTS), 3)),
+        amplitude[LEG] = rng.uniform(0.0, 0.01)
+        amplitude[3:] = rng.uniform(0.0, 0.04)
+        return cls(amplitude, rng.uniform(0.1, 0.6, (len(JOINTS), 3)),
                    rng.uniform(0.0, 2 * np.pi, (len(JOINTS), 3)))
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
@@ -188,7 +208,7 @@ class SquatPlan:
             out[mask, 2] = lean - ankle + knee      # hip flexion keeps the trunk at `lean`
             # arms move to this repetition's pose during the first part of the pause
             previous = np.asarray(self.reps[i - 1].arms if i > 0 else rep.arms)
-            blend = min_jerk(tau / max(min(0.8, 0.8 * d0), 1e-3))[:, None]
+            blend = min_jerk(tau / max(0.9 * d0, 1e-3))[:, None]
             arms = previous + (np.asarray(rep.arms) - previous) * blend
             arms[:, [0, 4]] += rep.arm_follow * knee[:, None]
             out[mask, 3:] = arms
@@ -227,6 +247,12 @@ def build_spec(body: Body | None = None, xml: str | Path = MODEL_XML) -> mujoco.
         spec = mujoco.MjSpec.from_file(str(xml))
     except Exception as exc:  # mujoco raises ValueError with the parser's message
         raise SimError(f"cannot load the squat model {xml}: {exc}") from None
+    missing = [name for name, found in (("body feet", spec.body("feet")),
+                                        ("body table", spec.body("table")),
+                                        ("body phone", spec.body("phone")),
+                                        ("site watch_imu", spec.site("watch_imu"))) if found is None]
+    if missing:
+        raise SimError(f"the squat model {xml} has no {', '.join(missing)}")
     person = spec.body("feet")
     for b in [person, *person.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
         b.pos = np.asarray(b.pos) * body.scale

@@ -93,3 +93,34 @@ def domain_gap(sim: np.ndarray, real: np.ndarray) -> dict[str, dict[str, float]]
     return {name: {"sim_mean": float(sim[:, i].mean()), "sim_std": float(sim[:, i].std()),
                    "real_mean": float(real[:, i].mean()), "real_std": float(real[:, i].std())}
             for i, name in enumerate(CHANNELS)}
+
+
+def compare_domains(csv: str | Path, out: str | Path, sim_path: str | Path | None = None,
+                    seed: int = 0, sim_reps: int = 6, seconds: float = 40.0):
+    """Plot a real recording against simulated squats; returns (png path, :func:`domain_gap`).
+
+    The simulated side is the dataset at ``sim_path`` (its first episodes, laid end to end)
+    or, without one, a fresh episode of ``sim_reps`` repetitions from ``seed``.
+    """
+    from embodied_transfer.sim.dataset import SquatDataset
+    from embodied_transfer.sim.episode import EpisodeConfig, simulate_episode
+    from embodied_transfer.squat.real import load_real_csv
+
+    rec = load_real_csv(csv)
+    real = {"name": Path(csv).name, "t": rec.t, "phase": rec.phase,
+            "signals": signal_matrix(rec.accel, rec.gyro, rec.uwb_at_imu)}
+    if sim_path:
+        data = SquatDataset.load(sim_path)
+        end = int(np.searchsorted(data.episode_offsets, seconds * data.meta["rate_hz"]))
+        frames = slice(0, int(data.episode_offsets[min(max(end, 1), data.episodes)]))
+        t = np.arange(frames.stop) / data.meta["rate_hz"]
+        accel, gravity = data.accel[frames], data.gravity[frames]
+        sim = {"name": f"{Path(sim_path).name} (episodes end to end)", "t": t,
+               "phase": data.phase[frames],
+               "signals": signal_matrix(accel - gravity, data.gyro[frames], data.uwb_at_imu[frames])}
+    else:
+        ep = simulate_episode(seed, EpisodeConfig(reps=sim_reps))
+        sim = {"name": f"seed {seed}, {sim_reps} squats", "t": ep.t, "phase": ep.phase,
+               "signals": signal_matrix(ep.accel - ep.gravity, ep.gyro, ep.uwb_at_imu)}
+    png = plot_domains(sim, real, out, seconds=seconds)
+    return png, domain_gap(sim["signals"], real["signals"])

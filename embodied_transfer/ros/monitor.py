@@ -1,0 +1,55 @@
+"""A console view of a running squat graph, for ``embodied-transfer sim`` (not a graph node).
+
+Prints one line a second: sim time, the true phase and repetition count, and the rates
+of ``imu`` and ``uwb/range`` as received.
+"""
+from __future__ import annotations
+
+from rclpy.node import Node
+
+from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from embodied_transfer.squat.phases import PHASE_NAMES
+
+
+class SquatMonitor(Node):
+    """Subscribes like a user would and summarises once a second."""
+
+    def __init__(self, namespace: str = "", period_s: float = 1.0, out=print) -> None:
+        from embodied_transfer_interfaces.msg import SquatPhase
+        from sensor_msgs.msg import Imu, Range
+
+        super().__init__("squat_monitor", namespace=namespace)
+        self._out = out
+        self.counts = {"imu": 0, "uwb": 0}
+        self.truth = None
+        self.last_range = float("nan")
+        self.lines: list[str] = []
+        self.create_subscription(Imu, "imu", lambda m: self._count("imu"), SENSOR_QOS)
+        self.create_subscription(Range, "uwb/range", self._on_range, SENSOR_QOS)
+        self.create_subscription(SquatPhase, "squat/phase_truth", self._on_truth, RELIABLE_QOS)
+        self._period = period_s
+        self.create_timer(period_s, self._report)
+
+    def _count(self, key: str) -> None:
+        self.counts[key] += 1
+
+    def _on_range(self, msg) -> None:
+        self._count("uwb")
+        self.last_range = msg.range
+
+    def _on_truth(self, msg) -> None:
+        self.truth = msg
+
+    def _report(self) -> None:
+        if self.truth is None:
+            line = "waiting for squat/phase_truth ..."
+        else:
+            stamp = self.truth.header.stamp
+            line = (f"sim t={stamp.sec + stamp.nanosec * 1e-9:7.2f} s  "
+                    f"truth {PHASE_NAMES[self.truth.phase]:<4} reps {self.truth.rep_count:<3} "
+                    f"imu {self.counts['imu'] / self._period:5.1f} Hz  "
+                    f"uwb {self.counts['uwb'] / self._period:4.1f} Hz "
+                    f"({self.last_range:.2f} m)")
+        self.counts = dict.fromkeys(self.counts, 0)
+        self.lines.append(line)
+        self._out(line, flush=True)

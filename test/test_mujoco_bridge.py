@@ -1,0 +1,193 @@
+"""mujoco_bridge on ROS: topics, stamps from sim time, /clock, services, lifecycle, diagnostics."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from embodied_transfer import bringup
+from embodied_transfer.errors import BringupError
+from embodied_transfer.sim.squat import JOINTS
+from embodied_transfer.squat.phases import DOWN, STOP, UP
+
+pytestmark = pytest.mark.ros
+
+
+class Listener:
+    """Subscribes to everything the bridge publishes and keeps it."""
+
+    def __init__(self, rclpy) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from embodied_transfer_interfaces.msg import SquatPhase
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Imu, JointState, Range
+
+        from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS
+
+        self.node = rclpy.create_node("bridge_listener")
+        self.got: dict[str, list] = {k: [] for k in ("imu", "uwb", "phase", "clock", "joints",
+                                                      "diag")}
+        subs = [(Imu, "imu", "imu", SENSOR_QOS), (Range, "uwb/range", "uwb", SENSOR_QOS),
+                (SquatPhase, "squat/phase_truth", "phase", RELIABLE_QOS),
+                (Clock, "/clock", "clock", CLOCK_QOS),
+                (JointState, "joint_states", "joints", RELIABLE_QOS),
+                (DiagnosticArray, "/diagnostics", "diag", 10)]
+        for msgtype, topic, key, qos in subs:
+            self.node.create_subscription(msgtype, topic,
+                                          lambda msg, key=key: self.got[key].append(msg), qos)
+
+    def clear(self) -> None:
+        for values in self.got.values():
+            values.clear()
+
+
+def stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def spin(started, seconds: float, until=None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (until and until()):
+        started.executor.spin_once(timeout_sec=0.02)
+
+
+def call(started, client, request):
+    """Call a service; retried because a request sent before the server has matched the
+    client's response reader loses its answer (wait_for_service only sees the request side)."""
+    assert client.wait_for_service(timeout_sec=5.0)
+    for _ in range(5):
+        future = client.call_async(request)
+        spin(started, 1.0, until=future.done)
+        if future.done():
+            return future.result()
+        client.remove_pending_request(future)
+    raise AssertionError(f"no answer from {client.srv_name}")
+
+
+@pytest.fixture
+def bridge(rclpy_context):
+    """The bridge at 4× real time plus a listener, on one executor."""
+    started = bringup.bring_up([bringup.MUJOCO_BRIDGE],
+                               overrides={"mujoco_bridge": {"real_time_factor": 4.0, "seed": 3}})
+    listener = Listener(rclpy_context)
+    started.executor.add_node(listener.node)
+    yield started, listener
+    started.shutdown()
+    listener.node.destroy_node()
+
+
+def test_publishes_sensors_truth_clock_and_joints_on_sim_time(bridge):
+    started, listener = bridge
+    spin(started, 4.0, until=lambda: len(listener.got["imu"]) >= 200)
+    got = listener.got
+    assert len(got["imu"]) >= 150, "4x real time at 20 Hz should give 80 frames per wall second"
+    imu_t = np.array([stamp(m) for m in got["imu"]])
+    # consecutive frames are 50 ms of sim time apart (best effort may lose a frame, never reorder)
+    steps = np.round(np.diff(imu_t) / 0.05)
+    assert np.all(steps >= 1) and np.mean(steps == 1) > 0.95
+    assert np.allclose(np.diff(imu_t)[steps == 1], 0.05, atol=1e-6)
+    assert {m.header.frame_id for m in got["imu"]} == {"watch_imu"}
+    accel = np.array([[m.linear_acceleration.x, m.linear_acceleration.y,
+                       m.linear_acceleration.z] for m in got["imu"]])
+    # specific force including gravity (REP-145): about 1 g on average
+    assert 8.5 < np.median(np.linalg.norm(accel, axis=1)) < 11.0
+
+    uwb_t = np.array([stamp(m) for m in got["uwb"]])
+    span = imu_t[-1] - imu_t[0]
+    assert 3.0 <= len(uwb_t) / span <= 7.5          # 5–7 Hz less dropouts
+    assert np.all(np.diff(uwb_t) > 0) and imu_t[0] - 0.05 <= uwb_t[0]
+    assert all(m.min_range <= m.range <= m.max_range for m in got["uwb"])
+    assert {m.header.frame_id for m in got["uwb"]} == {"uwb_phone"}
+
+    truth = {stamp(m) for m in got["phase"]}
+    # every IMU frame has its truth label with the same stamp (but for discovery at the start)
+    assert len(set(imu_t) & truth) >= 0.95 * len(imu_t)
+    assert {m.phase for m in got["phase"]} <= {STOP, DOWN, UP}
+    assert all(m.confidence == 1.0 for m in got["phase"])
+
+    clock_t = np.array([m.clock.sec + m.clock.nanosec * 1e-9 for m in got["clock"]])
+    assert len(clock_t) > 10 and np.all(np.diff(clock_t) > 0)
+    assert list(got["joints"][-1].name) == list(JOINTS)
+    assert len(got["joints"][-1].position) == len(JOINTS)
+
+
+def test_squats_are_labelled_and_counted(rclpy_context):
+    started = bringup.bring_up([bringup.MUJOCO_BRIDGE],
+                               overrides={"mujoco_bridge": {"real_time_factor": 40.0,
+                                                            "seed": 5}})
+    listener = Listener(rclpy_context)
+    started.executor.add_node(listener.node)
+    try:
+        spin(started, 8.0, until=lambda: any(m.rep_count >= 2 for m in listener.got["phase"]))
+        phases = [m.phase for m in listener.got["phase"]]
+        counts = [m.rep_count for m in listener.got["phase"]]
+        assert max(counts) >= 2, "40x real time for 8 s covers several squats"
+        assert {STOP, DOWN, UP} <= set(phases)
+        assert counts == sorted(counts)
+    finally:
+        started.shutdown()
+        listener.node.destroy_node()
+
+
+def test_pause_stops_the_clock_and_reset_continues_it(bridge):
+    from std_srvs.srv import SetBool, Trigger
+
+    started, listener = bridge
+    helper = listener.node
+    pause = helper.create_client(SetBool, "/mujoco_bridge/pause")
+    reset = helper.create_client(Trigger, "/mujoco_bridge/reset")
+    spin(started, 2.0, until=lambda: len(listener.got["imu"]) >= 20)
+
+    assert call(started, pause, SetBool.Request(data=True)).message == "paused"
+    spin(started, 0.3)
+    listener.clear()
+    spin(started, 0.7)
+    assert listener.got["imu"] == [] and listener.got["clock"] == []
+    assert call(started, pause, SetBool.Request(data=False)).message == "running"
+    spin(started, 2.0, until=lambda: len(listener.got["imu"]) >= 5)
+    assert listener.got["imu"]
+    before = stamp(listener.got["imu"][-1])
+
+    answer = call(started, reset, Trigger.Request())
+    assert answer.success and "reset" in answer.message
+    listener.clear()
+    spin(started, 2.0, until=lambda: len(listener.got["phase"]) >= 5)
+    after = [stamp(m) for m in listener.got["phase"]]
+    assert after and min(after) > before, "sim time must not run backwards after a reset"
+    assert listener.got["phase"][0].rep_count == 0
+
+
+def test_diagnostics_report_the_loaded_scene(bridge):
+    started, listener = bridge
+    spin(started, 4.0, until=lambda: any(
+        s.name.endswith("mujoco_bridge") for a in listener.got["diag"] for s in a.status))
+    status = [s for a in listener.got["diag"] for s in a.status
+              if s.name.endswith("mujoco_bridge")][-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["model_loaded"] == "true"
+    assert "scene squat" in values["model"]
+    assert float(values["input_rate_hz"]) > 0
+
+
+def test_gravity_removed_on_request(rclpy_context):
+    started = bringup.bring_up([bringup.MUJOCO_BRIDGE], overrides={
+        "mujoco_bridge": {"real_time_factor": 4.0, "imu_remove_gravity": True}})
+    listener = Listener(rclpy_context)
+    started.executor.add_node(listener.node)
+    try:
+        spin(started, 3.0, until=lambda: len(listener.got["imu"]) >= 40)
+        accel = np.array([[m.linear_acceleration.x, m.linear_acceleration.y,
+                           m.linear_acceleration.z] for m in listener.got["imu"]])
+        assert len(accel) >= 20
+        assert np.median(np.linalg.norm(accel, axis=1)) < 2.0   # user acceleration only
+    finally:
+        started.shutdown()
+        listener.node.destroy_node()
+
+
+@pytest.mark.parametrize("override", [{"scene": "moon"}, {"real_time_factor": 0.0},
+                                      {"imu_rate_hz": 30.0}])
+def test_bad_configuration_fails_the_bringup(rclpy_context, override):
+    with pytest.raises(BringupError, match="mujoco_bridge failed to start"):
+        bringup.bring_up([bringup.MUJOCO_BRIDGE], overrides={"mujoco_bridge": override})
