@@ -46,8 +46,19 @@ $(STAMPS)/package: $(STAMPS)/interfaces setup.py setup.cfg package.xml
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	@touch $@
 
+# The real recordings (read-only, outside the repository); override with REAL_DATA=dir.
+REAL_DATA ?= ../shared/data/real_squat
+DEMO_OUT  ?= demo_out
+
 demo: setup
 	$(VENV)/bin/embodied-transfer sim --duration 20
+	@if [ -f $(REAL_DATA)/recording_1.csv ]; then \
+	  $(VENV)/bin/embodied-transfer squat plot --csv $(REAL_DATA)/recording_1.csv \
+	    --out $(DEMO_OUT)/squat_sim_vs_real.png && \
+	  rm -rf $(DEMO_OUT)/recording_1_bag && \
+	  $(VENV)/bin/embodied-transfer squat csv2bag $(REAL_DATA)/recording_1.csv \
+	    --out $(DEMO_OUT)/recording_1_bag; \
+	else echo "no real recordings in $(REAL_DATA): skipping the sim-vs-real plot"; fi
 
 test: setup
 	$(PY) -m pytest -p no:cacheprovider test
