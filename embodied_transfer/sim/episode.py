@@ -207,12 +207,16 @@ class LiveSquat:
                          joint_velocities=self.data.qvel[self._vadr].copy())
 
     def _uwb_readings(self, t0: float, t1: float, distances: np.ndarray):
-        if t1 > self._uwb_until:             # schedule readings a minute at a time
-            start, self._uwb_until = self._uwb_until, self._uwb_until + 60.0
-            self._uwb_times = np.concatenate([
-                self._uwb_times[self._uwb_times >= t0],
-                self.config.uwb.sample_times(start, self._uwb_until, self._uwb_period,
-                                             self._rng_sensor)])
+        if t1 > self._uwb_until:             # schedule readings about a minute at a time
+            # on one slot grid: chunks of whole periods, each sampled one slot past its end;
+            # a slot two chunks both drew (within 2 x jitter of each other) is kept once
+            period, start = self._uwb_period, self._uwb_until
+            self._uwb_until = start + period * max(1, round(60.0 / period))
+            new = self.config.uwb.sample_times(start, self._uwb_until + period, period,
+                                               self._rng_sensor)
+            if len(self._uwb_times):
+                new = new[new > self._uwb_times[-1] + 0.5 * period]
+            self._uwb_times = np.concatenate([self._uwb_times[self._uwb_times >= t0], new])
         due = self._uwb_times[(self._uwb_times >= t0) & (self._uwb_times < t1)]
         dt = self.model.opt.timestep
         steps = np.minimum(((due - t0) / dt).astype(int), len(distances) - 1)

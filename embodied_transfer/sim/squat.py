@@ -247,10 +247,9 @@ def build_spec(body: Body | None = None, xml: str | Path = MODEL_XML) -> mujoco.
         spec = mujoco.MjSpec.from_file(str(xml))
     except Exception as exc:  # mujoco raises ValueError with the parser's message
         raise SimError(f"cannot load the squat model {xml}: {exc}") from None
-    missing = [name for name, found in (("body feet", spec.body("feet")),
-                                        ("body table", spec.body("table")),
-                                        ("body phone", spec.body("phone")),
-                                        ("site watch_imu", spec.site("watch_imu"))) if found is None]
+    parts = (("body feet", spec.body("feet")), ("body table", spec.body("table")),
+             ("body phone", spec.body("phone")), ("site watch_imu", spec.site("watch_imu")))
+    missing = [name for name, found in parts if found is None]
     if missing:
         raise SimError(f"the squat model {xml} has no {', '.join(missing)}")
     person = spec.body("feet")
