@@ -9,7 +9,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["ros/*.xml", "**/*.xml", "**/*.json", "**/*.yaml"]},
+    package_data={PACKAGE: ["ros/*.xml", "**/*.xml", "**/*.json", "**/*.yaml",
+                           "models/**/*.safetensors", "models/**/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

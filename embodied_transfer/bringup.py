@@ -1,7 +1,7 @@
 """The node graphs of the package, described once and brought up two ways.
 
 ``launch/*.launch.py`` turns a graph into launch_ros actions on a real ROS 2 install;
-:func:`bring_up` composes the same nodes in this process on a MultiThreadedExecutor (for
+:func:`bring_up` composes the same nodes in this process on one executor (for
 machines with rclpy from PyPI, where launch_ros is missing). Each node reads its defaults
 from ``config/<node>.yaml``, then an optional user ``params_file`` on top.
 """
@@ -110,7 +110,6 @@ class Bringup:
     executor: object = None
 
     def shutdown(self) -> None:
-        # Stop dispatching first, so no callback runs on a node being destroyed.
         if self.executor is not None:
             self.executor.shutdown(timeout_sec=1.0)
         for node in reversed(self.nodes):

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.task import Future
@@ -36,17 +36,15 @@ def declare_string_array(node: Node, name: str, default: Sequence[str],
     return [v for v in (value or []) if v]
 
 
-class Executor(MultiThreadedExecutor):
-    """A MultiThreadedExecutor whose shutdown lets running callbacks finish first.
+class Executor(SingleThreadedExecutor):
+    """The executor of every process this package starts (bringup and ``ros2 run``).
 
-    rclpy (Kilted) destroys the executor's guard condition before it joins its callback
-    threads, so a callback still running at shutdown fails in its epilogue and logs
-    "exception was never retrieved"; joining the threads first avoids that race.
+    Single-threaded on purpose: with rclpy Kilted's MultiThreadedExecutor, a main loop of
+    ``spin_once`` calls busy-waits while callbacks are in flight and starves the worker
+    threads of the GIL (a 20 Hz timer ran at 3 Hz; a recorder received a 0.5 s replay as
+    one burst), and its shutdown destroys a guard condition before joining its threads.
+    Callbacks here are short; anything slow (bag writing, playback) has its own thread.
     """
-
-    def shutdown(self, timeout_sec: float | None = None, *, wait_for_threads: bool = True) -> bool:
-        self._executor.shutdown(wait=wait_for_threads)
-        return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
 
 
 def autostart(node: Node) -> bool:
