@@ -85,6 +85,26 @@ def _squat_parsers(sub) -> None:
     plot.add_argument("--seconds", type=float, default=40.0, help="time shown of each")
     plot.add_argument("--out", required=True, help="PNG file")
 
+    train = commands.add_parser("train", help="train the classifier and both converters")
+    train.add_argument("--real", nargs="+", required=True, metavar="CSV",
+                       help="real recordings for fine-tuning the content encoder")
+    train.add_argument("--sim", help="simulated dataset (.npz); default: simulate --sim-squats")
+    train.add_argument("--sim-squats", type=int, default=3000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps-scale", type=float, default=1.0,
+                       help="multiply every stage's steps (0.1 for a quick run)")
+    train.add_argument("--out", required=True, help="models directory to write")
+
+    evaluate = commands.add_parser("evaluate", help="phase accuracy on real recordings: raw, "
+                                                    "plain VAE, multi-encoder VAE")
+    evaluate.add_argument("--csv", nargs="+", required=True, metavar="CSV")
+    evaluate.add_argument("--json", required=True, help="result file to write")
+    evaluate.add_argument("--models", default=None,
+                          help="models directory (default: the package's shipped models)")
+    evaluate.add_argument("--plots", default=None,
+                          help="directory for confusion.png and timeline.png "
+                               "(default: beside --json)")
+
 
 def _squat(args: argparse.Namespace) -> int:
     if args.squat_command == "simulate":
@@ -117,7 +137,46 @@ def _squat(args: argparse.Namespace) -> int:
             print(f"{name:<10}{row['sim_mean']:>10.3f}{row['sim_std']:>10.3f}"
                   f"{row['real_mean']:>11.3f}{row['real_std']:>10.3f}")
         return 0
+    if args.squat_command == "train":
+        return _squat_train(args)
+    if args.squat_command == "evaluate":
+        from pathlib import Path
+
+        from embodied_transfer.squat import evaluate as ev
+        from embodied_transfer.squat.pipeline import DEFAULT_MODELS
+
+        result = ev.evaluate(args.csv, args.models or DEFAULT_MODELS)
+        print(ev.table(result))
+        print(f"wrote {ev.write_json(result, args.json)}")
+        for png in ev.plot(result, args.plots or Path(args.json).parent):
+            print(f"wrote {png}")
+        return 0
     raise AssertionError(f"unhandled squat command {args.squat_command}")
+
+
+def _squat_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from embodied_transfer.sim.dataset import SquatDataset, generate
+    from embodied_transfer.squat.real import read_real_csv
+    from embodied_transfer.squat.signals import real_recording, sim_episodes
+    from embodied_transfer.squat.train import TrainConfig, train_all
+
+    real = [real_recording(rec) for path in args.real for rec in read_real_csv(path)]
+    dataset = (SquatDataset.load(args.sim) if args.sim
+               else generate(args.sim_squats, seed=args.seed))
+    cfg = TrainConfig(seed=args.seed)
+    for f in fields(cfg):
+        if f.name.endswith("_steps"):
+            setattr(cfg, f.name, max(1, int(getattr(cfg, f.name) * args.steps_scale)))
+    provenance = {"command": "embodied-transfer " + " ".join(sys.argv[1:]),
+                  "sim_data": {"source": args.sim or f"simulated, seed {args.seed}",
+                               "episodes": dataset.episodes, "frames": int(len(dataset.t))},
+                  "real_data": [str(p) for p in args.real]}
+    paths = train_all(sim_episodes(dataset), real, args.out, cfg, provenance)
+    for name, path in paths.items():
+        print(f"{name:<18} {path}")
+    return 0
 
 
 def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None,

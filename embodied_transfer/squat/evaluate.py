@@ -1,0 +1,124 @@
+"""``squat evaluate``: the sim-trained classifier on real recordings, raw and converted.
+
+For each recording and each condition (``raw``: real frames as they are; ``vae``: through
+the plain-VAE converter; ``proposed``: through the multi-encoder VAE) it computes frame
+accuracy on Down/Up frames (Stop excluded, as published), 3-class accuracy, and the
+repetitions counted; pooled over all frames of all recordings given. Plots: confusion
+matrices per condition and a timeline of predicted against true phases.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from embodied_transfer.squat.phases import PHASE_NAMES, STOP, count_repetitions
+from embodied_transfer.squat.pipeline import DEFAULT_MODELS, RepCounter, load_pipelines
+from embodied_transfer.squat.real import read_real_csv
+from embodied_transfer.squat.signals import real_recording
+
+CONDITIONS = ("raw", "vae", "proposed")
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (truth, pred), 1)
+    return m
+
+
+def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
+             min_run: int = 3) -> dict:
+    """The evaluation record (see the module docstring) for ``csv_paths``."""
+    pipelines = load_pipelines(models)
+    truth_all, preds_all = [], {c: [] for c in CONDITIONS}
+    reps, timelines = [], []
+    for path in csv_paths:
+        for rec in read_real_csv(path):
+            x, y = real_recording(rec)
+            truth_all.append(y)
+            row = {"file": rec.source, "true": count_repetitions(y)}
+            timeline = {"file": rec.source, "t": rec.t - rec.t[0], "truth": y}
+            for name in CONDITIONS:
+                pred = pipelines[name].run(x)[1].argmax(axis=1)
+                preds_all[name].append(pred)
+                timeline[name] = pred
+                row[f"counted_{name}"] = RepCounter(min_run).count_all(pred)
+            row["counted"] = row["counted_proposed"]
+            reps.append(row)
+            timelines.append(timeline)
+    truth = np.concatenate(truth_all)
+    moving = truth != STOP
+    result = {"accuracy": {}, "accuracy_3class": {}, "confusion": {}, "reps": reps,
+              "frames": int(len(truth)), "moving_frames": int(moving.sum()),
+              "models": str(models)}
+    for name in CONDITIONS:
+        pred = np.concatenate(preds_all[name])
+        result["accuracy"][name] = float(np.mean(pred[moving] == truth[moving]))
+        result["accuracy_3class"][name] = float(np.mean(pred == truth))
+        result["confusion"][name] = confusion(truth, pred).tolist()
+    result["_timelines"] = timelines
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [f"{'condition':<10}{'Down/Up acc':>12}{'3-class acc':>12}",
+             *(f"{c:<10}{result['accuracy'][c] * 100:>11.2f}%"
+               f"{result['accuracy_3class'][c] * 100:>11.2f}%" for c in CONDITIONS),
+             "", f"{'recording':<48}{'true':>5}" + "".join(f"{c:>10}" for c in CONDITIONS)]
+    for r in result["reps"]:
+        lines.append(f"{r['file']:<48}{r['true']:>5}"
+                     + "".join(f"{r['counted_' + c]:>10}" for c in CONDITIONS))
+    return "\n".join(lines)
+
+
+def plot(result: dict, out_dir: str | Path) -> list[Path]:
+    """confusion.png and timeline.png (the first recording) under ``out_dir``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, name in zip(axes, CONDITIONS):
+        m = np.asarray(result["confusion"][name], dtype=float)
+        rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for i in range(3):
+            for j in range(3):
+                ax.text(j, i, f"{rates[i, j]:.2f}\n({int(m[i, j])})", ha="center", va="center",
+                        color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+        ax.set_xticks(range(3), PHASE_NAMES)
+        ax.set_yticks(range(3), PHASE_NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{name}: Down/Up {result['accuracy'][name] * 100:.1f}%", fontsize=10)
+    fig.tight_layout()
+    confusion_png = out_dir / "confusion.png"
+    fig.savefig(confusion_png, dpi=100)
+    plt.close(fig)
+
+    tl = result["_timelines"][0]
+    fig, ax = plt.subplots(figsize=(14, 3.6))
+    rows = ["truth", *CONDITIONS]
+    for k, name in enumerate(rows):
+        ax.scatter(tl["t"], np.full(len(tl["t"]), len(rows) - 1 - k) + 0.25 * (tl[name] - 1),
+                   c=np.asarray(tl[name]), cmap="viridis", vmin=0, vmax=2, s=3)
+    ax.set_yticks(range(len(rows)), list(reversed(rows)))
+    ax.set_xlabel("time [s]")
+    ax.set_title(f"{Path(tl['file']).name}: phase per frame (offset within a row: "
+                 "Stop low, Down middle, Up high)", fontsize=10)
+    fig.tight_layout()
+    timeline_png = out_dir / "timeline.png"
+    fig.savefig(timeline_png, dpi=100)
+    plt.close(fig)
+    return [confusion_png, timeline_png]
+
+
+def write_json(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    path.write_text(json.dumps(public, indent=2) + "\n")
+    return path

@@ -1,0 +1,146 @@
+"""Real2Sim inference, offline and frame by frame, with one set of rules for both.
+
+:class:`Converter` turns frames (physical units, CHANNELS order) into simulator-domain
+frames from a causal window; :class:`Classifier` labels a frame from ``past`` frames before
+and ``future`` after; :class:`RepCounter` counts Down→Up cycles from a label stream,
+ignoring runs shorter than ``min_run`` frames. The ROS nodes feed the same objects one
+frame at a time, so a replayed recording gives what ``squat evaluate`` computes.
+"""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.models import Checkpoint
+from embodied_transfer.squat.phases import DOWN, STOP, UP
+from embodied_transfer.squat.signals import windows
+
+#: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
+DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models" / "squat"
+CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
+
+
+class Converter:
+    """A converter checkpoint (plain or multi-encoder VAE) applied to physical frames."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.output_normalizer is None or not hasattr(checkpoint.model, "convert"):
+            raise SquatDataError("checkpoint is not a converter")
+        self.ckpt = checkpoint
+        self.past = checkpoint.cfg.past
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Converter":
+        return cls(Checkpoint.load(directory))
+
+    @torch.no_grad()
+    def convert_windows(self, w: np.ndarray) -> np.ndarray:
+        """(B, past+1, 7) physical windows → (B, 7) physical sim-domain last frames."""
+        x = torch.from_numpy(self.ckpt.normalizer(w))
+        y = self.ckpt.model.convert(x)[:, -1].numpy()
+        return self.ckpt.output_normalizer.inverse(y)
+
+    def convert(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        """A whole recording (N, 7) → (N, 7), each frame from its causal window."""
+        w = windows(x, self.past, 0)
+        return np.concatenate([self.convert_windows(w[i:i + batch])
+                               for i in range(0, len(w), batch)])
+
+
+class Classifier:
+    """The sim-trained Bi-GRU phase classifier applied to physical (sim-domain) frames."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.cfg.kind != "phase_classifier":
+            raise SquatDataError(f"checkpoint is a {checkpoint.cfg.kind}, not a phase classifier")
+        self.ckpt = checkpoint
+        self.past, self.future = checkpoint.cfg.past, checkpoint.cfg.future
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Classifier":
+        return cls(Checkpoint.load(directory, kind="phase_classifier"))
+
+    @torch.no_grad()
+    def probabilities_windows(self, w: np.ndarray) -> np.ndarray:
+        """(B, past+1+future, 7) physical windows → (B, 3) probabilities of the centre frame."""
+        logits = self.ckpt.model(torch.from_numpy(self.ckpt.normalizer(w)))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def probabilities(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        w = windows(x, self.past, self.future)
+        return np.concatenate([self.probabilities_windows(w[i:i + batch])
+                               for i in range(0, len(w), batch)])
+
+
+class RepCounter:
+    """Counts Down→Up cycles; a phase counts once it has lasted ``min_run`` frames."""
+
+    def __init__(self, min_run: int = 3) -> None:
+        self.min_run = min_run
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self._confirmed = STOP         # last confirmed moving phase (DOWN or UP)
+        self._run_phase, self._run = STOP, 0
+
+    def update(self, phase: int) -> int:
+        """Feed one frame's phase; returns the repetitions completed so far."""
+        if phase == self._run_phase:
+            self._run += 1
+        else:
+            self._run_phase, self._run = phase, 1
+        if self._run == self.min_run and phase in (DOWN, UP):
+            if phase == UP and self._confirmed == DOWN:
+                self.count += 1
+            self._confirmed = phase
+        return self.count
+
+    def count_all(self, phases: np.ndarray) -> int:
+        self.reset()
+        for p in np.asarray(phases).tolist():
+            self.update(int(p))
+        return self.count
+
+
+class Pipeline:
+    """Converter (or none: raw) → classifier, for whole recordings."""
+
+    def __init__(self, classifier: Classifier, converter: Converter | None = None) -> None:
+        self.classifier, self.converter = classifier, converter
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Physical frames (N, 7) → (sim-domain frames, probabilities (N, 3))."""
+        sim = self.converter.convert(x) if self.converter else x
+        return sim, self.classifier.probabilities(sim)
+
+
+class StreamBuffer:
+    """The last ``size`` frames of a stream, as one window (padded like :func:`windows`)."""
+
+    def __init__(self, size: int) -> None:
+        self.frames: deque = deque(maxlen=size)
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        """Add a frame; return the window ending at it, (size, C)."""
+        if not self.frames:
+            self.frames.extend([frame] * self.frames.maxlen)
+        else:
+            self.frames.append(frame)
+        return np.stack(self.frames)
+
+    def clear(self) -> None:
+        self.frames.clear()
+
+
+def load_pipelines(models: str | Path = DEFAULT_MODELS) -> dict[str, Pipeline]:
+    """``raw``, ``vae`` and ``proposed`` pipelines from a models directory."""
+    models = Path(models)
+    classifier = Classifier.load(models / "classifier")
+    return {"raw": Pipeline(classifier),
+            "vae": Pipeline(classifier, Converter.load(models / "plain_vae")),
+            "proposed": Pipeline(classifier, Converter.load(models / "multi_encoder_vae"))}

@@ -1,0 +1,88 @@
+"""Model inputs: the 7 squat channels, normalisation and sliding windows (numpy only).
+
+Both domains are brought to the same quantities before any model sees them: watch *user*
+acceleration in m/s² (the real watch reports it; the simulator's specific force minus its
+gravity reaction), angular rate in rad/s and the phone–watch UWB range in m, interpolated
+to the IMU frame times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embodied_transfer.squat.errors import SquatDataError
+
+CHANNELS: tuple[str, ...] = ("accel_x", "accel_y", "accel_z", "gyro_x", "gyro_y", "gyro_z",
+                             "uwb_range")
+#: Channel names as published on SimDomainFeatures (accel is user acceleration).
+FEATURE_CHANNELS: tuple[str, ...] = ("user_accel_x", "user_accel_y", "user_accel_z",
+                                     "gyro_x", "gyro_y", "gyro_z", "uwb_range")
+
+
+def stack(accel: np.ndarray, gyro: np.ndarray, uwb: np.ndarray) -> np.ndarray:
+    """(N, 7) float32 in CHANNELS order; rejects NaN/inf and mismatched lengths."""
+    accel, gyro, uwb = (np.asarray(a, dtype=np.float64) for a in (accel, gyro, uwb))
+    if accel.shape != gyro.shape or accel.ndim != 2 or accel.shape[1] != 3 \
+            or uwb.shape != (len(accel),):
+        raise SquatDataError(f"channel shapes disagree: accel {accel.shape}, gyro {gyro.shape}, "
+                             f"uwb {uwb.shape}")
+    x = np.column_stack([accel, gyro, uwb]).astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise SquatDataError("signals contain NaN or inf")
+    return x
+
+
+def sim_episodes(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(signals (N, 7), phase (N,)) per episode of a SquatDataset, accel as user acceleration."""
+    out = []
+    for e in range(dataset.episodes):
+        ep = dataset.episode(e)
+        out.append((stack(ep["accel"] - ep["gravity"], ep["gyro"], ep["uwb_at_imu"]),
+                    ep["phase"].astype(np.int64)))
+    return out
+
+
+def real_recording(rec) -> tuple[np.ndarray, np.ndarray]:
+    """(signals (N, 7), phase (N,)) of a RealRecording."""
+    return stack(rec.accel, rec.gyro, rec.uwb_at_imu), rec.phase.astype(np.int64)
+
+
+@dataclass
+class Normalizer:
+    """Per-channel standardisation, fitted on one domain and stored with the model."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Normalizer":
+        std = x.std(axis=0)
+        return cls(x.mean(axis=0).astype(np.float32),
+                   np.where(std > 1e-6, std, 1.0).astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        return (x * self.std + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalizer":
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+
+
+def windows(x: np.ndarray, past: int, future: int) -> np.ndarray:
+    """Every frame's window of ``past`` frames before and ``future`` after: (N, past+1+future, C).
+
+    The ends are padded by repeating the first / last frame, which is what a stream does
+    before it has a history (and what the classifier node does when a stream ends).
+    """
+    if past < 0 or future < 0:
+        raise SquatDataError(f"window sizes must be >= 0, got past={past}, future={future}")
+    padded = np.concatenate([np.repeat(x[:1], past, 0), x, np.repeat(x[-1:], future, 0)])
+    view = np.lib.stride_tricks.sliding_window_view(padded, past + 1 + future, axis=0)
+    return np.ascontiguousarray(view.transpose(0, 2, 1))

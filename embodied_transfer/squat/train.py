@@ -1,0 +1,260 @@
+"""Training the Real2Sim models: classifier, plain VAE, multi-encoder VAE (three stages).
+
+``embodied-transfer squat train`` runs everything from one seed: simulate (or load) the
+sim dataset, then
+
+1. phase classifier (Bi-GRU) on simulated windows only;
+2. plain VAE on simulated windows only (the baseline converter);
+3. multi-encoder VAE: (a) content encoder supervised on simulated phase labels,
+   (b) fine-tuned on the real training recordings (with simulated batches mixed in so its
+   codes keep their meaning), (c) style encoder + decoder on simulated data only with the
+   content encoder frozen: reconstruction + KLD + λ·MI, MI estimated by MINE whose
+   statistics network is trained alongside to tighten the bound; then the fixed style
+   z_s = μ + ε·σ (mean simulated posterior, one seeded ε).
+
+Curves go to ``<out>/training_curves.png`` and each checkpoint's config.json.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
+                                            PhaseClassifier, PlainVAE, mine_lower_bound)
+from embodied_transfer.squat.signals import Normalizer, windows
+
+
+@dataclass
+class TrainConfig:
+    """Steps, batch sizes and loss weights (defaults: the shipped models)."""
+
+    seed: int = 0
+    batch: int = 256
+    classifier_steps: int = 3000
+    vae_steps: int = 2500
+    content_steps: int = 2500
+    finetune_steps: int = 800
+    style_steps: int = 2500
+    lr: float = 2e-3
+    finetune_lr: float = 5e-4
+    beta_kld: float = 0.01
+    lambda_mine: float = 0.1
+    noise: float = 0.05           # std of input noise augmentation (normalised units)
+    past: int = 15                # converter window
+    cls_past: int = 10            # classifier window (the authors' 10 past, 5 future)
+    cls_future: int = 5
+    stride: int = 2               # sim windows: every stride-th frame
+    threads: int = 0              # torch threads (0: torch's default)
+
+
+@dataclass
+class Curves:
+    """Loss curves per training stage, for the plot and the checkpoints' records."""
+
+    data: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, stage: str, **values: float) -> None:
+        for k, v in values.items():
+            self.data.setdefault(stage, {}).setdefault(k, []).append(float(v))
+
+
+def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
+    """Stacked windows (M, T, 7) and per-frame labels (M, T) of every episode."""
+    xs, ys = [], []
+    for x, y in episodes:
+        w = windows(norm(x), past, future)[::stride]
+        lab = windows(y[:, None].astype(np.float32), past, future)[::stride, :, 0]
+        xs.append(w)
+        ys.append(lab.astype(np.int64))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
+    for _ in range(steps):
+        yield torch.randint(0, n, (batch,), generator=gen)
+
+
+def _progress(steps: int, desc: str, show: bool):
+    return tqdm(total=steps, desc=desc, unit="step", disable=not show, leave=False)
+
+
+def train_classifier(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
+    x, y = _window_set(sim, norm, cfg.cls_past, cfg.cls_future, cfg.stride)
+    model = PhaseClassifier(ModelConfig("phase_classifier", past=cfg.cls_past,
+                                        future=cfg.cls_future))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.classifier_steps)
+    bar = _progress(cfg.classifier_steps, "classifier (sim)", show)
+    for idx in _batches(len(x), cfg.batch, cfg.classifier_steps, gen):
+        xb = x[idx] + cfg.noise * torch.randn(x[idx].shape, generator=gen)
+        loss = F.cross_entropy(model(xb), y[idx, cfg.cls_past])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        curves.add("classifier", loss=loss.item())
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    return model.eval()
+
+
+def _kld(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1))
+
+
+def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
+    x, _ = _window_set(sim, norm, cfg.past, 0, cfg.stride)
+    model = PlainVAE(ModelConfig("plain_vae", past=cfg.past))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    bar = _progress(cfg.vae_steps, "plain VAE (sim)", show)
+    for idx in _batches(len(x), cfg.batch, cfg.vae_steps, gen):
+        x_hat, mu, logvar = model.reconstruct(x[idx])
+        recon = F.mse_loss(x_hat, x[idx])
+        kld = _kld(mu, logvar)
+        loss = recon + cfg.beta_kld * kld
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves.add("plain_vae", recon=recon.item(), kld=kld.item())
+        bar.update()
+        bar.set_postfix(recon=f"{recon.item():.3f}")
+    bar.close()
+    return model.eval()
+
+
+def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normalizer,
+                            cfg: TrainConfig, curves: Curves, gen, show=True):
+    """The three stages; ``real`` holds the fine-tuning recordings (signals, labels)."""
+    xs, ys = _window_set(sim, sim_norm, cfg.past, 0, cfg.stride)
+    xr, yr = _window_set(real, real_norm, cfg.past, 0, 1)
+    model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=cfg.past))
+    content = model.content
+
+    def phase_loss(xb, yb):
+        return F.cross_entropy(content.head(content(xb)).reshape(-1, 3), yb.reshape(-1))
+
+    # (a) content encoder on simulated labels
+    opt = torch.optim.Adam(content.parameters(), lr=cfg.lr)
+    bar = _progress(cfg.content_steps, "content encoder (sim)", show)
+    for idx in _batches(len(xs), cfg.batch, cfg.content_steps, gen):
+        loss = phase_loss(xs[idx] + cfg.noise * torch.randn(xs[idx].shape, generator=gen), ys[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves.add("content_sim", loss=loss.item())
+        bar.update()
+    bar.close()
+    # (b) fine-tuned on the real recordings, simulated batches mixed in
+    opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
+    bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
+    half = cfg.batch // 2
+    for _ in range(cfg.finetune_steps):
+        ir = torch.randint(0, len(xr), (half,), generator=gen)
+        isim = torch.randint(0, len(xs), (half,), generator=gen)
+        real_loss = phase_loss(xr[ir] + cfg.noise * torch.randn(xr[ir].shape, generator=gen),
+                               yr[ir])
+        loss = real_loss + phase_loss(xs[isim], ys[isim])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves.add("content_finetune", real=real_loss.item(), total=loss.item())
+        bar.update()
+    bar.close()
+    # (c) style encoder + decoder with MINE, content frozen, simulated data only
+    content.requires_grad_(False)
+    vae_params = [*model.style.parameters(), *model.decoder.parameters()]
+    opt = torch.optim.Adam(vae_params, lr=cfg.lr)
+    opt_t = torch.optim.Adam(model.stats.parameters(), lr=cfg.lr)
+    bar = _progress(cfg.style_steps, "style encoder + decoder + MINE (sim)", show)
+    for idx in _batches(len(xs), cfg.batch, cfg.style_steps, gen):
+        xb = xs[idx]
+        x_hat, mu, logvar, z_c, z_s = model.reconstruct(xb)
+        z_c_pooled = z_c.mean(dim=1)
+        recon = F.mse_loss(x_hat, xb)
+        kld = _kld(mu, logvar)
+        mi = mine_lower_bound(model.stats, z_c_pooled.detach(), z_s)
+        loss = recon + cfg.beta_kld * kld + cfg.lambda_mine * mi
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        # statistics network: maximise the bound (minimise L_MINE) on detached latents
+        l_mine = -mine_lower_bound(model.stats, z_c_pooled.detach(), z_s.detach())
+        opt_t.zero_grad()
+        l_mine.backward()
+        opt_t.step()
+        curves.add("style_mine", recon=recon.item(), kld=kld.item(), mi=mi.item(),
+                   w_content=model.decoder.log_w_content.exp().item(),
+                   w_style=model.decoder.log_w_style.exp().item())
+        bar.update()
+        bar.set_postfix(recon=f"{recon.item():.3f}", mi=f"{mi.item():.3f}")
+    bar.close()
+    content.requires_grad_(True)
+    # the simulator's style: z_s = μ + ε·σ over the mean simulated posterior
+    with torch.no_grad():
+        mus, logvars = zip(*(model.style(xs[i:i + 4096]) for i in range(0, len(xs), 4096)))
+        mu, sigma = torch.cat(mus).mean(0), (0.5 * torch.cat(logvars)).exp().mean(0)
+        eps = torch.randn(mu.shape, generator=gen)
+        model.z_style.copy_(mu + eps * sigma)
+    return model.eval()
+
+
+def plot_curves(curves: Curves, out: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(curves.data)
+    fig, axes = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 3.4))
+    for ax, stage in zip(np.atleast_1d(axes), stages):
+        for name, values in curves.data[stage].items():
+            v = np.asarray(values)
+            k = max(1, len(v) // 100)
+            smooth = np.convolve(v, np.ones(k) / k, mode="valid")
+            ax.plot(smooth, label=name)
+        ax.set_title(stage, fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
+              provenance: dict | None = None, show: bool = True) -> dict[str, Path]:
+    """Train the three checkpoints into ``out/{classifier,plain_vae,multi_encoder_vae}``.
+
+    Each domain is standardised with its own statistics: simulated windows with the sim
+    normaliser in training, real frames with the real one (fitted on the fine-tuning
+    recordings) at conversion time; both converters store the real one as their input
+    normaliser and the sim one for their output.
+    """
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(out)
+    sim_norm = Normalizer.fit(np.concatenate([x for x, _ in sim]))
+    real_norm = Normalizer.fit(np.concatenate([x for x, _ in real]))
+    curves = Curves()
+    info = {"train_config": cfg.__dict__, **(provenance or {})}
+    classifier = train_classifier(sim, sim_norm, cfg, curves, gen, show)
+    plain = train_plain_vae(sim, sim_norm, cfg, curves, gen, show)
+    multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, cfg, curves, gen, show)
+    paths = {
+        "classifier": Checkpoint(classifier, sim_norm, None, info).save(out / "classifier"),
+        "plain_vae": Checkpoint(plain, real_norm, sim_norm, info).save(out / "plain_vae"),
+        "multi_encoder_vae": Checkpoint(multi, real_norm, sim_norm, info).save(
+            out / "multi_encoder_vae"),
+    }
+    (out / "training_curves.json").write_text(json.dumps(curves.data) + "\n")
+    paths["curves"] = plot_curves(curves, out / "training_curves.png")
+    return paths
