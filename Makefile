@@ -15,11 +15,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 INTERFACE_SOURCES := $(wildcard interfaces/msg/*.msg interfaces/srv/*.srv) \
                      interfaces/CMakeLists.txt interfaces/package.xml interfaces/setup.py
 
-.PHONY: help setup demo test bench colcon-check clean
+.PHONY: help setup demo test bench colcon-check clean models
 help:
 	@echo "make demo   - bring up the simulated graph (embodied-transfer sim) for a bounded time"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run benchmarks, JSON results under bench/results/"
+	@echo "make models - retrain the shipped squat models (about 6 min on 2 cores)"
 	@echo "make setup  - create $(VENV) and install everything (run by the targets above)"
 
 setup: $(STAMPS)/package
@@ -55,6 +56,8 @@ demo: setup
 	@if [ -f $(REAL_DATA)/recording_1.csv ]; then \
 	  $(VENV)/bin/embodied-transfer squat plot --csv $(REAL_DATA)/recording_1.csv \
 	    --out $(DEMO_OUT)/squat_sim_vs_real.png && \
+	  $(VENV)/bin/embodied-transfer squat evaluate --csv $(REAL_DATA)/recording_3.csv \
+	    --json $(DEMO_OUT)/evaluate_recording_3.json && \
 	  rm -rf $(DEMO_OUT)/recording_1_bag && \
 	  $(VENV)/bin/embodied-transfer squat csv2bag $(REAL_DATA)/recording_1.csv \
 	    --out $(DEMO_OUT)/recording_1_bag; \
@@ -65,6 +68,14 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.run_all
+
+# The shipped squat models (embodied_transfer/models/squat, see its MODEL_CARD.md).
+MODELS_DIR := embodied_transfer/models/squat
+models: setup
+	$(VENV)/bin/embodied-transfer squat train --sim-squats 3000 --seed 0 \
+	  --real $(REAL_DATA)/recording_1.csv $(REAL_DATA)/recording_2.csv --out $(MODELS_DIR)
+	$(VENV)/bin/embodied-transfer squat evaluate --csv $(REAL_DATA)/recording_3.csv \
+	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

@@ -46,11 +46,19 @@ BAG_RECORDER = NodeSpec("bag_recorder", "embodied_transfer.nodes.bag_recorder", 
 MUJOCO_BRIDGE = NodeSpec("mujoco_bridge", "embodied_transfer.nodes.mujoco_bridge", "MujocoBridge",
                          lifecycle=True,
                          description="simulated squatter: imu, uwb/range, squat/phase_truth, /clock")
+REAL2SIM_CONVERTER = NodeSpec(
+    "real2sim_converter", "embodied_transfer.nodes.real2sim_converter", "Real2SimConverter",
+    lifecycle=True, description="imu + uwb/range -> real2sim/features (multi-encoder VAE)")
+SQUAT_PHASE_CLASSIFIER = NodeSpec(
+    "squat_phase_classifier", "embodied_transfer.nodes.squat_phase_classifier",
+    "SquatPhaseClassifier", lifecycle=True,
+    description="real2sim/features -> squat/phase (sim-trained Bi-GRU, repetition count)")
 
 #: Graph name → nodes. ``sim`` is the simulated graph `make demo` runs; the MuJoCo bridge,
 #: converter and classifier join it as they are built (see the README's status table).
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
-    "sim": (MUJOCO_BRIDGE,),
+    "sim": (MUJOCO_BRIDGE, REAL2SIM_CONVERTER, SQUAT_PHASE_CLASSIFIER),
+    "real2sim": (REAL2SIM_CONVERTER, SQUAT_PHASE_CLASSIFIER),
     "replay": (BAG_PLAYER,),
     "record": (BAG_RECORDER,),
 }

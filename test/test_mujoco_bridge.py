@@ -69,7 +69,8 @@ def call(started, client, request):
 def bridge(rclpy_context):
     """The bridge at 4× real time plus a listener, on one executor."""
     started = bringup.bring_up([bringup.MUJOCO_BRIDGE],
-                               overrides={"mujoco_bridge": {"real_time_factor": 4.0, "seed": 3}})
+                               overrides={"mujoco_bridge": {"real_time_factor": 4.0, "seed": 3,
+                                                            "imu_remove_gravity": False}})
     listener = Listener(rclpy_context)
     started.executor.add_node(listener.node)
     yield started, listener

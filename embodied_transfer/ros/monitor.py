@@ -1,7 +1,8 @@
 """A console view of a running squat graph, for ``embodied-transfer sim`` (not a graph node).
 
-Prints one line a second: sim time, the true phase and repetition count, and the rates
-of ``imu`` and ``uwb/range`` as received.
+Prints one line a second: sim time, the true phase and repetition count, the rates of
+``imu`` and ``uwb/range`` as received, and (when the classifier runs) its phase, confidence,
+count and how often it agreed with the truth of the same stamp so far.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class SquatMonitor(Node):
         self.create_subscription(Imu, "imu", lambda m: self._count("imu"), SENSOR_QOS)
         self.create_subscription(Range, "uwb/range", self._on_range, SENSOR_QOS)
         self.create_subscription(SquatPhase, "squat/phase_truth", self._on_truth, RELIABLE_QOS)
+        self.create_subscription(SquatPhase, "squat/phase", self._on_phase, RELIABLE_QOS)
+        self.predicted = None
+        self.truth_by_stamp: dict[int, int] = {}
+        self.agree = self.compared = 0
         self._period = period_s
         self.create_timer(period_s, self._report)
 
@@ -39,6 +44,16 @@ class SquatMonitor(Node):
 
     def _on_truth(self, msg) -> None:
         self.truth = msg
+        self.truth_by_stamp[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg.phase
+        if len(self.truth_by_stamp) > 2000:          # bounded: forget the oldest
+            self.truth_by_stamp.pop(next(iter(self.truth_by_stamp)))
+
+    def _on_phase(self, msg) -> None:
+        self.predicted = msg
+        truth = self.truth_by_stamp.get(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        if truth is not None:
+            self.compared += 1
+            self.agree += int(truth == msg.phase)
 
     def _report(self) -> None:
         if self.truth is None:
@@ -50,6 +65,10 @@ class SquatMonitor(Node):
                     f"imu {self.counts['imu'] / self._period:5.1f} Hz  "
                     f"uwb {self.counts['uwb'] / self._period:4.1f} Hz "
                     f"({self.last_range:.2f} m)")
+            if self.predicted is not None:
+                line += (f"  | classifier {PHASE_NAMES[self.predicted.phase]:<4} "
+                         f"({self.predicted.confidence:.2f}) reps {self.predicted.rep_count}, "
+                         f"agrees with truth on {self.agree}/{self.compared} frames")
         self.counts = dict.fromkeys(self.counts, 0)
         self.lines.append(line)
         self._out(line, flush=True)

@@ -122,12 +122,13 @@ class MultiEncoderVAE(nn.Module):
         self.stats = StatisticsNetwork(cfg)
         self.register_buffer("z_style", torch.zeros(cfg.style_dim))
 
-    def reconstruct(self, x: torch.Tensor):
+    def reconstruct(self, x: torch.Tensor, code_noise: float = 0.0):
         """Training pass on simulated windows: (x_hat, mu_s, logvar_s, z_c, z_s)."""
         z_c = self.content(x)
         mu, logvar = self.style(x)
         z_s = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        return self.decoder(z_c, z_s), mu, logvar, z_c, z_s
+        noisy = z_c + code_noise * torch.randn_like(z_c) if code_noise else z_c
+        return self.decoder(noisy, z_s), mu, logvar, z_c, z_s
 
     def convert(self, x: torch.Tensor) -> torch.Tensor:
         """Windows of any domain → simulator-domain windows, decoded with the fixed style."""

@@ -46,6 +46,8 @@ class TrainConfig:
     finetune_lr: float = 5e-4
     beta_kld: float = 0.01
     lambda_mine: float = 0.1
+    align_weight: float = 1.0     # fine-tuning: real/sim content codes matched per phase
+    code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
     cls_past: int = 10            # classifier window (the authors' 10 past, 5 future)
@@ -159,13 +161,20 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
     for _ in range(cfg.finetune_steps):
         ir = torch.randint(0, len(xr), (half,), generator=gen)
         isim = torch.randint(0, len(xs), (half,), generator=gen)
-        real_loss = phase_loss(xr[ir] + cfg.noise * torch.randn(xr[ir].shape, generator=gen),
-                               yr[ir])
-        loss = real_loss + phase_loss(xs[isim], ys[isim])
+        xb_r = xr[ir] + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
+        z_r, z_s = content(xb_r), content(xs[isim])
+        real_loss = F.cross_entropy(content.head(z_r).reshape(-1, 3), yr[ir].reshape(-1))
+        sim_loss = F.cross_entropy(content.head(z_s).reshape(-1, 3), ys[isim].reshape(-1))
+        # class-conditional alignment: real codes of a phase sit where simulated codes of
+        # that phase do, which is where the decoder (trained on simulated codes) can read them
+        align = sum(F.mse_loss(z_r[yr[ir] == k].mean(0), z_s[ys[isim] == k].mean(0).detach())
+                    for k in range(3) if (yr[ir] == k).any() and (ys[isim] == k).any())
+        loss = real_loss + sim_loss + cfg.align_weight * align
         opt.zero_grad()
         loss.backward()
         opt.step()
-        curves.add("content_finetune", real=real_loss.item(), total=loss.item())
+        curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
+                   align=float(align))
         bar.update()
     bar.close()
     # (c) style encoder + decoder with MINE, content frozen, simulated data only
@@ -176,7 +185,7 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
     bar = _progress(cfg.style_steps, "style encoder + decoder + MINE (sim)", show)
     for idx in _batches(len(xs), cfg.batch, cfg.style_steps, gen):
         xb = xs[idx]
-        x_hat, mu, logvar, z_c, z_s = model.reconstruct(xb)
+        x_hat, mu, logvar, z_c, z_s = model.reconstruct(xb, code_noise=cfg.code_noise)
         z_c_pooled = z_c.mean(dim=1)
         recon = F.mse_loss(x_hat, xb)
         kld = _kld(mu, logvar)

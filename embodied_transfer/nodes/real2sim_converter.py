@@ -1,0 +1,281 @@
+"""real2sim_converter: watch IMU + UWB range in, simulator-domain features out.
+
+Subscribes ``imu`` (sensor_msgs/Imu: linear_acceleration is taken as *user* acceleration,
+gravity removed, m/s² — what the real watch reports and what mujoco_bridge publishes with
+``imu_remove_gravity: true``) and ``uwb/range`` (sensor_msgs/Range, 5–7 Hz), both
+SENSOR_QOS. Publishes ``real2sim/features`` (SimDomainFeatures; header = the IMU frame's
+stamp and frame_id; channels = FEATURE_CHANNELS; float32 values), reliable with a deep
+queue (BAG_QOS, compatible with RELIABLE_QOS subscribers) so that the bursts released
+when a UWB reading arrives are not dropped.
+
+UWB is interpolated to each IMU stamp as the offline pipeline does (np.interp), which
+holds every frame until a UWB reading stamped at or after it arrives — at most
+``max_uwb_wait_s`` of stamp time, after which the last range is held (counted as stale).
+The rules, bounds and rejection reasons are those of
+:class:`~embodied_transfer.squat.online.FrameAssembler`; the converter itself is
+:class:`~embodied_transfer.squat.online.ConverterStream`. When no input has arrived for
+``flush_after_s`` (wall time) the held frames are flushed, so the end of a stream is not
+lost. Nothing is published for a rejected input; /diagnostics reports every rejection
+(with per-reason counts), stale frames, the IMU stamp rate, hold time and per-frame
+processing latency.
+
+Lifecycle: configure loads the converter checkpoint (a missing or wrong model fails the
+transition), activate starts processing, deactivate flushes held frames, cleanup frees the
+model.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from embodied_transfer_interfaces.msg import SimDomainFeatures
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import Imu, Range
+
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.ros.conversions import (ConversionError, make_header, range_reading,
+                                               stamp_to_ns)
+from embodied_transfer.ros.diagnostics import OK, WARN, DiagnosticsPublisher, NodeHealth
+from embodied_transfer.ros.qos import BAG_QOS, SENSOR_QOS
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.signals import FEATURE_CHANNELS
+
+IDLE_CHECK_S = 0.05        # period of the end-of-stream check
+GRAVITY_SUSPECT = 7.0      # mean |accel| [m/s²] above which the IMU seems to include gravity
+
+
+class StreamHealth(NodeHealth):
+    """NodeHealth plus a node's own key values and warnings (hooks set by the node)."""
+
+    extra: Callable[[], list[tuple[str, str]]] | None = None
+    warning: Callable[[], str] | None = None
+
+    def key_values(self) -> list[tuple[str, str]]:
+        return super().key_values() + (self.extra() if self.extra else [])
+
+    def level(self) -> tuple[int, str]:
+        level, message = super().level()
+        if level == OK and self.warning is not None:
+            text = self.warning()
+            if text:
+                return WARN, text
+        return level, message
+
+
+def counts(prefix: str, values: dict[str, int]) -> list[tuple[str, str]]:
+    return [(f"{prefix}{k}", str(v)) for k, v in sorted(values.items())]
+
+
+class Real2SimConverter(LifecycleNode):
+    """Assembles IMU + UWB frames and converts them to the simulator domain."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("real2sim_converter", **kwargs)
+        declare(self, "model_path", "",
+                "Directory of the converter checkpoint (config.json + model.safetensors); "
+                "empty: the package's models/squat/multi_encoder_vae")
+        declare(self, "max_uwb_wait_s", 1.0,
+                "Longest an IMU frame waits (in stamp time) for a later UWB reading before "
+                "it is emitted with the last range held")
+        declare(self, "max_uwb_age_s", 5.0,
+                "Frames whose last UWB reading is older than this are dropped (UWB lost)")
+        declare(self, "queue_size", 256, "Most IMU frames held and UWB readings kept")
+        declare(self, "new_stream_gap_s", 1.0,
+                "An IMU stamp gap longer than this starts a new stream (windows restart)")
+        declare(self, "flush_after_s", 0.5,
+                "Wall time without input after which held frames are flushed")
+        declare(self, "max_imu_rate_hz", 200.0,
+                "IMU stamp rate above which diagnostics warn (frames are still processed)")
+        declare(self, "frame_id", "", "frame_id of the features; empty: the IMU frame's")
+        self.health = StreamHealth("real2sim_converter", needs_model=True)
+        self.health.extra = self._extra_values
+        self.health.warning = self._warning
+        self.assembler = self.stream = None
+        self._lock = threading.Lock()
+        self._active = False
+        self._subs: list = []
+        self._diagnostics = None
+        self._last_input = time.monotonic()
+        self._last_stale = False
+        self._accel_norm = 0.0
+        self._accel_frames = 0
+        self._rejected: dict[str, int] = {}     # reasons found here, not in the streams
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        import torch
+
+        from embodied_transfer.squat.online import ConverterStream, FrameAssembler
+        from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Converter
+
+        torch.set_num_threads(1)
+        path = Path(self._param("model_path") or DEFAULT_MODELS / "multi_encoder_vae")
+        self.flush_after = float(self._param("flush_after_s"))
+        self.frame_id = self._param("frame_id")
+        self.max_rate = float(self._param("max_imu_rate_hz"))
+        gap = float(self._param("new_stream_gap_s"))
+        if not self.flush_after > 0:
+            self.get_logger().error(f"flush_after_s must be > 0, got {self.flush_after}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self.assembler = FrameAssembler(
+                max_wait_s=float(self._param("max_uwb_wait_s")),
+                max_uwb_age_s=float(self._param("max_uwb_age_s")),
+                queue_size=int(self._param("queue_size")), new_stream_gap_s=gap,
+                max_rate_hz=self.max_rate, on_reject=self._on_reject)
+        except ValueError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        try:
+            converter = Converter.load(path)
+        except SquatDataError as exc:
+            self.get_logger().error(f"cannot load the converter model: {exc}")
+            self.assembler = None
+            return TransitionCallbackReturn.FAILURE
+        self.stream = ConverterStream(converter, new_stream_gap_s=gap,
+                                      on_reject=self._on_reject)
+        self.health.model_loaded = True
+        self.health.model_info = f"{converter.ckpt.cfg.kind} (past {converter.past}) from {path}"
+        self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
+        self._subs = [self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS),
+                      self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_QOS)]
+        self._timer = self.create_timer(IDLE_CHECK_S, self._on_idle,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self.get_logger().info(f"converter ready: {self.health.model_info}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = True
+            self._last_input = time.monotonic()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._emit(self.assembler.flush())
+            self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = False
+            if self._diagnostics is not None:
+                self._diagnostics.destroy()
+                self._diagnostics = None
+            for sub in self._subs:
+                self.destroy_subscription(sub)
+            self._subs = []
+            self.destroy_timer(self._timer)
+            self.destroy_publisher(self._pub)
+            self.assembler = self.stream = None
+            self.health.model_loaded = False
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- input -------------------------------------------------------------------------
+    def _on_reject(self, reason: str, detail: str) -> None:
+        self.health.reject(f"{reason}: {detail}")
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self._on_reject(reason, detail)
+
+    def _on_imu(self, msg: Imu) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self.health.input()
+            self._last_input = time.monotonic()
+            stamp = stamp_to_ns(msg.header.stamp)
+            if msg.linear_acceleration_covariance[0] == -1.0 \
+                    or msg.angular_velocity_covariance[0] == -1.0:
+                self._reject("imu_unavailable", f"IMU at {stamp} ns marks accel or gyro "
+                                                "unavailable (covariance[0] == -1)")
+                return
+            a, w = msg.linear_acceleration, msg.angular_velocity
+            last = self.assembler.last_imu_ns
+            frames = self.assembler.push_imu(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z),
+                                             tag=msg.header.frame_id)
+            if self.assembler.last_imu_ns != last:         # accepted
+                norm = float(np.sqrt(a.x * a.x + a.y * a.y + a.z * a.z))
+                self._accel_frames += 1
+                self._accel_norm += (norm - self._accel_norm) / min(self._accel_frames, 100)
+            self._emit(frames)
+
+    def _on_uwb(self, msg: Range) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self.health.input()
+            self._last_input = time.monotonic()
+            stamp = stamp_to_ns(msg.header.stamp)
+            try:
+                value, _ = range_reading(msg)
+            except ConversionError as exc:
+                self._reject("uwb_bad_limits", f"UWB at {stamp} ns: {exc}")
+                return
+            self._emit(self.assembler.push_uwb(stamp, value, msg.min_range, msg.max_range))
+
+    def _on_idle(self) -> None:
+        with self._lock:
+            if self._active and self.assembler.held \
+                    and time.monotonic() - self._last_input > self.flush_after:
+                self._emit(self.assembler.flush())
+
+    # --- output ------------------------------------------------------------------------
+    def _emit(self, frames) -> None:
+        for frame in frames:
+            start = time.perf_counter()
+            y = self.stream.push(frame.stamp_ns, frame.values)
+            if y is None:
+                continue
+            if not np.all(np.isfinite(y)):
+                self._reject("output_non_finite", f"the converter gave NaN/inf for the "
+                                                  f"frame at {frame.stamp_ns} ns")
+                continue
+            self._last_stale = frame.stale
+            msg = SimDomainFeatures(header=make_header(frame.stamp_ns,
+                                                       self.frame_id or frame.tag or ""),
+                                    channels=list(FEATURE_CHANNELS), values=y.tolist())
+            self._pub.publish(msg)
+            self.health.output(time.perf_counter() - start)
+
+    # --- diagnostics -------------------------------------------------------------------
+    def _extra_values(self) -> list[tuple[str, str]]:
+        a = self.assembler
+        if a is None:
+            return []
+        return [("imu_stamp_rate_hz", f"{a.imu_rate_hz:.2f}"),
+                ("held_frames", str(a.held)), ("uwb_readings_kept", str(a.uwb_kept)),
+                ("max_hold_ms", f"{a.max_hold_ns / 1e6:.1f}"),
+                ("accel_norm_mean", f"{self._accel_norm:.3f}")] \
+            + counts("rejected_", {**a.rejected, **self.stream.rejected, **self._rejected}) \
+            + counts("events_", {**a.events, **self.stream.events})
+
+    def _warning(self) -> str:
+        a = self.assembler
+        if a is None:
+            return ""
+        if a.rate_high:
+            return f"IMU stamp rate {a.imu_rate_hz:.0f} Hz is above max_imu_rate_hz"
+        if self._last_stale:
+            return "UWB stale: frames emitted with the last range held"
+        if self._accel_frames >= 50 and self._accel_norm > GRAVITY_SUSPECT:
+            return (f"mean |accel| {self._accel_norm:.1f} m/s² looks like it includes "
+                    "gravity; the converter expects user acceleration")
+        return ""
+
+
+def main(args=None) -> int:
+    return run(lambda: Real2SimConverter(), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""squat_phase_classifier: simulator-domain features in, squat phase and repetitions out.
+
+Subscribes ``real2sim/features`` (SimDomainFeatures; reliable, depth 1000 = BAG_QOS, so a
+fast replay loses nothing) and publishes ``squat/phase`` (SquatPhase: header.stamp and
+frame_id of the labelled frame, phase = argmax of the classifier's probabilities,
+confidence = that probability, rep_count = completed Down→Up cycles, counted by
+:class:`~embodied_transfer.squat.pipeline.RepCounter` with ``min_run``). Reliable, depth
+1000 as well, for the bursts of a flush.
+
+A frame is labelled once ``future`` frames after it have arrived (the window of
+:class:`~embodied_transfer.squat.online.ClassifierStream`: past + 1 + future, padded with the
+first frame at the start). When no features have arrived for ``flush_after_s`` of wall time,
+the last ``future`` frames are labelled with the end padded by the last frame, as the
+offline pipeline does at the end of a recording; if the stream then goes on, it keeps its
+history. A stamp gap over ``new_stream_gap_s`` flushes and starts a new window.
+
+Rejected (nothing published, counted on /diagnostics with the reason): channel names or
+order other than FEATURE_CHANNELS, a wrong number of values, NaN/inf values, stamps not
+after the previous frame's. Service ``~/reset_count`` (std_srvs/Trigger) zeroes the count.
+
+Lifecycle: configure loads the classifier checkpoint (a missing or wrong model fails the
+transition), activate starts processing, deactivate flushes, cleanup frees the model.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from embodied_transfer_interfaces.msg import SimDomainFeatures, SquatPhase
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from std_srvs.srv import Trigger
+
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.real2sim_converter import IDLE_CHECK_S, StreamHealth, counts
+from embodied_transfer.ros.conversions import make_header, stamp_to_ns
+from embodied_transfer.ros.diagnostics import DiagnosticsPublisher
+from embodied_transfer.ros.qos import BAG_QOS
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.signals import FEATURE_CHANNELS
+
+
+class SquatPhaseClassifier(LifecycleNode):
+    """Labels every frame STOP/DOWN/UP and counts repetitions."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("squat_phase_classifier", **kwargs)
+        declare(self, "model_path", "",
+                "Directory of the phase classifier checkpoint (config.json + "
+                "model.safetensors); empty: the package's models/squat/classifier")
+        declare(self, "min_run", 3, "Frames a phase must last to count in the repetitions")
+        declare(self, "flush_after_s", 1.0,
+                "Wall time without features after which the last frames are labelled "
+                "(end padded); keep it above the converter's flush_after_s")
+        declare(self, "new_stream_gap_s", 1.0,
+                "A stamp gap longer than this ends the stream (flush) and starts a new window")
+        self.health = StreamHealth("squat_phase_classifier", needs_model=True)
+        self.health.extra = self._extra_values
+        self.stream = None
+        self._lock = threading.Lock()
+        self._active = False
+        self._diagnostics = None
+        self._last_input = time.monotonic()
+        self._rejected: dict[str, int] = {}     # reasons found here, not in the stream
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        import torch
+
+        from embodied_transfer.squat.online import ClassifierStream
+        from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Classifier
+
+        torch.set_num_threads(1)
+        path = Path(self._param("model_path") or DEFAULT_MODELS / "classifier")
+        self.flush_after = float(self._param("flush_after_s"))
+        min_run, gap = int(self._param("min_run")), float(self._param("new_stream_gap_s"))
+        if not self.flush_after > 0 or min_run < 1 or not gap > 0:
+            self.get_logger().error(f"flush_after_s ({self.flush_after}) and new_stream_gap_s "
+                                    f"({gap}) must be > 0, min_run ({min_run}) >= 1")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            classifier = Classifier.load(path)
+        except SquatDataError as exc:
+            self.get_logger().error(f"cannot load the phase classifier model: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.stream = ClassifierStream(classifier, min_run=min_run, new_stream_gap_s=gap,
+                                       on_reject=self._on_reject)
+        self.health.model_loaded = True
+        self.health.model_info = (f"phase_classifier (past {classifier.past}, future "
+                                  f"{classifier.future}) from {path}")
+        self._pub = self.create_publisher(SquatPhase, "squat/phase", BAG_QOS)
+        self._sub = self.create_subscription(SimDomainFeatures, "real2sim/features",
+                                             self._on_features, BAG_QOS)
+        self._srv = self.create_service(Trigger, "~/reset_count", self._on_reset_count)
+        self._timer = self.create_timer(IDLE_CHECK_S, self._on_idle,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self.get_logger().info(f"classifier ready: {self.health.model_info}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = True
+            self._last_input = time.monotonic()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._publish(self.stream.flush(), time.perf_counter())
+            self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = False
+            if self._diagnostics is not None:
+                self._diagnostics.destroy()
+                self._diagnostics = None
+            self.destroy_timer(self._timer)
+            self.destroy_service(self._srv)
+            self.destroy_subscription(self._sub)
+            self.destroy_publisher(self._pub)
+            self.stream = None
+            self.health.model_loaded = False
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- input -------------------------------------------------------------------------
+    def _on_reject(self, reason: str, detail: str) -> None:
+        self.health.reject(f"{reason}: {detail}")
+
+    def _check(self, msg: SimDomainFeatures, stamp: int) -> tuple[str, str]:
+        """(reason, detail) why ``msg`` cannot be used, or ("", "") if it can."""
+        channels = list(msg.channels)
+        if channels != list(FEATURE_CHANNELS):
+            return "bad_channels", (f"features at {stamp} ns have channels {channels}, "
+                                    f"expected {list(FEATURE_CHANNELS)}")
+        if len(msg.values) != len(FEATURE_CHANNELS):
+            return "bad_length", (f"features at {stamp} ns have {len(msg.values)} values for "
+                                  f"{len(FEATURE_CHANNELS)} channels")
+        return "", ""
+
+    def _on_features(self, msg: SimDomainFeatures) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            start = time.perf_counter()
+            self.health.input()
+            self._last_input = time.monotonic()
+            stamp = stamp_to_ns(msg.header.stamp)
+            reason, detail = self._check(msg, stamp)
+            if reason:
+                self._rejected[reason] = self._rejected.get(reason, 0) + 1
+                self._on_reject(reason, detail)
+                return
+            values = np.asarray(msg.values, dtype=np.float32)
+            self._publish(self.stream.push(stamp, values, tag=msg.header.frame_id), start)
+
+    def _on_idle(self) -> None:
+        with self._lock:
+            if self._active and self.stream.pending \
+                    and time.monotonic() - self._last_input > self.flush_after:
+                self._publish(self.stream.flush(), time.perf_counter())
+
+    def _on_reset_count(self, request, response):
+        with self._lock:
+            if self.stream is None:
+                response.success, response.message = False, "not configured"
+                return response
+            was = self.stream.reset_count()
+        response.success = True
+        response.message = f"repetition count reset (was {was})"
+        return response
+
+    # --- output ------------------------------------------------------------------------
+    def _publish(self, labels, start: float) -> None:
+        for label in labels:
+            self._pub.publish(SquatPhase(header=make_header(label.stamp_ns, label.tag or ""),
+                                         phase=label.phase, confidence=label.confidence,
+                                         rep_count=label.rep_count))
+            self.health.output(time.perf_counter() - start)
+
+    def _extra_values(self) -> list[tuple[str, str]]:
+        s = self.stream
+        if s is None:
+            return []
+        return [("rep_count", str(s.rep_count)), ("pending_frames", str(s.pending))] \
+            + counts("rejected_", {**s.rejected, **self._rejected}) + counts("events_", s.events)
+
+
+def main(args=None) -> int:
+    return run(lambda: SquatPhaseClassifier(), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

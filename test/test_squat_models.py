@@ -1,0 +1,125 @@
+"""Real2Sim models without ROS: checkpoints, MINE, windows, training, evaluation, commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
+                                            PhaseClassifier, StatisticsNetwork,
+                                            mine_lower_bound)
+from embodied_transfer.squat.phases import DOWN, STOP, UP
+from embodied_transfer.squat.pipeline import RepCounter
+from embodied_transfer.squat.signals import Normalizer, stack, windows
+
+REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+
+
+def test_windows_pad_with_the_end_frames_and_centre_each_frame():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    w = windows(x, past=2, future=1)
+    assert w.shape == (6, 4, 2)
+    assert np.array_equal(w[0, :, 0], [0, 0, 0, 2])       # first frame repeated before
+    assert np.array_equal(w[3, 2], x[3])                  # centre at index `past`
+    assert np.array_equal(w[5, :, 0], [6, 8, 10, 10])     # last frame repeated after
+    with pytest.raises(SquatDataError):
+        windows(x, -1, 0)
+
+
+def test_stack_rejects_garbage():
+    a = np.zeros((4, 3))
+    assert stack(a, a, np.ones(4)).shape == (4, 7)
+    with pytest.raises(SquatDataError, match="NaN"):
+        stack(a, a, np.array([1, np.nan, 1, 1]))
+    with pytest.raises(SquatDataError, match="shapes"):
+        stack(a, a[:3], np.ones(4))
+
+
+def test_rep_counter_ignores_short_runs():
+    seq = [STOP] * 5 + [DOWN] * 6 + [UP] * 2 + [DOWN] * 2 + [UP] * 6 + [STOP] * 4
+    assert RepCounter(min_run=3).count_all(np.array(seq)) == 1
+    assert RepCounter(min_run=1).count_all(np.array(seq)) == 2
+
+
+def test_mine_bound_sees_dependence():
+    torch.manual_seed(0)
+    cfg = ModelConfig("multi_encoder_vae", content_dim=2, style_dim=2)
+    stats = StatisticsNetwork(cfg)
+    opt = torch.optim.Adam(stats.parameters(), lr=1e-2)
+    z_c = torch.randn(512, 2)
+    dependent, independent = z_c + 0.1 * torch.randn(512, 2), torch.randn(512, 2)
+    for _ in range(300):
+        loss = -mine_lower_bound(stats, z_c, dependent)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert mine_lower_bound(stats, z_c, dependent) > 0.5
+        assert mine_lower_bound(stats, z_c, independent) < 0.2
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(1)
+    model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=5))
+    norm = Normalizer(np.arange(7, dtype=np.float32), np.ones(7, np.float32))
+    Checkpoint(model, norm, norm, {"note": "test"}).save(tmp_path / "m")
+    back = Checkpoint.load(tmp_path / "m", kind="multi_encoder_vae")
+    x = torch.randn(3, 6, 7)
+    with torch.no_grad():
+        assert torch.allclose(back.model.convert(x), model.eval().convert(x))
+    assert back.info == {"note": "test"} and back.cfg.window == 6
+    with pytest.raises(SquatDataError, match="expected a phase_classifier"):
+        Checkpoint.load(tmp_path / "m", kind="phase_classifier")
+    with pytest.raises(SquatDataError, match="config.json missing"):
+        Checkpoint.load(tmp_path / "nothing")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(SquatDataError, match="cannot load"):
+        Checkpoint.load(tmp_path / "m")
+
+
+def test_classifier_labels_the_centre_frame():
+    cfg = ModelConfig("phase_classifier", past=10, future=5)
+    model = PhaseClassifier(cfg).eval()
+    x = torch.randn(2, cfg.window, 7)
+    y = x.clone()
+    y[:, 0] += 5.0       # far past changes the answer only through the GRU state
+    with torch.no_grad():
+        assert model(x).shape == (2, 3)
+        assert not torch.allclose(model(x), model(y))
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
+def test_train_then_evaluate_end_to_end(tmp_path, cli):
+    """Tiny training run through the commands; evaluate writes what the issue names."""
+    from embodied_transfer.sim.dataset import generate
+
+    generate(6, seed=2, workers=1, progress=False).save(tmp_path / "sim.npz")
+    rc, out, err = cli("squat", "train", "--sim", str(tmp_path / "sim.npz"), "--real",
+                       str(REAL / "recording_1.csv"), "--steps-scale", "0.004",
+                       "--out", str(tmp_path / "models"), timeout=300)
+    assert rc == 0, err
+    for name in ("classifier", "plain_vae", "multi_encoder_vae"):
+        cfg = json.loads((tmp_path / "models" / name / "config.json").read_text())
+        assert cfg["info"]["real_data"] == [str(REAL / "recording_1.csv")]
+    assert (tmp_path / "models" / "training_curves.png").stat().st_size > 5000
+    rc, out, err = cli("squat", "evaluate", "--csv", str(REAL / "recording_3.csv"),
+                       "--models", str(tmp_path / "models"), "--json",
+                       str(tmp_path / "eval" / "result.json"), timeout=300)
+    assert rc == 0, err
+    result = json.loads((tmp_path / "eval" / "result.json").read_text())
+    for key in ("accuracy", "accuracy_3class"):
+        assert set(result[key]) == {"raw", "vae", "proposed"}
+        assert all(0.0 <= v <= 1.0 for v in result[key].values())
+    assert result["reps"][0]["true"] == 14 and isinstance(result["reps"][0]["counted"], int)
+    assert "proposed" in out and (tmp_path / "eval" / "confusion.png").is_file()
+    assert (tmp_path / "eval" / "timeline.png").is_file()
+
+
+def test_evaluate_bad_input_is_one_line(tmp_path, cli):
+    rc, out, err = cli("squat", "evaluate", "--csv", str(tmp_path / "missing.csv"),
+                       "--models", str(tmp_path / "no_models"), "--json", str(tmp_path / "r.json"))
+    assert rc == 2 and err.startswith("embodied-transfer: error:") and "Traceback" not in err

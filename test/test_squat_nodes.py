@@ -1,0 +1,285 @@
+"""real2sim_converter and squat_phase_classifier on ROS: a replayed stream gives the offline
+pipeline's result; bad input is rejected, reported on /diagnostics and never published."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embodied_transfer import bringup
+from embodied_transfer.bringup import NodeSpec
+from embodied_transfer.errors import BringupError
+from embodied_transfer.squat.signals import FEATURE_CHANNELS
+
+pytestmark = pytest.mark.ros
+
+CONVERTER = NodeSpec("real2sim_converter", "embodied_transfer.nodes.real2sim_converter",
+                     "Real2SimConverter", lifecycle=True)
+CLASSIFIER = NodeSpec("squat_phase_classifier", "embodied_transfer.nodes.squat_phase_classifier",
+                      "SquatPhaseClassifier", lifecycle=True)
+REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat" / "recording_1.csv"
+START_NS = 1_700_000_000 * 1_000_000_000
+MS = 1_000_000
+
+
+def recorded_stream(frames: int = 200):
+    """(IMU stamps ns, accel, gyro, UWB stamps ns, UWB) — the start of a real recording, or
+    a synthetic 20 Hz stream with UWB at 5 Hz where the recordings are not available."""
+    if REAL.is_file():
+        from embodied_transfer.squat.real import load_real_csv
+
+        rec = load_real_csv(REAL)
+        t = START_NS + np.round(rec.t[:frames] * 1e9).astype(np.int64)
+        keep = rec.uwb_t <= rec.t[frames - 1]
+        return (t, rec.accel[:frames], rec.gyro[:frames],
+                START_NS + np.round(rec.uwb_t[keep] * 1e9).astype(np.int64), rec.uwb[keep])
+    rng = np.random.default_rng(0)
+    t = START_NS + np.arange(frames) * 50 * MS + 3 * MS
+    phase = np.linspace(0, 6 * np.pi, frames)
+    accel = np.column_stack([np.sin(phase), np.cos(phase), 0.5 * np.sin(2 * phase)])
+    gyro = 0.3 * np.column_stack([np.cos(phase), np.sin(phase), np.cos(2 * phase)])
+    uwb_t = t[::4]
+    return (t, accel + rng.normal(0, 0.05, accel.shape), gyro,
+            uwb_t, 0.7 + 0.2 * np.sin(phase[::4]))
+
+
+def offline(models, t, accel, gyro, uwb_t, uwb):
+    """The offline pipeline on the same stream: (sim-domain frames, probabilities)."""
+    from embodied_transfer.squat.pipeline import Pipeline
+    from embodied_transfer.squat.signals import stack
+
+    at_imu = np.interp((t - t[0]).astype(np.float64), (uwb_t - t[0]).astype(np.float64), uwb)
+    x = stack(accel, gyro, at_imu)
+    return Pipeline(models["classifier"], models["converter"]).run(x)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Small random-init checkpoints on disk, and the same models loaded back."""
+    import torch
+
+    from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
+                                                PhaseClassifier)
+    from embodied_transfer.squat.pipeline import Classifier, Converter
+    from embodied_transfer.squat.signals import Normalizer
+
+    t, accel, gyro, _, uwb = recorded_stream()
+    norm = Normalizer.fit(np.column_stack([accel, gyro, np.full(len(t), uwb.mean())]))
+    torch.manual_seed(1)
+    root = tmp_path_factory.mktemp("models")
+    Checkpoint(MultiEncoderVAE(ModelConfig("multi_encoder_vae", hidden=32, past=15)),
+               norm, norm).save(root / "converter")
+    Checkpoint(PhaseClassifier(ModelConfig("phase_classifier", hidden=32, past=10, future=5)),
+               norm).save(root / "classifier")
+    return {"converter_path": str(root / "converter"),
+            "classifier_path": str(root / "classifier"),
+            "converter": Converter.load(root / "converter"),
+            "classifier": Classifier.load(root / "classifier")}
+
+
+class Io:
+    """The test's node: publishes sensor input, keeps every output."""
+
+    def __init__(self, rclpy) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from embodied_transfer_interfaces.msg import SimDomainFeatures, SquatPhase
+        from sensor_msgs.msg import Imu, Range
+
+        from embodied_transfer.ros.qos import BAG_QOS, SENSOR_QOS
+
+        self.node = rclpy.create_node("squat_nodes_io")
+        self.imu = self.node.create_publisher(Imu, "imu", SENSOR_QOS)
+        self.uwb = self.node.create_publisher(Range, "uwb/range", SENSOR_QOS)
+        self.features_pub = self.node.create_publisher(SimDomainFeatures, "real2sim/features",
+                                                       BAG_QOS)
+        self.features: list = []
+        self.phases: list = []
+        self.diag: dict[str, dict[str, str]] = {}
+        self.node.create_subscription(SimDomainFeatures, "real2sim/features",
+                                      self.features.append, BAG_QOS)
+        self.node.create_subscription(SquatPhase, "squat/phase", self.phases.append, BAG_QOS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            self.diag[status.name.rsplit("/", 1)[-1]] = {kv.key: kv.value for kv in status.values}
+
+
+def ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def spin(started, seconds: float, until=None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (until and until()):
+        started.executor.spin_once(timeout_sec=0.01)
+
+
+@pytest.fixture
+def graph(rclpy_context, models):
+    started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
+        "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3},
+        "squat_phase_classifier": {"model_path": models["classifier_path"],
+                                   "flush_after_s": 0.6}})
+    io = Io(rclpy_context)
+    started.executor.add_node(io.node)
+    converter, classifier = started.nodes
+    spin(started, 5.0, until=lambda: io.imu.get_subscription_count() >= 1
+         and io.uwb.get_subscription_count() >= 1 and converter._pub.get_subscription_count() >= 2
+         and classifier._pub.get_subscription_count() >= 1
+         and io.features_pub.get_subscription_count() >= 2)
+    yield started, io
+    started.shutdown()
+    io.node.destroy_node()
+
+
+def send(started, io, messages) -> None:
+    """Publish (publisher, message) pairs one at a time, each once the converter got the last
+    (so best-effort delivery loses nothing)."""
+    converter = started.nodes[0]
+    for pub, msg in messages:
+        expected = converter.health.inputs + 1
+        pub.publish(msg)
+        spin(started, 2.0, until=lambda: converter.health.inputs >= expected)
+        assert converter.health.inputs == expected, "the converter did not receive an input"
+
+
+def sensor_messages(io, t, accel, gyro, uwb_t, uwb, frame_id="watch_imu"):
+    """IMU and Range messages in stamp order (a UWB reading after the IMU frame it shares
+    a stamp with, as csv2bag writes them)."""
+    from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
+
+    readings = dict(zip(uwb_t.tolist(), uwb.tolist()))
+    out = []
+    events = sorted([(s, 0, i) for i, s in enumerate(t.tolist())]
+                    + [(s, 1, s) for s in uwb_t.tolist()])
+    for stamp, kind, i in events:
+        if kind == 0:
+            out.append((io.imu, numpy_to_imu(accel[i], gyro[i],
+                                             header=make_header(stamp, frame_id))))
+        else:
+            out.append((io.uwb, numpy_to_range(readings[i], make_header(stamp, "uwb_phone"),
+                                               min_range=0.1, max_range=50.0)))
+    return out
+
+
+def diagnostics(started, io, node: str, until) -> dict[str, str]:
+    spin(started, 4.0, until=lambda: node in io.diag and until(io.diag[node]))
+    assert node in io.diag, f"no diagnostics from {node}"
+    return io.diag[node]
+
+
+def test_a_replayed_stream_gives_the_offline_result(graph, models):
+    from std_srvs.srv import Trigger
+
+    from embodied_transfer.squat.pipeline import RepCounter
+
+    started, io = graph
+    t, accel, gyro, uwb_t, uwb = stream = recorded_stream()
+    send(started, io, sensor_messages(io, *stream))
+    spin(started, 5.0, until=lambda: len(io.phases) >= len(t))   # the rest after the flush
+    sim, probs = offline(models, *stream)
+
+    assert [ns(m) for m in io.features] == t.tolist()
+    assert all(list(m.channels) == list(FEATURE_CHANNELS) for m in io.features)
+    assert {m.header.frame_id for m in io.features} == {"watch_imu"}
+    np.testing.assert_allclose(np.array([m.values for m in io.features]), sim,
+                               atol=1e-5, rtol=1e-5)
+
+    assert [ns(m) for m in io.phases] == t.tolist()
+    assert {m.header.frame_id for m in io.phases} == {"watch_imu"}
+    phases = np.array([m.phase for m in io.phases])
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-4
+    assert np.array_equal(phases[clear], probs.argmax(1)[clear])
+    np.testing.assert_allclose([m.confidence for m in io.phases], probs.max(1), atol=1e-5)
+    counts = [m.rep_count for m in io.phases]
+    assert counts == sorted(counts) and counts[-1] == RepCounter(3).count_all(phases)
+
+    values = diagnostics(started, io, "real2sim_converter",
+                         lambda v: v["outputs"] == str(len(t)))
+    assert values["model_loaded"] == "true" and values["rejected_inputs"] == "0"
+    assert "events_uwb_stale" not in values
+    values = diagnostics(started, io, "squat_phase_classifier",
+                         lambda v: v["outputs"] == str(len(t)))
+    assert values["rep_count"] == str(counts[-1]) and values["rejected_inputs"] == "0"
+
+    client = io.node.create_client(Trigger, "/squat_phase_classifier/reset_count")
+    assert client.wait_for_service(timeout_sec=5.0)
+    for _ in range(5):   # a request sent before the response reader matched gets no answer
+        future = client.call_async(Trigger.Request())
+        spin(started, 1.0, until=future.done)
+        if future.done():
+            break
+        client.remove_pending_request(future)
+    assert future.result().success and started.nodes[1].stream.rep_count == 0
+
+
+def test_bad_input_is_rejected_reported_and_never_published(graph):
+    from embodied_transfer_interfaces.msg import SimDomainFeatures
+
+    from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
+
+    started, io = graph
+    # 8 s at 20 Hz; UWB at 5 Hz but silent from 2 s to 5 s
+    t = START_NS + np.arange(160) * 50 * MS
+    uwb_t = np.array([s for s in t[::4] if not 2000 <= (s - START_NS) // MS < 5000])
+    rng = np.random.default_rng(2)
+    good = sensor_messages(io, t, rng.normal(0, 1, (160, 3)), rng.normal(0, 1, (160, 3)),
+                           uwb_t, 0.5 + rng.uniform(0, 1, uwb_t.size))
+    nan_imu = numpy_to_imu(np.zeros(3), np.zeros(3),
+                           header=make_header(int(t[20]) + 10 * MS, "watch_imu"))
+    nan_imu.linear_acceleration.y = math.nan
+    late_imu = numpy_to_imu(np.ones(3), np.ones(3), header=make_header(int(t[10]), "watch_imu"))
+    nan_uwb = numpy_to_range(math.nan, make_header(int(t[30]) + 20 * MS), min_range=0.1,
+                             max_range=50.0, allow_nan=True)
+    i20 = next(i for i, (pub, m) in enumerate(good) if ns(m) > t[20])
+    i30 = next(i for i, (pub, m) in enumerate(good) if ns(m) > t[30])
+    messages = (good[:i20] + [(io.imu, nan_imu)] + good[i20:i30]
+                + [(io.imu, late_imu), (io.uwb, nan_uwb)] + good[i30:])
+    send(started, io, messages)
+    spin(started, 5.0, until=lambda: len(io.phases) >= len(t))
+
+    assert [ns(m) for m in io.features] == t.tolist()      # every good frame, nothing else
+    assert np.all(np.isfinite([m.values for m in io.features]))
+    assert [ns(m) for m in io.phases] == t.tolist()
+    values = diagnostics(started, io, "real2sim_converter",
+                         lambda v: v["outputs"] == str(len(t)))
+    assert values["rejected_imu_non_finite"] == "1"
+    assert values["rejected_imu_out_of_order"] == "1"
+    assert values["rejected_uwb_invalid"] == "1"
+    assert values["rejected_inputs"] == "3" and values["last_rejection"].startswith("uwb_invalid")
+    # frames after the 1.8 s reading, from 1.85 s to 3.95 s, wait a full second for UWB and
+    # go out with the range held; later ones are interpolated once the 5.0 s reading arrives
+    assert int(values["events_uwb_stale"]) == len(range(37, 80))
+    assert float(values["max_hold_ms"]) <= 1050.0
+
+    bad = SimDomainFeatures(header=make_header(int(t[-1]) + 50 * MS, "watch_imu"),
+                            channels=list(reversed(FEATURE_CHANNELS)), values=[0.0] * 7)
+    short = SimDomainFeatures(header=make_header(int(t[-1]) + 100 * MS, "watch_imu"),
+                              channels=list(FEATURE_CHANNELS), values=[0.0] * 6)
+    io.features_pub.publish(bad)
+    io.features_pub.publish(short)
+    values = diagnostics(started, io, "squat_phase_classifier",
+                         lambda v: v.get("rejected_bad_length") == "1")
+    assert values["rejected_bad_channels"] == "1" and values["rejected_inputs"] == "2"
+    spin(started, 1.0)
+    assert len(io.phases) == len(t)
+
+
+@pytest.mark.parametrize("node, override", [
+    ("real2sim_converter", {"model_path": "/nonexistent/model"}),
+    ("real2sim_converter", {"model_path": "classifier"}),      # not a converter
+    ("squat_phase_classifier", {"model_path": "converter"}),   # not a classifier
+    ("real2sim_converter", {"queue_size": 0}),
+])
+def test_a_missing_or_wrong_model_fails_the_bringup(rclpy_context, models, node, override):
+    override = {k: models.get(f"{v}_path", v) for k, v in override.items()}
+    overrides = {"real2sim_converter": {"model_path": models["converter_path"]},
+                 "squat_phase_classifier": {"model_path": models["classifier_path"]}}
+    overrides[node].update(override)
+    with pytest.raises(BringupError, match=f"{node} failed to start"):
+        bringup.bring_up([CONVERTER, CLASSIFIER], overrides=overrides)
