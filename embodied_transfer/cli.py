@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no status line each second")
     _graph_args(sim)
 
+    real2sim = sub.add_parser("real2sim", help="bring up the converter and the classifier "
+                                                "(for a replayed bag or real sensors)")
+    _graph_args(real2sim)
+
     replay = sub.add_parser("replay", help="play a rosbag2 bag with its recorded timing")
     replay.add_argument("bag")
     replay.add_argument("--rate", type=float, default=1.0, help="speed factor")
@@ -267,8 +271,8 @@ def _export_images(path: str, topic: str, out: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "sim":
-            return _run_graph("sim", args)
+        if args.command in ("sim", "real2sim"):
+            return _run_graph(args.command, args)
         if args.command == "replay":
             params = {"bag": args.bag, "rate": args.rate, "clock": args.clock,
                       "loop": args.loop, "topics": args.topics, "start_delay": args.delay,

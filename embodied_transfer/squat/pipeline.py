@@ -8,7 +8,6 @@ frame at a time, so a replayed recording gives what ``squat evaluate`` computes.
 """
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ class Converter:
     def load(cls, directory: str | Path) -> "Converter":
         return cls(Checkpoint.load(directory))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def convert_windows(self, w: np.ndarray) -> np.ndarray:
         """(B, past+1, 7) physical windows → (B, 7) physical sim-domain last frames."""
         x = torch.from_numpy(self.ckpt.normalizer(w))
@@ -64,7 +63,7 @@ class Classifier:
     def load(cls, directory: str | Path) -> "Classifier":
         return cls(Checkpoint.load(directory, kind="phase_classifier"))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def probabilities_windows(self, w: np.ndarray) -> np.ndarray:
         """(B, past+1+future, 7) physical windows → (B, 3) probabilities of the centre frame."""
         logits = self.ckpt.model(torch.from_numpy(self.ckpt.normalizer(w)))
@@ -117,24 +116,6 @@ class Pipeline:
         """Physical frames (N, 7) → (sim-domain frames, probabilities (N, 3))."""
         sim = self.converter.convert(x) if self.converter else x
         return sim, self.classifier.probabilities(sim)
-
-
-class StreamBuffer:
-    """The last ``size`` frames of a stream, as one window (padded like :func:`windows`)."""
-
-    def __init__(self, size: int) -> None:
-        self.frames: deque = deque(maxlen=size)
-
-    def push(self, frame: np.ndarray) -> np.ndarray:
-        """Add a frame; return the window ending at it, (size, C)."""
-        if not self.frames:
-            self.frames.extend([frame] * self.frames.maxlen)
-        else:
-            self.frames.append(frame)
-        return np.stack(self.frames)
-
-    def clear(self) -> None:
-        self.frames.clear()
 
 
 def load_pipelines(models: str | Path = DEFAULT_MODELS) -> dict[str, Pipeline]:

@@ -1,0 +1,119 @@
+"""Real2Sim on real recordings: accuracy of the shipped models, per-frame latency, 10× replay.
+
+* ``accuracy``: ``squat evaluate`` on each development recording (recordings 1 and 2 were
+  used to fine-tune the content encoder; 3 is held out) and targets: proposed ≥ 85 % on
+  held-out Down/Up frames, raw < vae < proposed, repetition counts exact.
+* ``latency``: converter + classifier per frame, as the nodes run them (online streams,
+  one torch thread), over a whole recording; target p99 ≤ 2 ms.
+* ``replay_10x``: the recording's bag played at 10× through ``real2sim_converter`` and
+  ``squat_phase_classifier`` in one process; frames in vs labels out (target: none lost).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+HELD_OUT = "recording_3.csv"
+TABLE_COLUMNS = (("Down/Up raw", "accuracy.raw"), ("vae", "accuracy.vae"),
+                 ("proposed", "accuracy.proposed"), ("reps true", "reps_true"),
+                 ("reps counted", "reps_counted"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
+                 ("frames in", "frames_in"), ("labels out", "labels_out"))
+
+
+def accuracy() -> dict:
+    from embodied_transfer.squat.evaluate import evaluate
+
+    cases = {}
+    for path in sorted(REAL.glob("recording_*.csv")):
+        r = evaluate([path])
+        cases[path.name + (" (held out)" if path.name == HELD_OUT else " (fine-tuning)")] = {
+            "accuracy": r["accuracy"], "accuracy_3class": r["accuracy_3class"],
+            "reps_true": r["reps"][0]["true"], "reps_counted": r["reps"][0]["counted"],
+            "reps_counted_all": {k: r["reps"][0][f"counted_{k}"] for k in r["accuracy"]}}
+    held = next(v for k, v in cases.items() if "held out" in k)
+    acc = held["accuracy"]
+    targets = {"proposed_ge_85": acc["proposed"] >= 0.85,
+               "ordering": acc["raw"] < acc["vae"] < acc["proposed"],
+               "reps_exact": held["reps_true"] == held["reps_counted"]}
+    return cases, targets
+
+
+def latency(path: Path) -> dict:
+    import torch
+
+    from embodied_transfer.squat.online import ClassifierStream, ConverterStream
+    from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Classifier, Converter
+    from embodied_transfer.squat.real import load_real_csv
+    from embodied_transfer.squat.signals import real_recording
+
+    torch.set_num_threads(1)
+    x, _ = real_recording(load_real_csv(path))
+    conv = ConverterStream(Converter.load(DEFAULT_MODELS / "multi_encoder_vae"))
+    cls = ClassifierStream(Classifier.load(DEFAULT_MODELS / "classifier"))
+    times = []
+    for i, frame in enumerate(x):
+        start = time.perf_counter()
+        sim = conv.push(i * 50_000_000, frame)
+        cls.push(i * 50_000_000, sim)
+        times.append(time.perf_counter() - start)
+    ms = np.asarray(times[20:]) * 1e3          # after warm-up
+    return {"frames": len(x), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+            "target_p99_ms": 2.0, "target_met": bool(np.percentile(ms, 99) <= 2.0)}
+
+
+def replay_10x(path: Path) -> dict:
+    import rclpy
+    from embodied_transfer_interfaces.msg import SquatPhase
+
+    from embodied_transfer import bringup
+    from embodied_transfer.ros.bags import BagReader
+    from embodied_transfer.ros.isolation import apply_isolation
+    from embodied_transfer.ros.qos import BAG_QOS
+    from embodied_transfer.squat.csv2bag import csv2bag
+
+    apply_isolation(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        bag = Path(tmp) / "bag"
+        csv2bag([path], bag)
+        with BagReader(bag) as reader:
+            frames = reader.message_counts["/imu"]
+        rclpy.init()
+        started = None
+        try:
+            labels = []
+            listener = rclpy.create_node("replay_listener")
+            listener.create_subscription(SquatPhase, "squat/phase", labels.append, BAG_QOS)
+            started = bringup.bring_up(
+                [bringup.REAL2SIM_CONVERTER, bringup.SQUAT_PHASE_CLASSIFIER, bringup.BAG_PLAYER],
+                overrides={"bag_player": {"bag": str(bag), "rate": 10.0,
+                                          "topics": ["/imu", "/uwb/range"],
+                                          "wait_for_subscribers": 10.0}})
+            started.executor.add_node(listener)
+            player = started.nodes[-1]
+            start = time.monotonic()
+            while not player.finished.done() and time.monotonic() - start < 120:
+                started.executor.spin_once(timeout_sec=0.05)
+            end = time.monotonic() + 3.0          # classifier flushes after 1 s of silence
+            while time.monotonic() < end and len(labels) < frames:
+                started.executor.spin_once(timeout_sec=0.05)
+            return {"frames_in": frames, "labels_out": len(labels),
+                    "lost": frames - len(labels), "play_s": round(time.monotonic() - start, 2),
+                    "target_met": len(labels) == frames}
+        finally:
+            if started is not None:
+                started.shutdown()
+            rclpy.shutdown()
+
+
+def run() -> dict:
+    if not REAL.is_dir():
+        return {"error": f"real recordings not found at {REAL}"}
+    cases, targets = accuracy()
+    cases["latency (recording_3, online streams)"] = latency(REAL / HELD_OUT)
+    cases["replay 10x through the nodes (recording_3)"] = replay_10x(REAL / HELD_OUT)
+    return {"cases": cases, "targets": targets}
