@@ -48,7 +48,7 @@ $(STAMPS)/package: $(STAMPS)/interfaces setup.py setup.cfg package.xml
 	@touch $@
 
 # The real recordings (read-only, outside the repository); override with REAL_DATA=dir.
-REAL_DATA ?= ../shared/data/real_squat
+REAL_DATA ?= $(firstword $(wildcard ../shared/data/real_squat /work/shared/data/real_squat) ../shared/data/real_squat)
 DEMO_OUT  ?= demo_out
 
 demo: setup

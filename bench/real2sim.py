@@ -10,13 +10,15 @@
 """
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+REAL = real_squat_dir()
 HELD_OUT = "recording_3.csv"
 TABLE_COLUMNS = (("Down/Up raw", "accuracy.raw"), ("vae", "accuracy.vae"),
                  ("proposed", "accuracy.proposed"), ("reps true", "reps_true"),

@@ -1,6 +1,8 @@
 """``embodied-transfer squat``: simulate, csv2bag and plot from the command line."""
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import re
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from embodied_transfer.sim.dataset import SquatDataset
 from embodied_transfer.squat.real import COLUMNS, load_real_csv
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+DATA = real_squat_dir()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,6 +1,8 @@
 """Real2Sim models without ROS: checkpoints, MINE, windows, training, evaluation, commands."""
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import json
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from embodied_transfer.squat.phases import DOWN, STOP, UP
 from embodied_transfer.squat.pipeline import RepCounter
 from embodied_transfer.squat.signals import Normalizer, stack, windows
 
-REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+REAL = real_squat_dir()
 
 
 def test_windows_pad_with_the_end_frames_and_centre_each_frame():

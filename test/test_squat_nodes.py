@@ -2,6 +2,8 @@
 pipeline's result; bad input is rejected, reported on /diagnostics and never published."""
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import math
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ CONVERTER = NodeSpec("real2sim_converter", "embodied_transfer.nodes.real2sim_con
                      "Real2SimConverter", lifecycle=True)
 CLASSIFIER = NodeSpec("squat_phase_classifier", "embodied_transfer.nodes.squat_phase_classifier",
                       "SquatPhaseClassifier", lifecycle=True)
-REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat" / "recording_1.csv"
+REAL = real_squat_dir() / "recording_1.csv"
 START_NS = 1_700_000_000 * 1_000_000_000
 MS = 1_000_000
 

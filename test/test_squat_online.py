@@ -2,6 +2,8 @@
 rejected with a reason, and memory stays bounded."""
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import math
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from embodied_transfer.squat.online import (ClassifierStream, ConverterStream, F
 from embodied_transfer.squat.pipeline import RepCounter
 from embodied_transfer.squat.signals import windows
 
-REAL = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+REAL = real_squat_dir()
 MS = 1_000_000
 
 

@@ -1,6 +1,8 @@
 """Real squat recordings: CSV reader (real files and bad input) and csv2bag round trips."""
 from __future__ import annotations
 
+from embodied_transfer.squat.data import real_squat_dir
+
 import csv
 import re
 import subprocess
@@ -19,7 +21,7 @@ from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import DOWN, STOP, UP, count_repetitions
 from embodied_transfer.squat.real import COLUMNS, load_real_csv, read_real_csv
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/real_squat"
+DATA = real_squat_dir()
 #: file → (rows, seconds, squats) from the data's README.
 README = {"recording_1.csv": (1716, 85.6, 12), "recording_2.csv": (1987, 99.2, 14),
           "recording_3.csv": (1822, 90.9, 14)}
