@@ -25,52 +25,27 @@ model.
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from embodied_transfer_interfaces.msg import SimDomainFeatures
-from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Imu, Range
 
 from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.stream_node import StreamNode
 from embodied_transfer.ros.conversions import (ConversionError, make_header, range_reading,
                                                stamp_to_ns)
-from embodied_transfer.ros.diagnostics import OK, WARN, DiagnosticsPublisher, NodeHealth
+from embodied_transfer.ros.diagnostics import count_values
 from embodied_transfer.ros.qos import BAG_QOS, SENSOR_QOS
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
-IDLE_CHECK_S = 0.05        # period of the end-of-stream check
 GRAVITY_SUSPECT = 7.0      # mean |accel| [m/s²] above which the IMU seems to include gravity
 
 
-class StreamHealth(NodeHealth):
-    """NodeHealth plus a node's own key values and warnings (hooks set by the node)."""
-
-    extra: Callable[[], list[tuple[str, str]]] | None = None
-    warning: Callable[[], str] | None = None
-
-    def key_values(self) -> list[tuple[str, str]]:
-        return super().key_values() + (self.extra() if self.extra else [])
-
-    def level(self) -> tuple[int, str]:
-        level, message = super().level()
-        if level == OK and self.warning is not None:
-            text = self.warning()
-            if text:
-                return WARN, text
-        return level, message
-
-
-def counts(prefix: str, values: dict[str, int]) -> list[tuple[str, str]]:
-    return [(f"{prefix}{k}", str(v)) for k, v in sorted(values.items())]
-
-
-class Real2SimConverter(LifecycleNode):
+class Real2SimConverter(StreamNode):
     """Assembles IMU + UWB frames and converts them to the simulator domain."""
 
     def __init__(self, **kwargs) -> None:
@@ -91,22 +66,12 @@ class Real2SimConverter(LifecycleNode):
         declare(self, "max_imu_rate_hz", 200.0,
                 "IMU stamp rate above which diagnostics warn (frames are still processed)")
         declare(self, "frame_id", "", "frame_id of the features; empty: the IMU frame's")
-        self.health = StreamHealth("real2sim_converter", needs_model=True)
         self.health.extra = self._extra_values
         self.health.warning = self._warning
         self.assembler = self.stream = None
-        self._lock = threading.Lock()
-        self._active = False
-        self._subs: list = []
-        self._diagnostics = None
-        self._last_input = time.monotonic()
         self._last_stale = False
         self._accel_norm = 0.0
         self._accel_frames = 0
-        self._rejected: dict[str, int] = {}     # reasons found here, not in the streams
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
 
     # --- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -144,55 +109,27 @@ class Real2SimConverter(LifecycleNode):
         self.health.model_loaded = True
         self.health.model_info = f"{converter.ckpt.cfg.kind} (past {converter.past}) from {path}"
         self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
-        self._subs = [self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS),
-                      self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_QOS)]
-        self._timer = self.create_timer(IDLE_CHECK_S, self._on_idle,
-                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self._start_processing(
+            self._pub, self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS),
+            self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_QOS))
         self.get_logger().info(f"converter ready: {self.health.model_info}")
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._active = True
-            self._last_input = time.monotonic()
-        return super().on_activate(state)
+    def _pending(self) -> int:
+        return self.assembler.held
 
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._emit(self.assembler.flush())
-            self._active = False
-        return super().on_deactivate(state)
+    def _flush(self) -> None:
+        self._emit(self.assembler.flush())
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._active = False
-            if self._diagnostics is not None:
-                self._diagnostics.destroy()
-                self._diagnostics = None
-            for sub in self._subs:
-                self.destroy_subscription(sub)
-            self._subs = []
-            self.destroy_timer(self._timer)
-            self.destroy_publisher(self._pub)
-            self.assembler = self.stream = None
-            self.health.model_loaded = False
-        return TransitionCallbackReturn.SUCCESS
+    def _release(self) -> None:
+        self.assembler = self.stream = None
 
     # --- input -------------------------------------------------------------------------
-    def _on_reject(self, reason: str, detail: str) -> None:
-        self.health.reject(f"{reason}: {detail}")
-
-    def _reject(self, reason: str, detail: str) -> None:
-        self._rejected[reason] = self._rejected.get(reason, 0) + 1
-        self._on_reject(reason, detail)
-
     def _on_imu(self, msg: Imu) -> None:
         with self._lock:
             if not self._active:
                 return
-            self.health.input()
-            self._last_input = time.monotonic()
+            self._input()
             stamp = stamp_to_ns(msg.header.stamp)
             if msg.linear_acceleration_covariance[0] == -1.0 \
                     or msg.angular_velocity_covariance[0] == -1.0:
@@ -213,8 +150,7 @@ class Real2SimConverter(LifecycleNode):
         with self._lock:
             if not self._active:
                 return
-            self.health.input()
-            self._last_input = time.monotonic()
+            self._input()
             stamp = stamp_to_ns(msg.header.stamp)
             try:
                 value, _ = range_reading(msg)
@@ -222,12 +158,6 @@ class Real2SimConverter(LifecycleNode):
                 self._reject("uwb_bad_limits", f"UWB at {stamp} ns: {exc}")
                 return
             self._emit(self.assembler.push_uwb(stamp, value, msg.min_range, msg.max_range))
-
-    def _on_idle(self) -> None:
-        with self._lock:
-            if self._active and self.assembler.held \
-                    and time.monotonic() - self._last_input > self.flush_after:
-                self._emit(self.assembler.flush())
 
     # --- output ------------------------------------------------------------------------
     def _emit(self, frames) -> None:
@@ -256,8 +186,9 @@ class Real2SimConverter(LifecycleNode):
                 ("held_frames", str(a.held)), ("uwb_readings_kept", str(a.uwb_kept)),
                 ("max_hold_ms", f"{a.max_hold_ns / 1e6:.1f}"),
                 ("accel_norm_mean", f"{self._accel_norm:.3f}")] \
-            + counts("rejected_", {**a.rejected, **self.stream.rejected, **self._rejected}) \
-            + counts("events_", {**a.events, **self.stream.events})
+            + count_values("rejected_",
+                           {**a.rejected, **self.stream.rejected, **self._rejected}) \
+            + count_values("events_", {**a.events, **self.stream.events})
 
     def _warning(self) -> str:
         a = self.assembler

@@ -23,26 +23,24 @@ transition), activate starts processing, deactivate flushes, cleanup frees the m
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from embodied_transfer_interfaces.msg import SimDomainFeatures, SquatPhase
-from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 from std_srvs.srv import Trigger
 
 from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.nodes.real2sim_converter import IDLE_CHECK_S, StreamHealth, counts
+from embodied_transfer.nodes.stream_node import StreamNode
 from embodied_transfer.ros.conversions import make_header, stamp_to_ns
-from embodied_transfer.ros.diagnostics import DiagnosticsPublisher
+from embodied_transfer.ros.diagnostics import count_values
 from embodied_transfer.ros.qos import BAG_QOS
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
 
-class SquatPhaseClassifier(LifecycleNode):
+class SquatPhaseClassifier(StreamNode):
     """Labels every frame STOP/DOWN/UP and counts repetitions."""
 
     def __init__(self, **kwargs) -> None:
@@ -56,17 +54,8 @@ class SquatPhaseClassifier(LifecycleNode):
                 "(end padded); keep it above the converter's flush_after_s")
         declare(self, "new_stream_gap_s", 1.0,
                 "A stamp gap longer than this ends the stream (flush) and starts a new window")
-        self.health = StreamHealth("squat_phase_classifier", needs_model=True)
         self.health.extra = self._extra_values
         self.stream = None
-        self._lock = threading.Lock()
-        self._active = False
-        self._diagnostics = None
-        self._last_input = time.monotonic()
-        self._rejected: dict[str, int] = {}     # reasons found here, not in the stream
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
 
     # --- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -94,45 +83,24 @@ class SquatPhaseClassifier(LifecycleNode):
         self.health.model_info = (f"phase_classifier (past {classifier.past}, future "
                                   f"{classifier.future}) from {path}")
         self._pub = self.create_publisher(SquatPhase, "squat/phase", BAG_QOS)
-        self._sub = self.create_subscription(SimDomainFeatures, "real2sim/features",
-                                             self._on_features, BAG_QOS)
-        self._srv = self.create_service(Trigger, "~/reset_count", self._on_reset_count)
-        self._timer = self.create_timer(IDLE_CHECK_S, self._on_idle,
-                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self._start_processing(
+            self._pub,
+            self.create_subscription(SimDomainFeatures, "real2sim/features",
+                                     self._on_features, BAG_QOS),
+            self.create_service(Trigger, "~/reset_count", self._on_reset_count))
         self.get_logger().info(f"classifier ready: {self.health.model_info}")
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._active = True
-            self._last_input = time.monotonic()
-        return super().on_activate(state)
+    def _pending(self) -> int:
+        return self.stream.pending
 
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._publish(self.stream.flush(), time.perf_counter())
-            self._active = False
-        return super().on_deactivate(state)
+    def _flush(self) -> None:
+        self._publish(self.stream.flush(), time.perf_counter())
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        with self._lock:
-            self._active = False
-            if self._diagnostics is not None:
-                self._diagnostics.destroy()
-                self._diagnostics = None
-            self.destroy_timer(self._timer)
-            self.destroy_service(self._srv)
-            self.destroy_subscription(self._sub)
-            self.destroy_publisher(self._pub)
-            self.stream = None
-            self.health.model_loaded = False
-        return TransitionCallbackReturn.SUCCESS
+    def _release(self) -> None:
+        self.stream = None
 
     # --- input -------------------------------------------------------------------------
-    def _on_reject(self, reason: str, detail: str) -> None:
-        self.health.reject(f"{reason}: {detail}")
-
     def _check(self, msg: SimDomainFeatures, stamp: int) -> tuple[str, str]:
         """(reason, detail) why ``msg`` cannot be used, or ("", "") if it can."""
         channels = list(msg.channels)
@@ -149,22 +117,14 @@ class SquatPhaseClassifier(LifecycleNode):
             if not self._active:
                 return
             start = time.perf_counter()
-            self.health.input()
-            self._last_input = time.monotonic()
+            self._input()
             stamp = stamp_to_ns(msg.header.stamp)
             reason, detail = self._check(msg, stamp)
             if reason:
-                self._rejected[reason] = self._rejected.get(reason, 0) + 1
-                self._on_reject(reason, detail)
+                self._reject(reason, detail)
                 return
             values = np.asarray(msg.values, dtype=np.float32)
             self._publish(self.stream.push(stamp, values, tag=msg.header.frame_id), start)
-
-    def _on_idle(self) -> None:
-        with self._lock:
-            if self._active and self.stream.pending \
-                    and time.monotonic() - self._last_input > self.flush_after:
-                self._publish(self.stream.flush(), time.perf_counter())
 
     def _on_reset_count(self, request, response):
         with self._lock:
@@ -189,7 +149,8 @@ class SquatPhaseClassifier(LifecycleNode):
         if s is None:
             return []
         return [("rep_count", str(s.rep_count)), ("pending_frames", str(s.pending))] \
-            + counts("rejected_", {**s.rejected, **self._rejected}) + counts("events_", s.events)
+            + count_values("rejected_", {**s.rejected, **self._rejected}) \
+            + count_values("events_", s.events)
 
 
 def main(args=None) -> int:

@@ -30,6 +30,10 @@ class NodeHealth:
     outputs: int = 0
     rejected: int = 0
     last_rejection: str = ""
+    #: The node's own (key, value) pairs, appended to every report.
+    extra: Callable[[], list[tuple[str, str]]] | None = None
+    #: A warning text ("" when none), reported as WARN while everything else is OK.
+    warning: Callable[[], str] | None = None
     _arrivals: deque = field(default_factory=deque, repr=False)
     _latencies: deque = field(default_factory=deque, repr=False)
 
@@ -74,7 +78,8 @@ class NodeHealth:
             return ERROR, "model not loaded"
         if self.rejected and self.last_rejection:
             return WARN, f"rejected {self.rejected} input(s), last: {self.last_rejection}"
-        return OK, "ok"
+        text = self.warning() if self.warning else ""
+        return (WARN, text) if text else (OK, "ok")
 
     def key_values(self) -> list[tuple[str, str]]:
         """The report as (key, value) strings, as DiagnosticStatus.values wants them."""
@@ -91,7 +96,12 @@ class NodeHealth:
         ]
         if self.model_info:
             values.append(("model", self.model_info))
-        return values
+        return values + (self.extra() if self.extra else [])
+
+
+def count_values(prefix: str, counts: dict[str, int]) -> list[tuple[str, str]]:
+    """Per-reason counters as (``prefix + reason``, count) pairs, sorted by reason."""
+    return [(f"{prefix}{k}", str(v)) for k, v in sorted(counts.items())]
 
 
 class DiagnosticsPublisher:
