@@ -186,48 +186,40 @@ def _squat_train(args: argparse.Namespace) -> int:
 def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None,
                until=None) -> int:
     """Bring up graph ``name``, spin until Ctrl-C, ``--duration`` or ``until(nodes)``."""
-    specs = graph(name)
-    if not specs:
-        print(f"graph '{name}': no nodes are implemented yet, nothing to start "
-              f"(see the README's status table)")
-        return 0
     import rclpy
-    from rclpy.executors import ExternalShutdownException
 
-    rclpy.init()
+    from embodied_transfer.nodes.common import ros_context
+
+    specs = graph(name)
     started = monitor = None
-    try:
-        started = bring_up(specs, namespace=args.namespace, params_file=args.params_file,
-                           use_sim_time=args.use_sim_time, overrides=overrides)
-        print(f"graph '{name}' up ({domain_summary()}):")
-        for spec, node in zip(specs, started.nodes):
-            print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
-        sys.stdout.flush()
-        monitor = None
-        if name == "sim" and not args.quiet:
-            from embodied_transfer.ros.monitor import SquatMonitor
+    with ros_context():
+        try:
+            started = bring_up(specs, namespace=args.namespace, params_file=args.params_file,
+                               use_sim_time=args.use_sim_time, overrides=overrides)
+            print(f"graph '{name}' up ({domain_summary()}):")
+            for spec, node in zip(specs, started.nodes):
+                print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
+            sys.stdout.flush()
+            if name == "sim" and not args.quiet:
+                from embodied_transfer.ros.monitor import SquatMonitor
 
-            monitor = SquatMonitor(namespace=args.namespace)
-            started.executor.add_node(monitor)
-        future = until(started.nodes) if until else None
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while rclpy.ok():
-            if future is not None and future.done():
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            started.executor.spin_once(timeout_sec=0.05)
-        if future is not None and future.done() and future.exception() is not None:
-            raise future.exception()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if started is not None:
-            started.shutdown()
-        if monitor is not None:
-            monitor.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+                monitor = SquatMonitor(namespace=args.namespace)
+                started.executor.add_node(monitor)
+            future = until(started.nodes) if until else None
+            deadline = None if args.duration is None else time.monotonic() + args.duration
+            while rclpy.ok():
+                if future is not None and future.done():
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                started.executor.spin_once(timeout_sec=0.05)
+            if future is not None and future.done() and future.exception() is not None:
+                raise future.exception()
+        finally:
+            if started is not None:
+                started.shutdown()
+            if monitor is not None:
+                monitor.destroy_node()
     return 0
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -64,6 +65,19 @@ def autostart(node: Node) -> bool:
     return True
 
 
+@contextmanager
+def ros_context(args: Sequence[str] | None = None) -> Iterator[None]:
+    """rclpy initialised for the block; Ctrl-C and an external shutdown end it quietly."""
+    rclpy.init(args=args)
+    try:
+        yield
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
 def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
         until: Callable[[Node], Future] | None = None) -> int:
     """Entry point body for ``ros2 run embodied_transfer <node>``: init, start, spin.
@@ -71,29 +85,26 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
     Spins until Ctrl-C, or until the future ``until(node)`` completes. Errors of the
     package's own types are logged as one line and give exit status 1.
     """
-    rclpy.init(args=list(sys.argv if args is None else args))
     node = None
-    try:
-        node = factory()
-        if not autostart(node):
-            return 1
-        executor = Executor()
-        executor.add_node(node)
-        if until is None:
-            executor.spin()
-        else:
-            future = until(node)
-            executor.spin_until_future_complete(future)
-            if future.exception() is not None:
+    with ros_context(list(sys.argv if args is None else args)):
+        try:
+            node = factory()
+            if not autostart(node):
                 return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except PACKAGE_ERRORS as exc:
-        print(f"{getattr(node, 'get_name', lambda: 'node')()}: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+            executor = Executor()
+            executor.add_node(node)
+            if until is None:
+                executor.spin()
+            else:
+                future = until(node)
+                executor.spin_until_future_complete(future)
+                if future.exception() is not None:
+                    return 1
+        except PACKAGE_ERRORS as exc:
+            print(f"{getattr(node, 'get_name', lambda: 'node')()}: error: {exc}",
+                  file=sys.stderr)
+            return 1
+        finally:
+            if node is not None:
+                node.destroy_node()
     return 0
