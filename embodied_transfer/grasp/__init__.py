@@ -1,0 +1,1 @@
+"""Grasp reasoning (RT-Grasp): rectangles and their metric, Cornell IO, reasoning text, backends."""

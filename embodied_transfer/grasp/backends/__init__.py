@@ -1,0 +1,1 @@
+"""Grasp backends behind one interface (see :mod:`embodied_transfer.grasp.backends.base`)."""

@@ -1,0 +1,35 @@
+"""The one interface every grasp backend implements (``cnn``, ``tiny-vlm``, ``vlm``)."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embodied_transfer.grasp.rectangles import Grasp
+
+
+@dataclass
+class Prediction:
+    """One backend answer: the grasp (None when there is none), its raw text, and why not."""
+
+    grasp: Grasp | None
+    text: str = ""                  # the model's raw answer (empty for non-text backends)
+    reasoning: str = ""             # the reasoning part of the answer
+    score: float = float("nan")     # confidence in [0, 1] when the backend has one
+    error: str = ""                 # why there is no grasp (parse error, ...)
+    extra: dict = field(default_factory=dict)
+
+
+class GraspBackend(abc.ABC):
+    """Image (+ optional depth) + instruction → one grasp in image pixels."""
+
+    name: str = "base"
+    uses_instruction: bool = True
+
+    @abc.abstractmethod
+    def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
+        """``rgb``: (H, W, 3) uint8; ``depth``: (H, W) float32 metres or None."""
+
+    def close(self) -> None:
+        """Free the model (lifecycle cleanup)."""

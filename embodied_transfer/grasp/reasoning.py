@@ -1,0 +1,131 @@
+"""Reasoning-tuning text: instructions, template reasoning, one numeric grasp format, a strict parser.
+
+An answer is reasoning sentences followed by one final line in a fixed format::
+
+    The red mug is a cylinder with a handle, at the left of the table. Mugs are grasped by
+    the rim or the handle, so close the gripper across the rim.
+    grasp: [123, 57, -30, 40]
+
+with the centre column and row and the opening in whole pixels and the closing-axis angle in
+whole degrees in (-90, 90] (see :mod:`embodied_transfer.grasp.rectangles`). The numbers-only
+ablation answers with the final line alone.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from embodied_transfer.grasp.errors import GraspParseError
+from embodied_transfer.grasp.rectangles import Grasp
+
+#: How each category is described and grasped (the "common sense" the reasoning carries).
+CATEGORY_TEXT: dict[str, tuple[str, str]] = {
+    "box": ("a rectangular box", "boxes are grasped across their two parallel faces"),
+    "cylinder": ("an upright cylinder", "cylinders are grasped across their diameter"),
+    "sphere": ("a ball", "balls are grasped across the middle"),
+    "mug": ("a cylinder with a handle",
+            "mugs are grasped by the rim or the handle, not across the whole body"),
+    "bottle": ("a tall narrow cylinder with a neck",
+               "bottles are grasped across the body below the neck"),
+    "bowl": ("a wide open hemisphere", "bowls are grasped by the rim"),
+    "can": ("a short cylinder", "cans are grasped across their diameter"),
+    "plate": ("a flat disc", "plates are grasped by the edge"),
+}
+
+INSTRUCTION_TEMPLATES: tuple[str, ...] = (
+    "pick up the {colour} {category}",
+    "grasp the {colour} {category}",
+    "hand me the {colour} {category}",
+    "grab the {colour} {category}",
+    "get the {colour} {category} from the table",
+)
+
+GRASP_LINE = re.compile(r"^grasp: \[(-?\d{1,5}), (-?\d{1,5}), (-?\d{1,3}), (\d{1,5})\]$")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the reasoning may say about one object (from scene metadata or annotations)."""
+
+    name: str
+    category: str
+    colour: str
+    u: float            # centre column in the image, px
+    v: float            # centre row in the image, px
+
+    def label(self) -> str:
+        return f"{self.colour} {self.category}"
+
+
+def instruction(obj: ObjectInfo, rng: np.random.Generator) -> str:
+    """A random instruction naming ``obj`` by colour and category."""
+    template = INSTRUCTION_TEMPLATES[int(rng.integers(len(INSTRUCTION_TEMPLATES)))]
+    return template.format(colour=obj.colour, category=obj.category)
+
+
+def _where(obj: ObjectInfo, width: int, height: int) -> str:
+    col = ("left" if obj.u < width / 3 else "right" if obj.u > 2 * width / 3 else "middle")
+    row = ("back" if obj.v < height / 3 else "front" if obj.v > 2 * height / 3 else "centre")
+    return f"at the {row} {col} of the table"
+
+
+def reasoning_text(obj: ObjectInfo, width: int, height: int, others: int = 0) -> str:
+    """Template reasoning: the object, its shape, where it is, how such objects are grasped."""
+    shape, strategy = CATEGORY_TEXT.get(obj.category, ("an object", "grasp it across its body"))
+    among = f" among {others + 1} objects" if others else ""
+    return (f"The {obj.label()} is {shape}, {_where(obj, width, height)}{among}. "
+            f"{strategy[0].upper()}{strategy[1:]}.")
+
+
+def format_grasp(grasp: Grasp) -> str:
+    """The fixed numeric line for a grasp (whole pixels and degrees)."""
+    deg = int(round(math.degrees(grasp.theta)))
+    if deg <= -90:
+        deg += 180
+    return (f"grasp: [{int(round(grasp.x))}, {int(round(grasp.y))}, {deg}, "
+            f"{max(1, int(round(grasp.width)))}]")
+
+
+def answer(obj: ObjectInfo, grasp: Grasp, width: int, height: int, *, reasoning: bool = True,
+           others: int = 0) -> str:
+    """The training answer: reasoning then the grasp line (or the grasp line alone)."""
+    line = format_grasp(grasp)
+    return f"{reasoning_text(obj, width, height, others)}\n{line}" if reasoning else line
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    grasp: Grasp
+    reasoning: str
+
+
+def parse_answer(text: str, width: int, height: int) -> ParsedAnswer:
+    """The grasp in a model's answer, strictly: exactly one well-formed final grasp line.
+
+    Raises :class:`GraspParseError` (holding the raw text) when the line is missing, appears
+    more than once, is malformed, or the grasp lies outside a ``width`` × ``height`` image.
+    """
+    if not isinstance(text, str):
+        raise GraspParseError(f"answer is not text: {type(text).__name__}", repr(text))
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise GraspParseError("empty answer", text)
+    if sum(ln.startswith("grasp:") for ln in lines) != 1:
+        raise GraspParseError("answer must hold exactly one 'grasp:' line", text)
+    m = GRASP_LINE.match(lines[-1])
+    if m is None:
+        raise GraspParseError("the last line is not 'grasp: [x, y, theta_deg, width]' "
+                              "with whole numbers", text)
+    x, y, deg, w = (int(g) for g in m.groups())
+    if not (0 <= x < width and 0 <= y < height):
+        raise GraspParseError(f"grasp centre ({x}, {y}) lies outside the {width}x{height} "
+                              "image", text)
+    if not -90 < deg <= 90:
+        raise GraspParseError(f"grasp angle {deg}° is outside (-90, 90]", text)
+    if not 0 < w <= math.hypot(width, height):
+        raise GraspParseError(f"grasp width {w} px is not in (0, image diagonal]", text)
+    return ParsedAnswer(Grasp(float(x), float(y), math.radians(deg), float(w)),
+                        " ".join(lines[:-1]))
