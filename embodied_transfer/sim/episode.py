@@ -15,7 +15,8 @@ import numpy as np
 from mujoco import rollout
 
 from embodied_transfer.sim.errors import SimError
-from embodied_transfer.sim.sensors import ImuModel, UwbModel, frame_average, interpolate_uwb
+from embodied_transfer.sim.sensors import (ImuModel, UwbModel, frame_average, hold_index,
+                                           interpolate_uwb)
 from embodied_transfer.sim.squat import (JOINTS, Body, RepMotion, SensorLayout, SquatPlan,
                                          Sway, build_model, gravity_in_sensor, reset_to)
 
@@ -95,12 +96,15 @@ def simulate_episode(seed: np.random.SeedSequence | int,
 
     layout = SensorLayout.of(model)
     imu_biases = config.imu.biases(rng_sensor)
+    noise_scale, hold = config.imu.style(rng_sensor)
     accel, gyro = config.imu.apply(frame_average(sensordata[:, layout.accel], spf),
                                    frame_average(sensordata[:, layout.gyro], spf),
-                                   imu_biases, rng_sensor)
+                                   imu_biases, rng_sensor, noise_scale)
     t = (np.arange(frames) + 1) * config.frame_dt
     frame_end = sensordata[spf - 1::spf]
     gravity = gravity_in_sensor(frame_end[:, layout.watch_quat])
+    shown = hold_index(frames, hold, rng_sensor)
+    accel, gyro, gravity = accel[shown], gyro[shown], gravity[shown]
 
     period = config.uwb.period(rng_sensor)
     uwb_t = config.uwb.sample_times(0.0, t[-1], period, rng_sensor)
@@ -158,6 +162,8 @@ class LiveSquat:
         self.plan = SquatPlan(sway=Sway.sample(self._rng_motion))
         self._extend_plan(0.0)
         self._imu_biases = self.config.imu.biases(self._rng_sensor)
+        self._imu_noise_scale, self._imu_hold = self.config.imu.style(self._rng_sensor)
+        self._imu_last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._uwb_period = self.config.uwb.period(self._rng_sensor)
         self._uwb_offset = self._rng_sensor.normal(0.0, self.config.uwb.offset)
         self._uwb_times = np.empty(0)
@@ -198,9 +204,14 @@ class LiveSquat:
         t1 = self.time
         accel, gyro = self.config.imu.apply(samples[:, self.layout.accel].mean(0, keepdims=True),
                                             samples[:, self.layout.gyro].mean(0, keepdims=True),
-                                            self._imu_biases, self._rng_sensor)
-        gravity = gravity_in_sensor(samples[-1, self.layout.watch_quat])[0]
-        return LiveFrame(t=t1, accel=accel[0], gyro=gyro[0], gravity=gravity,
+                                            self._imu_biases, self._rng_sensor,
+                                            self._imu_noise_scale)
+        imu = (accel[0], gyro[0], gravity_in_sensor(samples[-1, self.layout.watch_quat])[0])
+        if self._imu_last is not None and self._rng_sensor.random() < self._imu_hold:
+            imu = self._imu_last                   # the watch repeats its previous row
+        self._imu_last = imu
+        accel, gyro, gravity = imu
+        return LiveFrame(t=t1, accel=accel, gyro=gyro, gravity=gravity,
                          phase=int(self.plan.phase([t1])[0]),
                          reps=self.plan.completed(t1), uwb=self._uwb_readings(t0, t1, distances),
                          joint_positions=self.data.qpos[self._qadr].copy(),

@@ -2,7 +2,8 @@
 
 The physics gives exact values at every step; these models turn them into what the
 devices deliver: IMU frames at the output rate (box-averaged over the frame, a constant
-bias per episode plus white noise), and UWB ranges at 5–7 Hz with timing jitter, noise,
+bias per episode plus white noise of a per-episode level, and frames that repeat the previous
+one as the real watch app's rows do), and UWB ranges at 5–7 Hz with timing jitter, noise,
 a constant offset and dropouts, linearly interpolated to the IMU frame times.
 """
 from __future__ import annotations
@@ -16,21 +17,47 @@ from embodied_transfer.sim.errors import SimError
 
 @dataclass(frozen=True)
 class ImuModel:
-    """Watch IMU: per-episode bias and per-frame white noise (standard deviations)."""
+    """Watch IMU: per-episode bias, white noise and frame holds (standard deviations).
+
+    The noise level of an episode is the base level times a multiplier drawn log-uniformly
+    in [1, ``noise_scale_max``] (people and watches differ); each frame repeats the previous
+    one with an episode's hold probability drawn uniformly in [0, ``hold_max``] (36-40 % of the
+    real watch app's rows repeat the previous IMU values).
+    """
 
     accel_noise: float = 0.06     # m/s²
     accel_bias: float = 0.08      # m/s²
     gyro_noise: float = 0.012     # rad/s
     gyro_bias: float = 0.01       # rad/s
+    noise_scale_max: float = 4.0
+    hold_max: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.noise_scale_max >= 1.0 or not 0.0 <= self.hold_max < 1.0:
+            raise SimError(f"IMU model needs noise_scale_max >= 1 and 0 <= hold_max < 1, got "
+                           f"{self.noise_scale_max} and {self.hold_max}")
 
     def biases(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return rng.normal(0.0, self.accel_bias, 3), rng.normal(0.0, self.gyro_bias, 3)
 
-    def apply(self, accel: np.ndarray, gyro: np.ndarray, biases, rng: np.random.Generator):
+    def style(self, rng: np.random.Generator) -> tuple[float, float]:
+        """An episode's noise multiplier and frame-hold probability."""
+        return (float(np.exp(rng.uniform(0.0, np.log(self.noise_scale_max)))),
+                float(rng.uniform(0.0, self.hold_max)))
+
+    def apply(self, accel: np.ndarray, gyro: np.ndarray, biases, rng: np.random.Generator,
+              noise_scale: float = 1.0):
         """Noisy copies of exact (N, 3) accel and gyro frames."""
         accel_bias, gyro_bias = biases
-        return (accel + accel_bias + rng.normal(0.0, self.accel_noise, accel.shape),
-                gyro + gyro_bias + rng.normal(0.0, self.gyro_noise, gyro.shape))
+        return (accel + accel_bias + rng.normal(0.0, self.accel_noise * noise_scale, accel.shape),
+                gyro + gyro_bias + rng.normal(0.0, self.gyro_noise * noise_scale, gyro.shape))
+
+
+def hold_index(n: int, hold: float, rng: np.random.Generator) -> np.ndarray:
+    """Which frame each of ``n`` frames shows when each repeats the previous with chance ``hold``."""
+    held = rng.random(n) < hold
+    held[:1] = False
+    return np.maximum.accumulate(np.where(held, 0, np.arange(n)))
 
 
 @dataclass(frozen=True)
