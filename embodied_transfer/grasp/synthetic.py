@@ -23,11 +23,7 @@ from tqdm import tqdm
 from embodied_transfer.grasp.cornell import CornellSample, write_sample
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import instruction
-
-
-def scene_seed(seed: int, i: int) -> int:
-    """The integer seed of scene ``i`` of a dataset drawn with ``seed``."""
-    return int(np.random.SeedSequence(seed, spawn_key=(i,)).generate_state(1)[0])
+from embodied_transfer.sim.tabletop_task import scene_seed
 
 
 def scene_cornell_samples(seed: int, i: int, width: int, height: int,
@@ -95,48 +91,39 @@ def simulate_trials(backend, trials: int, seed: int = 10_000, *, width: int = 32
     that ignores instructions, any object counts as ``success`` and the target is reported
     separately as ``target_success_rate``).
     """
-    import mujoco
-
     from embodied_transfer.sim.errors import SimError
-    from embodied_transfer.sim.tabletop import (build_model, execute_grasp, grasp_from_image,
-                                                reset, sample_scene)
+    from embodied_transfer.sim.tabletop_task import LiveTabletop
 
     if trials < 1:
         raise GraspError(f"need at least one trial, got {trials}")
+    task = LiveTabletop(seed, width, height)
     rows, times = [], []
     for i in tqdm(range(trials), unit="trial", desc=f"trials ({backend.name})",
                   disable=not progress):
-        s = sample_scene(scene_seed(seed, i), width=width, height=height)
-        rng = np.random.default_rng(scene_seed(seed, i) + 1)
-        target = s.objects[int(rng.integers(len(s.objects)))]
-        text = instruction(target, rng)
+        if i:
+            task.next_scene()
+        obs = task.observe()
         start = time.perf_counter()
-        pred = backend.predict(s.rgb, s.depth, text)
+        pred = backend.predict(obs.rgb, obs.depth, task.instruction)
         times.append(time.perf_counter() - start)
-        row = {"scene": i, "instruction": text, "target": target.name, "success": False,
-               "target_lifted": False, "lifted": None, "reason": ""}
+        row = {"scene": i, "instruction": task.instruction, "target": task.target.name,
+               "success": False, "target_lifted": False, "lifted": None, "reason": ""}
+        rows.append(row)
         if pred.grasp is None:
             row["reason"] = f"no grasp: {pred.error}"
-            rows.append(row)
             continue
-        model = build_model(s.scene)
-        data = mujoco.MjData(model)
-        reset(model, data)
         try:
-            world = grasp_from_image(pred.grasp, s.depth, s.intrinsics, model)
-            outcome = execute_grasp(model, data, world)
+            outcome = task.execute(pred.grasp)
         except SimError as exc:
             row["reason"] = f"not executable: {exc}"
-            rows.append(row)
             continue
         row["lifted"], row["reason"] = outcome.lifted, outcome.reason
-        row["target_lifted"] = outcome.success and outcome.lifted == target.name
+        row["target_lifted"] = outcome.success and outcome.lifted == task.target.name
         row["success"] = row["target_lifted"] if backend.uses_instruction else outcome.success
-        rows.append(row)
     n = len(rows)
     return {"backend": backend.name, "trials": n,
             "success_rate": sum(r["success"] for r in rows) / n,
             "target_success_rate": sum(r["target_lifted"] for r in rows) / n,
             "no_grasp": sum(r["reason"].startswith("no grasp") for r in rows),
-            "ms_per_prediction": float(np.mean(times) * 1e3) if times else float("nan"),
+            "ms_per_prediction": float(np.mean(times) * 1e3),
             "seed": seed, "rows": rows}

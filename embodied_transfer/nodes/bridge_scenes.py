@@ -1,0 +1,282 @@
+"""The ROS side of each mujoco_bridge scene: what it publishes, subscribes and how it steps.
+
+A scene object is made by :class:`~embodied_transfer.nodes.mujoco_bridge.MujocoBridge` in
+configure, driven by its timer (``tick`` every ``period_s`` of wall time divided by the
+real-time factor) under the bridge's lock, reset by ``~/reset`` and destroyed in cleanup.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+from rosgraph_msgs.msg import Clock as ClockMsg
+
+from embodied_transfer.nodes.common import declare
+from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
+from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS
+from embodied_transfer.sim.errors import SimError
+
+MAX_CATCH_UP = 10      # frames stepped in one timer callback when behind real time
+
+
+class SceneIO:
+    """Base: the bridge node, the entities to destroy, and the interface the node drives."""
+
+    period_s = 0.05
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.entities: list = []
+        self.sim = None
+
+    def configure(self, seed: int) -> None:
+        """Build the simulation and the topics; raise SimError if the scene cannot be built."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Activation: stepping starts now."""
+
+    def tick(self) -> None:
+        """One timer callback (the node's lock is held)."""
+        raise NotImplementedError
+
+    def reset(self, seed: int) -> str:
+        """Start again with ``seed``; returns a description for the service response."""
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        for entity in self.entities:
+            any(destroy(entity) for destroy in (self.node.destroy_publisher,
+                                                self.node.destroy_subscription))
+        self.entities = []
+        self.sim = None
+
+
+class SquatIO(SceneIO):
+    """Scene ``squat``: the squatting humanoid's watch IMU, UWB, phase truth and joints.
+
+    Publishes, stamped with sim time, ``imu`` (watch frame), ``uwb/range`` (at the UWB
+    reading times), ``squat/phase_truth``, ``joint_states`` and ``/clock``. Sim time never
+    runs backwards: a reset continues the clock where it was.
+    """
+
+    @staticmethod
+    def declare_parameters(node) -> None:
+        declare(node, "imu_rate_hz", 20.0,
+                "Squat scene: IMU output rate [Hz]; its period must be a multiple of 2 ms")
+        declare(node, "publish_clock", True, "Squat scene: publish sim time on /clock")
+        declare(node, "imu_remove_gravity", False,
+                "Squat scene: publish user acceleration (gravity removed, as the real watch "
+                "reports) instead of the accelerometer's specific force (REP-145)")
+        declare(node, "imu_frame_id", "watch_imu", "Squat scene: frame of the watch IMU")
+        declare(node, "uwb_frame_id", "uwb_phone", "Squat scene: frame of the UWB ranging")
+        declare(node, "base_frame_id", "base_link", "Squat scene: frame of joint_states")
+
+    def configure(self, seed: int) -> None:
+        from embodied_transfer_interfaces.msg import SquatPhase
+        from sensor_msgs.msg import Imu, JointState, Range
+
+        from embodied_transfer.sim.episode import EpisodeConfig, LiveSquat
+
+        p = self.node.get_parameter
+        self.rate_hz = p("imu_rate_hz").value
+        if not self.rate_hz > 0:
+            raise SimError(f"imu_rate_hz ({self.rate_hz}) must be > 0")
+        self.period_s = 1.0 / self.rate_hz
+        self.remove_gravity = p("imu_remove_gravity").value
+        self.frames = {k: p(f"{k}_frame_id").value for k in ("imu", "uwb", "base")}
+        self.sim = LiveSquat(seed, EpisodeConfig(frame_dt=self.period_s))
+        self._clock_offset = 0.0      # sim time before the last reset (s)
+        n = self.node
+        self.pub_imu = n.create_publisher(Imu, "imu", SENSOR_QOS)
+        self.pub_uwb = n.create_publisher(Range, "uwb/range", SENSOR_QOS)
+        self.pub_phase = n.create_publisher(SquatPhase, "squat/phase_truth", RELIABLE_QOS)
+        self.pub_joints = n.create_publisher(JointState, "joint_states", RELIABLE_QOS)
+        self.pub_clock = (n.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
+                          if p("publish_clock").value else None)
+        self.entities = [e for e in (self.pub_imu, self.pub_uwb, self.pub_phase,
+                                     self.pub_joints, self.pub_clock) if e is not None]
+        self._squat_phase, self._joint_state = SquatPhase, JointState
+
+    def start(self) -> None:
+        self._wall_start = time.monotonic()
+        self._sim_start = self.sim.time
+
+    def tick(self) -> None:
+        """Step as many frames as wall time asks for (at most MAX_CATCH_UP at once)."""
+        rtf, health = self.node.rtf, self.node.health
+        due = (time.monotonic() - self._wall_start) * rtf - (self.sim.time - self._sim_start)
+        for _ in range(min(MAX_CATCH_UP, max(1, int(due * self.rate_hz + 1e-6)))):
+            start = time.perf_counter()
+            health.input()
+            try:
+                frame = self.sim.step_frame()
+            except SimError as exc:
+                health.reject(str(exc))
+                self.node.get_logger().error(f"{exc}; resetting the scene")
+                self.reset(self.sim.seed)
+                return
+            self._publish(frame)
+            health.output(time.perf_counter() - start)
+        if due * self.rate_hz > MAX_CATCH_UP:       # cannot keep up: do not spiral
+            self.start()
+
+    def _stamp_ns(self, t: float) -> int:
+        return int(round((self._clock_offset + t) * 1e9))
+
+    def _publish(self, frame) -> None:
+        from embodied_transfer.sim.squat import JOINTS
+
+        stamp = self._stamp_ns(frame.t)
+        if self.pub_clock is not None:
+            clock = ClockMsg()
+            clock.clock = make_header(stamp).stamp
+            self.pub_clock.publish(clock)
+        accel = frame.accel - frame.gravity if self.remove_gravity else frame.accel
+        self.pub_imu.publish(numpy_to_imu(accel, frame.gyro,
+                                          header=make_header(stamp, self.frames["imu"])))
+        uwb = self.sim.config.uwb
+        for t, value in frame.uwb:
+            self.pub_uwb.publish(numpy_to_range(
+                value, make_header(self._stamp_ns(t), self.frames["uwb"]),
+                min_range=uwb.min_range, max_range=uwb.max_range, variance=uwb.noise ** 2))
+        self.pub_phase.publish(self._squat_phase(header=make_header(stamp, self.frames["imu"]),
+                                                 phase=frame.phase, confidence=1.0,
+                                                 rep_count=frame.reps))
+        self.pub_joints.publish(self._joint_state(
+            header=make_header(stamp, self.frames["base"]), name=list(JOINTS),
+            position=frame.joint_positions.tolist(), velocity=frame.joint_velocities.tolist()))
+
+    def reset(self, seed: int) -> str:
+        self._clock_offset += self.sim.time
+        self.sim.reset(seed)
+        self._wall_start = time.monotonic()
+        self._sim_start = 0.0
+        return f"scene 'squat' reset (seed {self.sim.seed})"
+
+
+class TabletopIO(SceneIO):
+    """Scene ``tabletop``: an overhead RGB-D camera, an instruction, grasps executed.
+
+    Publishes ``image_raw`` (rgb8), ``depth`` (32FC1, m), ``camera_info`` at
+    ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame) and, once per scene,
+    ``instruction`` naming a random object (re-sent every ``instruction_repeat_s`` until a
+    grasp arrives). Each ``grasp`` (GraspPose) is executed on a worker thread (approach,
+    close, lift) and answered on ``grasp_outcome``; then the next scene is drawn.
+    """
+
+    @staticmethod
+    def declare_parameters(node) -> None:
+        declare(node, "camera_rate_hz", 2.0, "Tabletop scene: camera frame rate [Hz]")
+        declare(node, "image_width", 320, "Tabletop scene: camera image width [px]")
+        declare(node, "image_height", 240, "Tabletop scene: camera image height [px]")
+        declare(node, "camera_frame_id", "overhead_camera_optical_frame",
+                "Tabletop scene: optical frame of the overhead camera (REP-105)")
+        declare(node, "instruction_repeat_s", 20.0,
+                "Tabletop scene: re-send the instruction after this long without a grasp")
+
+    def configure(self, seed: int) -> None:
+        from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+        from sensor_msgs.msg import CameraInfo, Image
+        from std_msgs.msg import String
+
+        from embodied_transfer.sim.tabletop_task import LiveTabletop
+
+        p = self.node.get_parameter
+        rate = p("camera_rate_hz").value
+        if not rate > 0:
+            raise SimError(f"camera_rate_hz ({rate}) must be > 0")
+        self.period_s = 1.0 / rate
+        self.frame_id = p("camera_frame_id").value
+        self.repeat_s = p("instruction_repeat_s").value
+        self.sim = LiveTabletop(seed, p("image_width").value, p("image_height").value)
+        n = self.node
+        self.pub_image = n.create_publisher(Image, "image_raw", SENSOR_QOS)
+        self.pub_depth = n.create_publisher(Image, "depth", SENSOR_QOS)
+        self.pub_info = n.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
+        self.pub_instruction = n.create_publisher(String, "instruction", RELIABLE_QOS)
+        self.pub_outcome = n.create_publisher(GraspOutcome, "grasp_outcome", RELIABLE_QOS)
+        self.entities = [self.pub_image, self.pub_depth, self.pub_info, self.pub_instruction,
+                         self.pub_outcome,
+                         n.create_subscription(GraspPose, "grasp", self._on_grasp, RELIABLE_QOS)]
+        self._msgs = {"String": String, "GraspOutcome": GraspOutcome}
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gripper")
+        self._executing = False
+        self._instruction_sent = -1.0
+        self.outcomes: list = []
+
+    def tick(self) -> None:
+        from embodied_transfer.ros.conversions import intrinsics_to_camera_info, numpy_to_image
+
+        if self._executing:
+            return
+        start = time.perf_counter()
+        self.node.health.input()
+        obs = self.sim.observe()
+        header = make_header(self.node.get_clock().now().nanoseconds, self.frame_id)
+        k = obs.intrinsics
+        self.pub_image.publish(numpy_to_image(obs.rgb, "rgb8", header))
+        self.pub_depth.publish(numpy_to_image(obs.depth, "32FC1", header))
+        self.pub_info.publish(intrinsics_to_camera_info(
+            [[k.fx, 0.0, k.cx], [0.0, k.fy, k.cy], [0.0, 0.0, 1.0]], obs.rgb.shape[1],
+            obs.rgb.shape[0], header=header))
+        now = time.monotonic()
+        if self.pub_instruction.get_subscription_count() and \
+                (self._instruction_sent < 0 or now - self._instruction_sent > self.repeat_s):
+            self.pub_instruction.publish(self._msgs["String"](data=self.sim.instruction))
+            self._instruction_sent = now
+        self.node.health.output(time.perf_counter() - start)
+
+    def _on_grasp(self, msg) -> None:
+        from embodied_transfer.grasp.errors import GraspError
+        from embodied_transfer.grasp.rectangles import Grasp
+
+        with self.node.lock:
+            if self._executing or self.sim is None:
+                self.node.health.reject("grasp arrived while another was executing; ignored")
+                return
+            try:
+                grasp = Grasp(msg.x, msg.y, msg.theta, msg.width)
+            except GraspError as exc:
+                self.node.health.reject(f"bad grasp: {exc}")
+                return
+            self._executing = True
+        self._worker.submit(self._execute, msg, grasp)
+
+    def _execute(self, msg, grasp) -> None:
+        outcome = self._msgs["GraspOutcome"](header=msg.header, target=self.sim.target.name)
+        try:
+            result = self.sim.execute(grasp)
+            outcome.success = bool(result.success and result.lifted == self.sim.target.name)
+            outcome.lifted, outcome.lift_height = result.lifted or "", result.lift_height
+            outcome.message = result.reason
+        except SimError as exc:
+            outcome.message = f"not executable: {exc}"
+        with self.node.lock:
+            self.outcomes.append(outcome.success)
+            self.pub_outcome.publish(outcome)
+            self.node.get_logger().info(
+                f"grasp on '{outcome.target}': {'success' if outcome.success else 'failure'} "
+                f"({outcome.message})")
+            self._next()
+            self._executing = False
+
+    def _next(self, seed: int | None = None) -> None:
+        self.sim.next_scene(seed)
+        self._instruction_sent = -1.0
+
+    def reset(self, seed: int) -> str:
+        self._next(seed)
+        return f"scene 'tabletop' reset (seed {seed}): '{self.sim.instruction}'"
+
+    def extra(self) -> list[tuple[str, str]]:
+        done = len(self.outcomes)
+        return [("grasps_executed", str(done)),
+                ("grasp_success_rate", f"{sum(self.outcomes) / done:.3f}" if done else "n/a")]
+
+    def destroy(self) -> None:
+        self._worker.shutdown(wait=True)
+        super().destroy()
+
+
+SCENES = {"squat": SquatIO, "tabletop": TabletopIO}

@@ -1,0 +1,81 @@
+"""The tabletop as a live task for the bridge: a scene, an instruction, grasps executed on it.
+
+:class:`LiveTabletop` holds one random scene at a time (scene ``n`` of a seed, as in
+:func:`embodied_transfer.grasp.synthetic.scene_seed`), renders it once per state, names a
+random target object in an instruction, executes image-plane grasps with the gripper and
+moves on to the next scene when asked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from embodied_transfer.grasp.reasoning import ObjectInfo, instruction
+from embodied_transfer.grasp.rectangles import Grasp
+from embodied_transfer.sim.errors import SimError
+from embodied_transfer.sim.tabletop import (GraspOutcome, Intrinsics, build_model,
+                                            camera_intrinsics, execute_grasp, grasp_from_image,
+                                            image_grasps, object_infos, render, reset)
+from embodied_transfer.sim.tabletop import TabletopScene
+
+
+def scene_seed(seed: int, i: int) -> int:
+    """The integer seed of scene ``i`` drawn with ``seed`` (independent of the order used)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(i,)).generate_state(1)[0])
+
+
+@dataclass
+class Observation:
+    rgb: np.ndarray                 # (H, W, 3) uint8
+    depth: np.ndarray               # (H, W) float32 m
+    intrinsics: Intrinsics
+
+
+class LiveTabletop:
+    """One scene at a time; ``next_scene`` draws the following one."""
+
+    def __init__(self, seed: int = 0, width: int = 320, height: int = 240,
+                 n_objects: int | None = None) -> None:
+        if width <= 0 or height <= 0:
+            raise SimError(f"image size must be positive, got {width}x{height}")
+        self.seed, self.width, self.height, self.n_objects = seed, width, height, n_objects
+        self.index = -1
+        self.next_scene()
+
+    def next_scene(self, seed: int | None = None) -> None:
+        """Draw the next scene (restarting the sequence when ``seed`` is given)."""
+        if seed is not None:
+            self.seed, self.index = seed, -1
+        self.index += 1
+        rng = np.random.default_rng(scene_seed(self.seed, self.index))
+        n = int(rng.integers(1, 6)) if self.n_objects is None else self.n_objects
+        self.scene = TabletopScene.sample(rng, n)
+        self.model = build_model(self.scene)
+        self.data = mujoco.MjData(self.model)
+        reset(self.model, self.data)
+        self.objects: list[ObjectInfo] = object_infos(self.model, self.scene, self.width,
+                                                      self.height)
+        self.target = self.objects[int(rng.integers(len(self.objects)))]
+        self.instruction = instruction(self.target, rng)
+        self._observation: Observation | None = None
+
+    def observe(self) -> Observation:
+        """The camera's view of the current state (rendered once per state)."""
+        if self._observation is None:
+            rgb, depth = render(self.model, self.data, self.width, self.height)
+            self._observation = Observation(rgb, depth, camera_intrinsics(
+                self.model, self.width, self.height))
+        return self._observation
+
+    def true_grasps(self) -> dict[str, list[Grasp]]:
+        return image_grasps(self.model, self.scene, self.width, self.height)
+
+    def execute(self, grasp: Grasp) -> GraspOutcome:
+        """Execute an image-plane grasp on the current scene (it stays as the grasp left it)."""
+        obs = self.observe()
+        world = grasp_from_image(grasp, obs.depth, obs.intrinsics, self.model)
+        outcome = execute_grasp(self.model, self.data, world)
+        self._observation = None
+        return outcome
