@@ -388,8 +388,10 @@ def test_watch_offset_and_orientation():
                                atol=1e-9)
     # the nominal watch: z out of the back of the left wrist (lateral, +y, with the arm hanging)
     model, data = standing(Body())
-    zaxis = data.site("watch_imu").xmat.reshape(3, 3)[:, 2]
-    assert zaxis[1] > 0.95
+    axes = data.site("watch_imu").xmat.reshape(3, 3)
+    assert axes[1, 2] > 0.95
+    # Apple Watch axes: x along the forearm toward the hand (down with the arm hanging)
+    assert axes[2, 0] < -0.95 and data.geom("hand_l").xpos[2] < data.site("watch_imu").xpos[2]
 
 
 def test_bad_bodies_and_model_files(tmp_path):

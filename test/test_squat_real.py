@@ -85,7 +85,7 @@ def test_real_recording_matches_readme(name):
     for i in (0, n // 2, n - 1):
         cells = raw[rec.lines[i] - 1]
         assert rec.t[i] == float(cells[0])
-        np.testing.assert_allclose(rec.accel[i], np.array(cells[2:5], float) * STANDARD_GRAVITY)
+        np.testing.assert_allclose(rec.accel[i], -np.array(cells[2:5], float) * STANDARD_GRAVITY)
         np.testing.assert_array_equal(rec.gyro[i], np.array(cells[5:8], float))
 
 
@@ -116,7 +116,7 @@ def test_repeated_timestamp_rows_merge_and_are_counted(tmp_path):
     assert rec.uwb_t.tolist() == [0.1, 0.2, 0.3]
     assert rec.uwb.tolist() == pytest.approx([0.5, 0.6, 0.8])
     assert rec.phase.tolist() == [DOWN, DOWN, UP]
-    np.testing.assert_allclose(rec.accel[1], np.array([0.01, -0.02, 0.5]) * STANDARD_GRAVITY)
+    np.testing.assert_allclose(rec.accel[1], -np.array([0.01, -0.02, 0.5]) * STANDARD_GRAVITY)
     assert rec.skipped == {"repeated_timestamp": 3, "blank_line": 1}
     assert rec.conflicts == {"uwb": 1, "imu": 1, "phase": 1}
     assert rec.frames + sum(rec.skipped.values()) == 7
@@ -287,7 +287,7 @@ def test_csv2bag_round_trip_small(tmp_path, storage):
     assert first.header.frame_id == "wrist"
     assert [first.linear_acceleration.x, first.linear_acceleration.y,
             first.linear_acceleration.z] == pytest.approx(
-                [0.1 * STANDARD_GRAVITY, 0.2 * STANDARD_GRAVITY, 0.3 * STANDARD_GRAVITY])
+                [-0.1 * STANDARD_GRAVITY, -0.2 * STANDARD_GRAVITY, -0.3 * STANDARD_GRAVITY])
     assert [first.angular_velocity.x, first.angular_velocity.y,
             first.angular_velocity.z] == [1.0, 2.0, 3.0]
     assert first.orientation_covariance[0] == -1.0

@@ -9,7 +9,10 @@ Format (one header line, then one row per logged sample, about 20 rows a second)
 file may hold several recordings, one after the other: a new one starts where the timestamp
 decreases. ``UWB`` is the phone–watch range with a unit (``m``; ``cm`` and ``mm`` are also
 accepted and converted), empty on rows with no new range. Accelerations are watch user
-acceleration in g (gravity removed) and are returned in m/s^2; gyro is rad/s; ``updown`` is
+acceleration in g (gravity removed) as CoreMotion reports it, and are returned in m/s^2 with
+the sign of REP-145 user acceleration (the kinematic acceleration; CoreMotion's axes read
+-1 g for a device lying face up, so its userAcceleration is the negative of it); gyro is
+rad/s, right-handed, in the same Apple Watch frame the simulator's watch uses; ``updown`` is
 Stop/Down/Up; ``ExcerciseType`` must be Squat (surrounding spaces ignored). A UTF-8 BOM and
 CRLF line endings are accepted.
 
@@ -190,7 +193,7 @@ class _Builder:
         uwb = np.array([u for u in self.uwb if u is not None], dtype=np.float64)
         return RealRecording(
             source=source, t=t,
-            accel=np.asarray(g_to_mps2(imu[:, :3]), dtype=np.float64), gyro=imu[:, 3:].copy(),
+            accel=np.asarray(-g_to_mps2(imu[:, :3]), dtype=np.float64), gyro=imu[:, 3:].copy(),
             uwb_t=uwb_t, uwb=uwb, uwb_at_imu=np.interp(t, uwb_t, uwb),
             phase=np.array(self.phase, dtype=np.int8),
             lines=np.array(self.lines, dtype=np.int64),
