@@ -72,7 +72,7 @@ bench: setup
 # The shipped squat models (embodied_transfer/models/squat, see its MODEL_CARD.md).
 MODELS_DIR := embodied_transfer/models/squat
 models: setup
-	$(VENV)/bin/embodied-transfer squat train --sim-squats 3000 --seed 0 \
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer squat train --sim-squats 3000 --seed 0 \
 	  --real $(REAL_DATA)/recording_1.csv $(REAL_DATA)/recording_2.csv --out $(MODELS_DIR)
 	$(VENV)/bin/embodied-transfer squat evaluate --csv $(REAL_DATA)/recording_3.csv \
 	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout

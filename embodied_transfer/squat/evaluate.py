@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.squat.phases import PHASE_NAMES, STOP, count_repetitions
-from embodied_transfer.squat.pipeline import DEFAULT_MODELS, RepCounter, load_pipelines
+from embodied_transfer.squat.pipeline import DEFAULT_MODELS, MIN_RUN, RepCounter, load_pipelines
 from embodied_transfer.squat.real import read_real_csv
 from embodied_transfer.squat.signals import real_recording
 
@@ -28,7 +28,7 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
 
 
 def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
-             min_run: int = 3) -> dict:
+             min_run: int = MIN_RUN) -> dict:
     """The evaluation record (see the module docstring) for ``csv_paths``."""
     pipelines = load_pipelines(models)
     truth_all, preds_all = [], {c: [] for c in CONDITIONS}

@@ -21,6 +21,9 @@ from embodied_transfer.squat.signals import windows
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models" / "squat"
 CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
+#: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.25 s, chosen
+#: on the fine-tuning recordings 1-2 (counts 13/12 and 14/14 with the shipped models).
+MIN_RUN = 5
 
 
 class Converter:
@@ -78,7 +81,7 @@ class Classifier:
 class RepCounter:
     """Counts Down→Up cycles; a phase counts once it has lasted ``min_run`` frames."""
 
-    def __init__(self, min_run: int = 3) -> None:
+    def __init__(self, min_run: int = MIN_RUN) -> None:
         self.min_run = min_run
         self.reset()
 
