@@ -30,6 +30,7 @@ setup(
             # embodied_transfer/bringup.py names these, and test_graph checks they exist.
             "bag_player = embodied_transfer.nodes.bag_player:main",
             "bag_recorder = embodied_transfer.nodes.bag_recorder:main",
+            "grasp_reasoning = embodied_transfer.nodes.grasp_reasoning:main",
             "mujoco_bridge = embodied_transfer.nodes.mujoco_bridge:main",
             "real2sim_converter = embodied_transfer.nodes.real2sim_converter:main",
             "squat_phase_classifier = embodied_transfer.nodes.squat_phase_classifier:main",

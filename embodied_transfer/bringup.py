@@ -30,6 +30,8 @@ class NodeSpec:
     lifecycle: bool = False
     remappings: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    #: Parameter values this graph sets over the config file (a user params_file wins).
+    parameters: tuple[tuple[str, object], ...] = ()
 
     @property
     def params_file(self) -> Path:
@@ -54,11 +56,22 @@ SQUAT_PHASE_CLASSIFIER = NodeSpec(
     "SquatPhaseClassifier", lifecycle=True,
     description="real2sim/features -> squat/phase (sim-trained Bi-GRU, repetition count)")
 
+TABLETOP_BRIDGE = NodeSpec("mujoco_bridge", "embodied_transfer.nodes.mujoco_bridge",
+                           "MujocoBridge", lifecycle=True, parameters=(("scene", "tabletop"),),
+                           description="simulated tabletop: image_raw, depth, camera_info, "
+                                       "instruction; executes grasp -> grasp_outcome")
+GRASP_REASONING = NodeSpec(
+    "grasp_reasoning", "embodied_transfer.nodes.grasp_reasoning", "GraspReasoning",
+    lifecycle=True, description="image_raw (+ depth, camera_info) + instruction -> grasp "
+                                "(GraspPose), grasp_pose, grasp_image; service plan_grasp")
+
 #: Graph name → nodes. ``sim`` is the simulated graph `make demo` runs; the MuJoCo bridge,
 #: converter and classifier join it as they are built (see the README's status table).
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (MUJOCO_BRIDGE, REAL2SIM_CONVERTER, SQUAT_PHASE_CLASSIFIER),
+    "grasp_sim": (TABLETOP_BRIDGE, GRASP_REASONING),
     "real2sim": (REAL2SIM_CONVERTER, SQUAT_PHASE_CLASSIFIER),
+    "grasp": (GRASP_REASONING,),
     "replay": (BAG_PLAYER,),
     "record": (BAG_RECORDER,),
 }
@@ -143,6 +156,7 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
     try:
         for spec in specs:
             values = load_params(spec.params_file, spec.name)
+            values.update(dict(spec.parameters))
             if params_file:
                 values.update(load_params(Path(params_file), spec.name))
             values.update((overrides or {}).get(spec.name, {}))
@@ -183,6 +197,8 @@ def launch_node_kwargs(spec: NodeSpec, params_file: str, use_sim_time: bool,
                        namespace: str) -> dict:
     """Keyword arguments of the launch_ros Node action for ``spec`` (pure, testable)."""
     parameters: list = [str(spec.params_file)]
+    if spec.parameters:
+        parameters.append(dict(spec.parameters))
     if params_file:
         parameters.append(params_file)
     parameters.append({"use_sim_time": use_sim_time})

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from embodied_transfer.bringup import bring_up, domain_summary, graph
 from embodied_transfer.errors import PACKAGE_ERRORS
+from embodied_transfer.grasp import commands as grasp_commands
 from embodied_transfer.ros.bags import STORAGES, BagReader, storage_plugin
 
 
@@ -28,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("sim", help="bring up the simulated graph in this process")
-    sim.add_argument("--quiet", action="store_true", help="no status line each second")
+    sim.add_argument("--quiet", action="store_true", help="no status lines")
+    sim.add_argument("--scene", choices=("squat", "tabletop"), default="squat",
+                     help="squat: bridge + Real2Sim converter + phase classifier (graph 'sim'); "
+                          "tabletop: bridge + grasp_reasoning in a grasp loop (graph "
+                          "'grasp_sim')")
     _graph_args(sim)
 
     real2sim = sub.add_parser("real2sim", help="bring up the converter and the classifier "
@@ -61,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--topic", required=True, help="an image topic of the bag")
     export.add_argument("--out", required=True, help="directory for NNNNNN.png files")
     _squat_parsers(sub)
+    grasp_commands.add_parsers(sub)
     return parser
 
 
@@ -200,10 +206,11 @@ def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = Non
             for spec, node in zip(specs, started.nodes):
                 print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
             sys.stdout.flush()
-            if name == "sim" and not args.quiet:
-                from embodied_transfer.ros.monitor import SquatMonitor
+            if name in ("sim", "grasp_sim") and not args.quiet:
+                from embodied_transfer.ros.monitor import GraspMonitor, SquatMonitor
 
-                monitor = SquatMonitor(namespace=args.namespace)
+                monitor = (SquatMonitor if name == "sim" else GraspMonitor)(
+                    namespace=args.namespace)
                 started.executor.add_node(monitor)
             future = until(started.nodes) if until else None
             deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -263,7 +270,9 @@ def _export_images(path: str, topic: str, out: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("sim", "real2sim"):
+        if args.command == "sim":
+            return _run_graph("sim" if args.scene == "squat" else "grasp_sim", args)
+        if args.command == "real2sim":
             return _run_graph(args.command, args)
         if args.command == "replay":
             params = {"bag": args.bag, "rate": args.rate, "clock": args.clock,
@@ -281,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export_images(args.bag, args.topic, args.out)
         if args.command == "squat":
             return _squat(args)
+        if args.command == "grasp":
+            return grasp_commands.run(args)
     except PACKAGE_ERRORS as exc:
         print(f"embodied-transfer: error: {exc}", file=sys.stderr)
         return 2

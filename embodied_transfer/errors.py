@@ -5,6 +5,7 @@ Each area defines its own type next to its code; this module only collects them 
 """
 from __future__ import annotations
 
+from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.ros.bags import BagError
 from embodied_transfer.ros.conversions import ConversionError
 from embodied_transfer.sim.errors import SimError
@@ -16,4 +17,4 @@ class BringupError(Exception):
 
 
 PACKAGE_ERRORS: tuple[type[Exception], ...] = (BagError, ConversionError, BringupError,
-                                               SimError, SquatDataError)
+                                               GraspError, SimError, SquatDataError)

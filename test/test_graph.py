@@ -123,11 +123,14 @@ def test_launch_files_describe_known_graphs():
 
 
 def test_launch_node_arguments_match_the_one_process_bringup():
-    for spec in bringup.all_nodes():
+    specs = {spec for specs in bringup.GRAPHS.values() for spec in specs}
+    assert bringup.TABLETOP_BRIDGE in specs
+    for spec in specs:
         kwargs = bringup.launch_node_kwargs(spec, "/tmp/user.yaml", True, "robot1")
         assert kwargs["executable"] == spec.name == kwargs["name"]
         assert kwargs["package"] == "embodied_transfer"
-        assert kwargs["parameters"] == [str(spec.params_file), "/tmp/user.yaml",
+        graph_values = [dict(spec.parameters)] if spec.parameters else []
+        assert kwargs["parameters"] == [str(spec.params_file), *graph_values, "/tmp/user.yaml",
                                         {"use_sim_time": True}]
         assert kwargs["namespace"] == "robot1"
         assert kwargs["remappings"] == list(spec.remappings)

@@ -1,7 +1,6 @@
 """mujoco_bridge on ROS: topics, stamps from sim time, /clock, services, lifecycle, diagnostics."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from embodied_transfer import bringup
 from embodied_transfer.errors import BringupError
 from embodied_transfer.sim.squat import JOINTS
 from embodied_transfer.squat.phases import DOWN, STOP, UP
+from ros_helpers import call, spin
 
 pytestmark = pytest.mark.ros
 
@@ -44,25 +44,6 @@ class Listener:
 
 def stamp(msg) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def spin(started, seconds: float, until=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not (until and until()):
-        started.executor.spin_once(timeout_sec=0.02)
-
-
-def call(started, client, request):
-    """Call a service; retried because a request sent before the server has matched the
-    client's response reader loses its answer (wait_for_service only sees the request side)."""
-    assert client.wait_for_service(timeout_sec=5.0)
-    for _ in range(5):
-        future = client.call_async(request)
-        spin(started, 1.0, until=future.done)
-        if future.done():
-            return future.result()
-        client.remove_pending_request(future)
-    raise AssertionError(f"no answer from {client.srv_name}")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from embodied_transfer.squat.data import real_squat_dir
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from embodied_transfer import bringup
 from embodied_transfer.bringup import NodeSpec
 from embodied_transfer.errors import BringupError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
+from ros_helpers import spin
 
 pytestmark = pytest.mark.ros
 
@@ -112,12 +112,6 @@ class Io:
 
 def ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-def spin(started, seconds: float, until=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not (until and until()):
-        started.executor.spin_once(timeout_sec=0.01)
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def iou(a: Grasp, b: Grasp) -> float:
     pa, pb = a.corners().astype(np.float32), b.corners().astype(np.float32)
     inter, _ = cv2.intersectConvexConvex(pa, pb)
     union = a.width * a.jaw + b.width * b.jaw - inter
-    return float(inter / union) if union > 0 else 0.0
+    return min(1.0, float(inter / union)) if union > 0 else 0.0
 
 
 def matches(pred: Grasp, truth: Grasp, iou_threshold: float = IOU_THRESHOLD,

@@ -1,9 +1,9 @@
 """Synthetic grasp data from the MuJoCo tabletop, and grasps executed there.
 
-* :func:`export_dataset` renders random scenes into a Cornell-layout directory: one sample
-  per scene with every object's grasps (``instructed=False``, for instruction-free training
-  such as the CNN), or one sample per (scene, target object) with an instruction naming the
-  target and only its grasps in ``cpos`` (``instructed=True``, for reasoning tuning).
+* :func:`export_dataset` renders random scenes into two Cornell-layout directories:
+  ``plain/``, one sample per scene with every object's grasps (for instruction-free training
+  such as the CNN), and ``instructed/``, one sample per (scene, target object) with an
+  instruction naming the target and only its grasps in ``cpos`` (for reasoning tuning).
 * :func:`simulate_trials` asks a backend for a grasp on fresh scenes and executes it with the
   parallel-jaw gripper: the honest end-to-end measure.
 
@@ -26,44 +26,47 @@ from embodied_transfer.grasp.reasoning import instruction
 from embodied_transfer.sim.tabletop_task import scene_seed
 
 
-def scene_cornell_samples(seed: int, i: int, width: int, height: int,
-                          instructed: bool) -> list[CornellSample]:
-    """Scene ``i`` as Cornell samples (ids are filled in by the caller)."""
+def scene_cornell_samples(seed: int, i: int, width: int, height: int
+                          ) -> tuple[CornellSample, list[CornellSample]]:
+    """Scene ``i`` as (one sample with every grasp, one instructed sample per object)."""
     from embodied_transfer.sim.tabletop import sample_scene
 
     s = sample_scene(scene_seed(seed, i), width=width, height=height)
-    if not instructed:
-        grasps = [g for name in sorted(s.grasps) for g in s.grasps[name]]
-        return [CornellSample("pcd0000", s.rgb, s.depth, grasps, objects=list(s.objects))]
+    every = [g for name in sorted(s.grasps) for g in s.grasps[name]]
+    plain = CornellSample("pcd0000", s.rgb, s.depth, every, objects=list(s.objects))
     rng = np.random.default_rng(scene_seed(seed, i) + 1)
-    return [CornellSample("pcd0000", s.rgb, s.depth, list(s.grasps[obj.name]),
-                          instruction=instruction(obj, rng), objects=list(s.objects),
-                          target=obj.name)
-            for obj in s.objects if s.grasps.get(obj.name)]
+    instructed = [CornellSample("pcd0000", s.rgb, s.depth, list(s.grasps[obj.name]),
+                                instruction=instruction(obj, rng), objects=list(s.objects),
+                                target=obj.name)
+                  for obj in s.objects if s.grasps.get(obj.name)]
+    return plain, instructed
 
 
-def _job(args) -> list[CornellSample]:
+def _job(args) -> tuple[CornellSample, list[CornellSample]]:
     return scene_cornell_samples(*args)
 
 
-def export_dataset(out: str | Path, scenes: int, seed: int = 0, *, instructed: bool = True,
-                   width: int = 320, height: int = 240, workers: int | None = None,
-                   progress: bool = True) -> int:
-    """Render ``scenes`` scenes into ``out`` (Cornell layout); returns the samples written."""
+def export_dataset(out: str | Path, scenes: int, seed: int = 0, *, width: int = 320,
+                   height: int = 240, workers: int | None = None,
+                   progress: bool = True) -> dict[str, int]:
+    """Render ``scenes`` scenes into ``out/plain`` (one sample per scene, every object's
+    grasps) and ``out/instructed`` (one sample per object, its instruction and grasps);
+    returns the number of samples written to each."""
     if scenes < 1:
         raise GraspError(f"need at least one scene, got {scenes}")
     workers = workers or os.cpu_count() or 1
-    jobs = [(seed, i, width, height, instructed) for i in range(scenes)]
+    jobs = [(seed, i, width, height) for i in range(scenes)]
     out = Path(out)
-    count = 0
+    count = {"plain": 0, "instructed": 0}
     bar = tqdm(total=scenes, unit="scene", desc="rendering scenes", disable=not progress)
     ctx = mp.get_context("spawn")     # a fresh GL context per worker
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
-        for samples in pool.imap(_job, jobs):
-            for sample in samples:
-                sample.id = f"pcd{count:05d}"
-                write_sample(out, sample)
-                count += 1
+        for plain, instructed in pool.imap(_job, jobs):
+            for kind, samples in (("plain", [plain]), ("instructed", instructed)):
+                for sample in samples:
+                    sample.id = f"pcd{count[kind]:05d}"
+                    write_sample(out / kind, sample)
+                    count[kind] += 1
             bar.update()
     bar.close()
     return count

@@ -6,6 +6,8 @@ count and how often it agreed with the truth of the same stamp so far.
 """
 from __future__ import annotations
 
+import math
+
 from rclpy.node import Node
 
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
@@ -72,3 +74,36 @@ class SquatMonitor(Node):
         self.counts = dict.fromkeys(self.counts, 0)
         self.lines.append(line)
         self._out(line, flush=True)
+
+
+class GraspMonitor(Node):
+    """The grasp loop as a user sees it: each instruction, the grasp it got, the outcome."""
+
+    def __init__(self, namespace: str = "", out=print) -> None:
+        from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+        from std_msgs.msg import String
+
+        super().__init__("grasp_monitor", namespace=namespace)
+        self._out = out
+        self.lines: list[str] = []
+        self.outcomes: list[bool] = []
+        self.create_subscription(String, "instruction", self._on_instruction, RELIABLE_QOS)
+        self.create_subscription(GraspPose, "grasp", self._on_grasp, RELIABLE_QOS)
+        self.create_subscription(GraspOutcome, "grasp_outcome", self._on_outcome, RELIABLE_QOS)
+
+    def _say(self, line: str) -> None:
+        self.lines.append(line)
+        self._out(line, flush=True)
+
+    def _on_instruction(self, msg) -> None:
+        self._say(f"instruction: '{msg.data}'")
+
+    def _on_grasp(self, msg) -> None:
+        reasoning = f"  reasoning: {msg.reasoning}" if msg.reasoning else ""
+        self._say(f"  grasp x={msg.x:.0f} y={msg.y:.0f} theta={math.degrees(msg.theta):.0f} deg "
+                  f"width={msg.width:.0f} px{reasoning}")
+
+    def _on_outcome(self, msg) -> None:
+        self.outcomes.append(bool(msg.success))
+        self._say(f"  outcome: {'SUCCESS' if msg.success else 'failure'} ({msg.message}); "
+                  f"{sum(self.outcomes)}/{len(self.outcomes)} grasps succeeded so far")

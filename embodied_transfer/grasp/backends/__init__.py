@@ -1,1 +1,39 @@
-"""Grasp backends behind one interface (see :mod:`embodied_transfer.grasp.backends.base`)."""
+"""Grasp backends behind one interface (see :mod:`embodied_transfer.grasp.backends.base`).
+
+``cnn`` (GR-ConvNet-style maps, no instruction), ``tiny-vlm`` (a small LLaVA trained here,
+shipped) and ``vlm`` (any LLaVA-family model from a local directory or hub id, optionally with
+a LoRA adapter). :func:`load_backend` is what the node and the commands call.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.errors import GraspError
+
+BACKENDS = ("cnn", "tiny-vlm", "vlm")
+#: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
+DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
+DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
+
+__all__ = ["BACKENDS", "DEFAULT_DIRS", "GraspBackend", "Prediction", "load_backend"]
+
+
+def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
+                 allow_download: bool = False, max_new_tokens: int = 160) -> GraspBackend:
+    """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
+    shipped default); raises :class:`GraspError` saying what is missing."""
+    if name not in BACKENDS:
+        raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
+    if name == "vlm" and not str(model):
+        raise GraspError("backend 'vlm' needs a model: a local directory or a hub id such as "
+                         "llava-hf/llava-1.5-7b-hf (fetched beforehand, or allow_download)")
+    source = str(model) if str(model) else str(DEFAULT_DIRS[name])
+    if name == "cnn":
+        from embodied_transfer.grasp.backends.cnn import CnnBackend
+
+        return CnnBackend.load(source)
+    from embodied_transfer.grasp.backends.vlm import VlmBackend
+
+    return VlmBackend(source, adapter=str(adapter) or None, allow_download=allow_download,
+                      max_new_tokens=max_new_tokens, name=name)

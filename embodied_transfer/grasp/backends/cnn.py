@@ -1,0 +1,586 @@
+"""The ``cnn`` backend: a GR-ConvNet-style generative grasp network (no language).
+
+Kumra et al. (2020), "Antipodal Robotic Grasping using Generative Residual Convolutional
+Neural Network": a conv encoder (9×9 then two stride-2 4×4 convs), residual blocks at 1/4
+resolution, a transposed-conv decoder back to full resolution and per-pixel output maps —
+grasp quality, cos 2θ, sin 2θ and opening width. This version is narrower (``channels``,
+``res_blocks``) and ends in a 3×3 conv instead of a 9×9 transposed conv, so that one image
+runs in a few tens of milliseconds on a small CPU.
+
+Pipeline (all in :class:`CnnBackend`):
+
+* input: the RGB image (+ depth) is normalised (RGB/255 minus the image's mean; depth minus
+  its mean in decimetres, clipped to ±2, NaN → the mean), placed on a square
+  (``fit="pad"``: the longer side, padded with the mean, the whole image stays visible;
+  ``fit="crop"``: the centred square of the shorter side, as GR-ConvNet crops Cornell) and
+  resized to ``input_size``;
+* targets (GG-CNN style, :func:`grasp_maps`): quality 1 inside the centre third of each
+  rectangle along its closing axis (full jaw size across), cos 2θ and sin 2θ there, and the
+  opening divided by ``width_scale`` × ``input_size``; loss: smooth-L1 on the four maps
+  (angle and width only where graspable, see :func:`map_loss`);
+* output (:func:`decode_maps`): the Gaussian-filtered quality map's argmax (refined to
+  sub-pixel by a parabola through its neighbours), the angle ½·atan2(sin, cos) and width
+  there, mapped back to original image pixels; score = filtered quality clipped to [0, 1].
+
+Pixel coordinates follow :mod:`embodied_transfer.grasp.rectangles` with pixel ``i``'s centre
+at coordinate ``i`` (the OpenCV convention).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.rectangles import Grasp
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+KIND = "grconvnet"
+
+
+@dataclass
+class CnnConfig:
+    """Network and pre/post-processing sizes; stored in config.json beside the weights."""
+
+    input_size: int = 128           # side of the square network input, px (multiple of 4)
+    use_depth: bool = True          # RGB-D (4 input channels) or RGB (3)
+    channels: int = 16              # encoder widths: channels, 2×, 4× (GR-ConvNet: 32)
+    res_blocks: int = 3             # residual blocks at 1/4 resolution (GR-ConvNet: 5)
+    first_kernel: int = 9           # first conv's kernel (GR-ConvNet: 9)
+    fit: str = "pad"                # "pad" (whole image) or "crop" (centred square)
+    width_scale: float = 0.25       # width map = opening / (width_scale · input_size)
+    quality_sigma: float = 1.5      # Gaussian filter of the quality map, input px
+    depth_scale: float = 10.0       # normalised depth = (depth − mean) · depth_scale (1/m)
+    depth_clip: float = 2.0         # … clipped to ± this (2.0 at scale 10: ± 20 cm)
+
+    def __post_init__(self) -> None:
+        if self.input_size < 16 or self.input_size % 4:
+            raise GraspError(f"input_size must be a multiple of 4 and >= 16, "
+                             f"got {self.input_size}")
+        if self.fit not in ("pad", "crop"):
+            raise GraspError(f"fit must be 'pad' or 'crop', got {self.fit!r}")
+        if self.channels < 1 or self.res_blocks < 0 or self.first_kernel % 2 == 0:
+            raise GraspError("channels >= 1, res_blocks >= 0 and an odd first_kernel needed")
+
+    @property
+    def in_channels(self) -> int:
+        return 4 if self.use_depth else 3
+
+    @property
+    def width_norm(self) -> float:
+        """Input pixels of opening that the width map's 1.0 stands for."""
+        return self.width_scale * self.input_size
+
+
+# ---------------------------------------------------------------------------- network
+
+def _conv_bn_relu(cin: int, cout: int, k: int, stride: int, pad: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+def _up_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+class ResidualBlock(nn.Module):
+    """conv3×3-BN-ReLU-conv3×3-BN plus the input (GR-ConvNet's block)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn_relu(c, c, 3, 1, 1),
+                                  nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class GraspNet(nn.Module):
+    """(B, C, N, N) normalised image → (B, 4, N, N) maps: quality, cos 2θ, sin 2θ, width."""
+
+    def __init__(self, cfg: CnnConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, k = cfg.channels, cfg.first_kernel
+        self.encoder = nn.Sequential(*_conv_bn_relu(cfg.in_channels, c, k, 1, k // 2),
+                                     *_conv_bn_relu(c, 2 * c, 4, 2, 1),
+                                     *_conv_bn_relu(2 * c, 4 * c, 4, 2, 1))
+        self.residual = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(cfg.res_blocks)))
+        self.decoder = nn.Sequential(*_up_bn_relu(4 * c, 2 * c), *_up_bn_relu(2 * c, c),
+                                     *_conv_bn_relu(c, c, 3, 1, 1))
+        self.head = nn.Conv2d(c, 4, 1)      # the four 1×1 output heads in one conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(self.residual(self.encoder(x))))
+
+
+# ------------------------------------------------------------------ pre/post-processing
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the network's square input sits in the original image.
+
+    The square's top-left corner is original pixel (``x0``, ``y0``) (negative: padding) and
+    its side ``side`` original pixels; one input pixel spans ``scale = side / size`` of them.
+    """
+
+    x0: int
+    y0: int
+    side: int
+    size: int
+
+    @classmethod
+    def of(cls, width: int, height: int, cfg: CnnConfig) -> "Frame":
+        side = max(width, height) if cfg.fit == "pad" else min(width, height)
+        return cls((width - side) // 2, (height - side) // 2, side, cfg.input_size)
+
+    @property
+    def scale(self) -> float:
+        return self.side / self.size
+
+    def to_input(self, g: Grasp) -> Grasp:
+        s = self.scale
+        return Grasp((g.x - self.x0 + 0.5) / s - 0.5, (g.y - self.y0 + 0.5) / s - 0.5,
+                     g.theta, g.width / s, None if g.height is None else g.height / s)
+
+    def to_image(self, g: Grasp) -> Grasp:
+        s = self.scale
+        return Grasp((g.x + 0.5) * s - 0.5 + self.x0, (g.y + 0.5) * s - 0.5 + self.y0,
+                     g.theta, g.width * s, None if g.height is None else g.height * s)
+
+
+def _check_inputs(rgb: np.ndarray, depth: np.ndarray | None) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
+            or rgb.dtype != np.uint8:
+        raise GraspError(f"rgb must be an (H, W, 3) uint8 array, got "
+                         f"{getattr(rgb, 'shape', type(rgb).__name__)} "
+                         f"{getattr(rgb, 'dtype', '')}")
+    if depth is not None and np.shape(depth) != rgb.shape[:2]:
+        raise GraspError(f"depth {np.shape(depth)} does not match the image {rgb.shape[:2]}")
+
+
+def _square(image: np.ndarray, frame: Frame, fill) -> np.ndarray:
+    """The frame's square of ``image`` at full resolution (crop and/or pad with ``fill``)."""
+    h, w = image.shape[:2]
+    ix0, iy0 = max(frame.x0, 0), max(frame.y0, 0)
+    ix1, iy1 = min(frame.x0 + frame.side, w), min(frame.y0 + frame.side, h)
+    part = image[iy0:iy1, ix0:ix1]
+    top, left = iy0 - frame.y0, ix0 - frame.x0
+    bottom, right = frame.side - top - part.shape[0], frame.side - left - part.shape[1]
+    if top or left or bottom or right:
+        part = cv2.copyMakeBorder(part, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                                  value=fill)
+    return part
+
+
+def _resize(image: np.ndarray, n: int) -> np.ndarray:
+    side = image.shape[0]
+    if side == n:
+        return image
+    return cv2.resize(image, (n, n), interpolation=cv2.INTER_AREA if side > n
+                      else cv2.INTER_LINEAR)
+
+
+def preprocess(rgb: np.ndarray, depth: np.ndarray | None, cfg: CnnConfig
+               ) -> tuple[np.ndarray, Frame]:
+    """The network input (C, N, N) float32 of one image and its :class:`Frame`.
+
+    RGB/255 minus the image's mean (one value over all channels), depth minus its mean over
+    valid pixels (NaN/inf count as the mean) times ``depth_scale``, clipped to
+    ± ``depth_clip``; padding is the
+    mean, i.e. 0 after normalisation. The square is cut and resized before normalising
+    (it is linear), which keeps this cheap on full-size images.
+    """
+    _check_inputs(rgb, depth)
+    if cfg.use_depth and depth is None:
+        raise GraspError("this CNN model was trained on RGB-D and needs a depth image")
+    h, w = rgb.shape[:2]
+    frame = Frame.of(w, h, cfg)
+    n = cfg.input_size
+    mean = float(np.mean(cv2.mean(rgb)[:3]))
+    small = _resize(_square(rgb, frame, (round(mean),) * 3), n)
+    x = np.empty((cfg.in_channels, n, n), np.float32)
+    x[:3] = (small.astype(np.float32).transpose(2, 0, 1) - mean) * (1.0 / 255.0)
+    if cfg.use_depth:
+        d = np.asarray(depth, dtype=np.float32)
+        valid = np.isfinite(d)
+        all_valid = bool(valid.all())
+        mean_d = float(d.mean() if all_valid else d[valid].mean() if valid.any() else 0.0)
+        if not all_valid:
+            d = np.where(valid, d, np.float32(mean_d))
+        small_d = _resize(_square(d, frame, mean_d), n)
+        np.clip((small_d - np.float32(mean_d)) * np.float32(cfg.depth_scale),
+                -cfg.depth_clip, cfg.depth_clip, out=x[3])
+    return x, frame
+
+
+def grasp_maps(grasps: Iterable[Grasp], size: int, width_norm: float) -> np.ndarray:
+    """GG-CNN training targets (4, size, size): quality, cos 2θ, sin 2θ, width/width_norm.
+
+    A rectangle marks the pixels whose centres lie within the middle third of its opening
+    along the closing axis and within its jaw across it (at least the centre pixel); later
+    rectangles overwrite earlier ones where they overlap.
+    """
+    maps = np.zeros((4, size, size), np.float32)
+    for g in grasps:
+        half_along = max(g.width / 6.0, 0.5)
+        half_across = max(g.jaw / 2.0, 0.5)
+        reach = math.hypot(half_along, half_across) + 1.0
+        c0, c1 = max(int(math.floor(g.x - reach)), 0), min(int(math.ceil(g.x + reach)) + 1, size)
+        r0, r1 = max(int(math.floor(g.y - reach)), 0), min(int(math.ceil(g.y + reach)) + 1, size)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        vv, uu = np.mgrid[r0:r1, c0:c1].astype(np.float64)
+        du, dv = uu - g.x, vv - g.y
+        ca, sa = math.cos(g.theta), math.sin(g.theta)
+        mask = (np.abs(du * ca + dv * sa) <= half_along) & (np.abs(-du * sa + dv * ca)
+                                                            <= half_across)
+        if not mask.any():
+            continue
+        for k, value in enumerate((1.0, math.cos(2 * g.theta), math.sin(2 * g.theta),
+                                   min(g.width / width_norm, 1.0))):
+            maps[k, r0:r1, c0:c1][mask] = value
+    return maps
+
+
+def _parabola_offset(left: float, centre: float, right: float) -> float:
+    denom = left - 2.0 * centre + right
+    return 0.0 if denom >= 0 else float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
+def decode_maps(maps: np.ndarray, width_norm: float, quality_sigma: float = 1.5
+                ) -> tuple[Grasp, float]:
+    """The best grasp in (4, N, N) maps (input pixels) and its quality.
+
+    The quality map is Gaussian-filtered (``quality_sigma`` px; 0: not filtered), its argmax
+    refined to sub-pixel; cos/sin/width are averaged around it (σ = 1 px, weighted by the
+    raw quality).
+    """
+    q, cos2, sin2, width = (np.ascontiguousarray(m, dtype=np.float32) for m in maps)
+    if quality_sigma > 0:
+        q = cv2.GaussianBlur(q, (0, 0), quality_sigma, borderType=cv2.BORDER_REPLICATE)
+    r, c = np.unravel_index(int(np.argmax(q)), q.shape)
+    n_r, n_c = q.shape
+    dy = _parabola_offset(q[r - 1, c], q[r, c], q[r + 1, c]) if 0 < r < n_r - 1 else 0.0
+    dx = _parabola_offset(q[r, c - 1], q[r, c], q[r, c + 1]) if 0 < c < n_c - 1 else 0.0
+    # angle and width: averages around the peak weighted by a σ = 1 px Gaussian times the
+    # raw quality (so pixels outside the graspable region do not pull the width down)
+    r0, r1, c0, c1 = max(r - 2, 0), min(r + 3, n_r), max(c - 2, 0), min(c + 3, n_c)
+    yy, xx = np.mgrid[r0:r1, c0:c1]
+    wgt = np.exp(-0.5 * ((yy - r) ** 2 + (xx - c) ** 2)) \
+        * np.clip(maps[0][r0:r1, c0:c1], 0.0, None)
+    if wgt.sum() <= 1e-6:                   # no positive quality nearby: the peak pixel
+        wgt = ((yy == r) & (xx == c)).astype(np.float64)
+    cs = float((cos2[r0:r1, c0:c1] * wgt).sum())
+    sn = float((sin2[r0:r1, c0:c1] * wgt).sum())
+    wd = float((width[r0:r1, c0:c1] * wgt).sum() / wgt.sum())
+    theta = 0.5 * math.atan2(sn, cs)
+    opening = max(wd * width_norm, 1.0)
+    return Grasp(float(c) + dx, float(r) + dy, theta, opening), float(q[r, c])
+
+
+# ------------------------------------------------------------------------------ backend
+
+class CnnBackend(GraspBackend):
+    """GR-ConvNet-style backend: one grasp per image, ignoring the instruction."""
+
+    name = "cnn"
+    uses_instruction = False
+
+    def __init__(self, model: GraspNet, info: dict | None = None) -> None:
+        # NHWC runs the convolutions faster on CPU (oneDNN); weights are the same values
+        self.model = model.to(memory_format=torch.channels_last).eval()
+        self.cfg: CnnConfig = model.cfg
+        self.info = dict(info or {})
+
+    @classmethod
+    def create(cls, cfg: CnnConfig | None = None, seed: int = 0) -> "CnnBackend":
+        """An untrained backend (weights initialised from ``seed``)."""
+        torch.manual_seed(seed)
+        return cls(GraspNet(cfg or CnnConfig()))
+
+    def maps(self, rgb: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, Frame]:
+        """The raw (4, N, N) output maps of one image and where they sit in it."""
+        x, frame = preprocess(rgb, depth, self.cfg)
+        with torch.inference_mode():
+            inp = torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last)
+            out = self.model(inp)[0].contiguous().numpy()
+        return out, frame
+
+    def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str = ""
+                ) -> Prediction:
+        out, frame = self.maps(rgb, depth)
+        g_in, quality = decode_maps(out, self.cfg.width_norm, self.cfg.quality_sigma)
+        grasp = frame.to_image(g_in)
+        return Prediction(grasp, score=float(np.clip(quality, 0.0, 1.0)),
+                          extra={"input_grasp": g_in, "quality": quality})
+
+    def save(self, directory: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS))
+        config = {"kind": KIND, "backend": self.name, "config": asdict(self.cfg),
+                  "info": self.info}
+        (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "CnnBackend":
+        """Load a saved model; GraspError naming the path when something is missing or bad."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise GraspError(f"no CNN grasp model at '{directory}' (no such directory; "
+                             "train one with train_cnn)")
+        try:
+            config = json.loads((directory / CONFIG).read_text())
+            if config.get("kind") != KIND:
+                raise GraspError(f"'{directory / CONFIG}' holds a {config.get('kind')!r} "
+                                 f"model, not a {KIND!r} CNN grasp model")
+            cfg = CnnConfig(**config["config"])
+        except FileNotFoundError:
+            raise GraspError(f"no CNN grasp model at '{directory}' ({CONFIG} missing)") \
+                from None
+        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+            raise GraspError(f"'{directory / CONFIG}' is not a CNN grasp model config: "
+                             f"{exc}") from None
+        model = GraspNet(cfg)
+        try:
+            model.load_state_dict(load_file(str(directory / WEIGHTS)))
+        except FileNotFoundError:
+            raise GraspError(f"no weights at '{directory / WEIGHTS}'") from None
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise GraspError(f"cannot load '{directory / WEIGHTS}': {exc}") from None
+        return cls(model, config.get("info", {}))
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclass
+class _Item:
+    x: np.ndarray                   # (C, N, N) network input
+    grasps: list[Grasp]             # rectangles in input pixels
+
+
+def _as_datasets(data) -> list:
+    from embodied_transfer.grasp.cornell import CornellDataset, read_dataset
+
+    if isinstance(data, (str, Path, CornellDataset)):
+        data = [data]
+    out = [read_dataset(d) if isinstance(d, (str, Path)) else d for d in data]
+    if not out:
+        raise GraspError("no training data given")
+    return out
+
+
+def _items(datasets: Sequence, cfg: CnnConfig) -> list[_Item]:
+    items = []
+    for ds in datasets:
+        for sample in ds:
+            if cfg.use_depth and sample.depth is None:
+                raise GraspError(f"sample {sample.id} of {ds} has no depth but the model "
+                                 "uses depth (train with use_depth=False)")
+            x, frame = preprocess(sample.rgb, sample.depth, cfg)
+            items.append(_Item(x, [frame.to_input(g) for g in sample.grasps]))
+    return items
+
+
+def augment(x: np.ndarray, grasps: list[Grasp], rng: np.random.Generator, *,
+            rotate_deg: float = 180.0, flip: bool = True, zoom: float = 0.1
+            ) -> tuple[np.ndarray, list[Grasp]]:
+    """A random rotation about the centre (±``rotate_deg``), mirror and zoom of a (C, N, N)
+    input with its rectangles moved the same way (uncovered pixels are 0, the image mean)."""
+    n = x.shape[-1]
+    phi = math.radians(rng.uniform(-rotate_deg, rotate_deg)) if rotate_deg else 0.0
+    mirror = bool(flip and rng.random() < 0.5)
+    z = float(np.exp(rng.uniform(math.log(1 - zoom), math.log(1 + zoom)))) if zoom else 1.0
+    a = z * np.array([[math.cos(phi), -math.sin(phi)], [math.sin(phi), math.cos(phi)]])
+    if mirror:
+        a = a @ np.diag([-1.0, 1.0])
+    c = np.full(2, (n - 1) / 2.0)
+    m = np.hstack([a, (c - a @ c)[:, None]])
+    img = cv2.warpAffine(np.ascontiguousarray(x.transpose(1, 2, 0)), m, (n, n),
+                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    moved = []
+    for g in grasps:
+        p = a @ np.array([g.x, g.y]) + m[:, 2]
+        d = a @ np.array([math.cos(g.theta), math.sin(g.theta)])
+        moved.append(Grasp(float(p[0]), float(p[1]), math.atan2(d[1], d[0]), g.width * z,
+                           None if g.height is None else g.height * z))
+    return np.ascontiguousarray(img.reshape(n, n, -1).transpose(2, 0, 1)), moved
+
+
+def _batch(items: list[_Item], idx: np.ndarray, cfg: CnnConfig, rng, augmenting: bool):
+    xs, ys = [], []
+    for i in idx:
+        x, gs = items[i].x, items[i].grasps
+        if augmenting:
+            x, gs = augment(x, gs, rng)
+        xs.append(x)
+        ys.append(grasp_maps(gs, cfg.input_size, cfg.width_norm))
+    return (torch.from_numpy(np.stack(xs)).contiguous(memory_format=torch.channels_last),
+            torch.from_numpy(np.stack(ys)))
+
+
+def map_loss(pred: torch.Tensor, target: torch.Tensor, masked: bool = True) -> torch.Tensor:
+    """Smooth-L1 on the four maps, summed.
+
+    ``masked=False``: each map averaged over all pixels (GR-ConvNet). ``masked=True`` (the
+    default): the quality map averaged over all pixels plus over the graspable pixels
+    (target quality > 0, about 1 % of them, so they are not drowned), and the angle and
+    width maps averaged over the graspable pixels only — elsewhere they are never read, and
+    the zeros there would pull the predicted widths towards 0 (tiny rectangles that fail
+    the IoU test). On the toy scenes this took held-out rectangle accuracy from 35 % to
+    about 70 % for the same short training.
+    """
+    if not masked:
+        return sum(F.smooth_l1_loss(pred[:, k], target[:, k]) for k in range(4))
+    loss = F.smooth_l1_loss(pred[:, 0], target[:, 0])
+    mask = target[:, 0] > 0
+    if mask.any():
+        loss = loss + sum(F.smooth_l1_loss(pred[:, k][mask], target[:, k][mask])
+                          for k in range(4))
+    return loss
+
+
+def plot_history(history: dict, out: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("loss per step", history["step_loss"]), ("loss per epoch", history["epoch_loss"])]
+    if history.get("val_accuracy"):
+        panels.append(("validation rectangle accuracy", history["val_accuracy"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (title, values) in zip(np.atleast_1d(axes), panels):
+        v = np.asarray(values, dtype=float)
+        if title == "loss per step" and len(v) > 20:
+            k = max(1, len(v) // 50)
+            ax.plot(np.arange(len(v)), v, alpha=0.3)
+            ax.plot(np.arange(k - 1, len(v)), np.convolve(v, np.ones(k) / k, mode="valid"))
+            ax.set_xlabel("step")
+        else:
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o")
+            ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 16,
+              seed: int = 0, lr: float = 1e-3, config: CnnConfig | None = None,
+              use_depth: bool | None = None, val_data=None, augment_data: bool = True,
+              masked_loss: bool = True,
+              max_steps: int | None = None, threads: int | None = None,
+              progress: bool = True) -> dict:
+    """Train a GR-ConvNet-style model on Cornell-layout data and save it to ``out_dir``.
+
+    ``data`` / ``val_data``: a dataset directory, a :class:`CornellDataset`, or a list of
+    them. ``use_depth`` overrides ``config.use_depth``; with neither given the model is RGB-D
+    when every training sample has depth, else RGB. With ``val_data`` the rectangle accuracy
+    is measured after each epoch and the best epoch's weights are kept (ties: the earlier).
+    ``threads`` sets torch's (process-wide) thread count. Adam with a
+    cosine learning rate, random rotation/mirror/zoom augmentation, deterministic for a seed
+    (and a thread count). ``masked_loss``: see :func:`map_loss`. ``max_steps`` stops early
+    (tests). Writes ``model.safetensors``,
+    ``config.json``, ``training_curves.png`` and ``training_curves.json``; returns the
+    history (``step_loss``, ``epoch_loss``, ``val_accuracy``, ``best_epoch``, ``seconds``).
+    """
+    from embodied_transfer.grasp.evaluate import evaluate
+
+    if threads:
+        torch.set_num_threads(threads)
+    datasets = _as_datasets(data)
+    val_sets = _as_datasets(val_data) if val_data is not None else []
+    cfg = CnnConfig(**asdict(config)) if config else CnnConfig()
+    if use_depth is None and config is None:
+        use_depth = all(ds.has_depth(i) for ds in datasets for i in range(len(ds)))
+    if use_depth is not None:
+        cfg.use_depth = bool(use_depth)
+    items = _items(datasets, cfg)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = GraspNet(cfg)
+    backend = CnnBackend(model)
+    steps_per_epoch = math.ceil(len(items) / batch_size)
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
+                                                                   epochs * steps_per_epoch)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
+    history: dict = {"step_loss": [], "epoch_loss": [], "val_accuracy": [], "best_epoch": None}
+    best_acc, best_state = -1.0, None
+    bar = tqdm(total=total, desc="cnn grasp training", unit="step", disable=not progress)
+    start, step = time.perf_counter(), 0
+    for epoch in range(epochs):
+        if step >= total:
+            break
+        model.train()
+        order = rng.permutation(len(items))
+        losses = []
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            xb, yb = _batch(items, order[b * batch_size:(b + 1) * batch_size], cfg, rng,
+                            augment_data)
+            loss = map_loss(model(xb), yb, masked_loss)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            history["step_loss"].append(loss.item())
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+        history["epoch_loss"].append(float(np.mean(losses)))
+        model.eval()
+        if val_sets:
+            acc = float(np.mean([evaluate(ds, backend)["rectangle_accuracy"] or 0.0
+                                 for ds in val_sets]))
+            history["val_accuracy"].append(acc)
+            if acc > best_acc:
+                best_acc, history["best_epoch"] = acc, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['epoch_loss'][-1]:.4f}",
+                            val=f"{acc:.3f}")
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history["seconds"] = time.perf_counter() - start
+    history["steps"] = step
+    out_dir = Path(out_dir)
+    backend.info = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                    "augment": augment_data, "masked_loss": masked_loss, "steps": step, "train_samples": len(items),
+                    "train_data": [str(getattr(ds, "directory", ds)) for ds in datasets],
+                    "val_data": [str(getattr(ds, "directory", ds)) for ds in val_sets],
+                    "best_epoch": history["best_epoch"],
+                    "val_accuracy": history["val_accuracy"],
+                    "final_epoch_loss": history["epoch_loss"][-1] if history["epoch_loss"]
+                    else None}
+    backend.save(out_dir)
+    (out_dir / "training_curves.json").write_text(json.dumps(history) + "\n")
+    plot_history(history, out_dir / "training_curves.png")
+    return history

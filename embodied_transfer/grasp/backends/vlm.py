@@ -1,0 +1,314 @@
+"""The ``vlm`` and ``tiny-vlm`` backends: a LLaVA-family image-text-to-text model (RT-Grasp).
+
+The model answers an instruction about the image with reasoning text and one final
+``grasp: [x, y, theta_deg, w]`` line (:mod:`embodied_transfer.grasp.reasoning`), parsed
+strictly. ``vlm`` is a real LLaVA (e.g. ``llava-hf/llava-1.5-7b-hf``, fp16 on a GPU) with an
+optional LoRA adapter from :func:`embodied_transfer.grasp.vlm_train.train_vlm`; ``tiny-vlm``
+is the small LLaVA-architecture model of :func:`~embodied_transfer.grasp.vlm_train.build_tiny_vlm`
+trained from scratch on the CPU. Both load through exactly the same code
+(``AutoProcessor`` + ``AutoModelForImageTextToText``).
+
+Coordinates: the answer is in the pixel frame of the image given to :meth:`VlmBackend.predict`
+(the original camera image), and it is parsed in that image's size. The model sees a copy
+padded to a square with the processor's mean colour (centred, LLaVA-1.5's ``expand2square``)
+and resized by the processor, so nothing is cropped away; mapping that back to pixels is
+learnt, hence a model answers correctly only for the image size it was trained on (recorded
+in ``grasp_vlm.json`` by the trainer; a different size warns).
+
+Prompt: the processor's chat template when it has one (llava-hf models and the tiny model),
+else :data:`FIXED_PROMPT`; training builds its prompts with the same :func:`build_prompt`.
+
+Offline by default: hub ids resolve from the local Hugging Face cache only
+(``local_files_only=True`` and ``HF_HUB_OFFLINE`` while loading) unless
+``allow_download=True``; a missing model raises :class:`GraspError` saying what to fetch.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.errors import GraspError, GraspParseError
+from embodied_transfer.grasp.reasoning import parse_answer
+
+#: The prompt when the processor has no chat template (LLaVA-1.5's conversation format).
+FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
+#: Training metadata written next to a trained model or adapter.
+META_FILE = "grasp_vlm.json"
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+@contextlib.contextmanager
+def hub_offline(offline: bool = True):
+    """While active (and ``offline``), the Hugging Face hub client makes no network calls.
+
+    Sets ``HF_HUB_OFFLINE=1`` in the environment and in ``huggingface_hub.constants`` (read
+    once at import, so the environment alone is too late), restoring both afterwards.
+    """
+    if not offline:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    old_env, old_const = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = old_const
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
+
+
+def _looks_local(ref: str) -> bool:
+    """A path rather than a hub id (``owner/name``)."""
+    return (ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep != "/" and os.sep in ref
+            or Path(ref).expanduser().exists())
+
+
+def missing_model_message(ref: str, what: str = "model", cause: BaseException | None = None) -> str:
+    """Why ``ref`` could not be loaded and how to get it."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if _looks_local(ref):
+        path = Path(ref).expanduser()
+        state = "has no loadable files" if path.exists() else "does not exist"
+        msg = (f"no {what} at {str(path)!r}: the directory {state}. Pass a directory written by "
+               "save_pretrained (build_tiny_vlm / train_vlm make one for tiny-vlm), or fetch a "
+               f"hub {what} into it: `hf download <owner/name> --local-dir {path}`.")
+    else:
+        msg = (f"no {what} {ref!r} in the local Hugging Face cache ({HF_HUB_CACHE}) and downloads "
+               f"are off. Fetch it on a machine with internet: `hf download {ref}` (into that "
+               f"cache; HF_HOME moves it) or `hf download {ref} --local-dir <dir>` and pass "
+               "<dir>; or pass allow_download=True.")
+    if cause is not None:
+        msg += f" ({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
+    return msg
+
+
+def default_device_dtype(device: str | None = None, dtype=None):
+    """CUDA with fp16 when available, else CPU with fp32 (either can be forced)."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    return device, dtype
+
+
+def read_meta(path: str | Path | None) -> dict:
+    """The trainer's ``grasp_vlm.json`` in a model or adapter directory ({} when none)."""
+    if path is None:
+        return {}
+    f = Path(path).expanduser() / META_FILE
+    try:
+        return json.loads(f.read_text()) if f.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise GraspError(f"unreadable {f}: {exc}") from exc
+
+
+def load_processor(ref: str | Path, *, allow_download: bool = False):
+    """``AutoProcessor`` for ``ref`` (directory or hub id); GraspError when missing."""
+    from transformers import AutoProcessor
+
+    ref = str(ref)
+    with hub_offline(not allow_download):
+        try:
+            proc = AutoProcessor.from_pretrained(ref, local_files_only=not allow_download)
+        except (OSError, ValueError, KeyError) as exc:
+            raise GraspError(missing_model_message(ref, "processor", exc)) from exc
+    if not hasattr(proc, "image_processor") or not hasattr(proc, "tokenizer"):
+        raise GraspError(f"{ref!r} has no image-text processor (got {type(proc).__name__})")
+    return proc
+
+
+def load_model(ref: str | Path, *, adapter: str | Path | None = None, allow_download: bool = False,
+               device: str | None = None, dtype=None, merge: bool = True, trainable: bool = False):
+    """``AutoModelForImageTextToText`` (+ an optional LoRA adapter) on ``device``.
+
+    Returns the model in eval mode (``trainable=False``) with the adapter merged (``merge``).
+    """
+    from transformers import AutoModelForImageTextToText
+
+    ref = str(ref)
+    device, dtype = default_device_dtype(device, dtype)
+    with hub_offline(not allow_download):
+        try:
+            # on a GPU the weights load straight onto it (no full CPU copy of a 7B model)
+            placement = {"device_map": device} if str(device).startswith("cuda") else {}
+            model = AutoModelForImageTextToText.from_pretrained(
+                ref, dtype=dtype, local_files_only=not allow_download, **placement)
+        except (OSError, ValueError, KeyError) as exc:
+            raise GraspError(missing_model_message(ref, "model", exc)) from exc
+        if adapter is not None:
+            from peft import PeftModel
+
+            adapter = str(adapter)
+            try:
+                model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+            except (OSError, ValueError, KeyError) as exc:
+                raise GraspError(missing_model_message(adapter, "LoRA adapter", exc)) from exc
+            if merge and not trainable:
+                model = model.merge_and_unload()
+    model.to(device)
+    return model.train(trainable)
+
+
+def build_prompt(processor, instruction: str) -> str:
+    """The user turn with one image and the generation prompt (chat template or fixed)."""
+    if getattr(processor, "chat_template", None):
+        messages = [{"role": "user", "content": [{"type": "image"},
+                                                 {"type": "text", "text": instruction}]}]
+        return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return FIXED_PROMPT.format(instruction=instruction)
+
+
+def check_rgb(rgb) -> np.ndarray:
+    a = np.asarray(rgb)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise GraspError(f"rgb must be an (H, W, 3) uint8 array, got {a.dtype} {a.shape}")
+    return a
+
+
+def prepare_image(rgb, processor=None) -> np.ndarray:
+    """``rgb`` padded to a centred square with the processor's mean colour (no cropping)."""
+    a = check_rgb(rgb)
+    h, w = a.shape[:2]
+    if h == w:
+        return a
+    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5,) * 3
+    side = max(h, w)
+    out = np.empty((side, side, 3), np.uint8)
+    out[:] = np.clip(np.round(np.asarray(mean[:3]) * 255), 0, 255).astype(np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top:top + h, left:left + w] = a
+    return out
+
+
+def encode_prompt(processor, rgb, instruction: str):
+    """Processor tensors (``input_ids``, ``attention_mask``, ``pixel_values``) of the prompt."""
+    return processor(images=prepare_image(rgb, processor), text=build_prompt(processor, instruction),
+                     return_tensors="pt")
+
+
+def image_token_count(processor, rgb=None) -> int:
+    """How many image placeholder tokens the processor puts in a prompt."""
+    if rgb is None:
+        crop = getattr(processor.image_processor, "crop_size", None) or processor.image_processor.size
+        rgb = np.zeros((int(crop["height"]), int(crop["width"]), 3), np.uint8)
+    ids = encode_prompt(processor, rgb, "x")["input_ids"][0]
+    return int((ids == processor.image_token_id).sum())
+
+
+class VlmBackend(GraspBackend):
+    """LLaVA-family model → reasoning + grasp text → :class:`Prediction` (strictly parsed).
+
+    ``model``: a local directory or a hub id (default: the adapter's base model); ``adapter``:
+    a LoRA adapter directory from ``train_vlm(..., lora=True)``. ``max_new_tokens`` bounds the
+    greedy answer. Loading happens here; a missing model raises :class:`GraspError`.
+    """
+
+    name = "vlm"
+    uses_instruction = True
+
+    def __init__(self, model: str | Path | None = None, *, adapter: str | Path | None = None,
+                 name: str | None = None, allow_download: bool = False,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str | None = None,
+                 dtype=None) -> None:
+        if name is not None:
+            self.name = name
+        self.meta = read_meta(adapter) or read_meta(model if model and _looks_local(str(model))
+                                                    else None)
+        if model is None:
+            model = self.meta.get("base_model")
+            if model is None:
+                if adapter is None:
+                    raise GraspError("VlmBackend needs a model (directory or hub id) or an adapter")
+                model = self._adapter_base(adapter)
+        if max_new_tokens < 1:
+            raise GraspError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.model_ref, self.adapter = str(model), adapter
+        self.max_new_tokens = int(max_new_tokens)
+        self.device, self.dtype = default_device_dtype(device, dtype)
+        proc_ref = adapter if adapter is not None and self._has_processor(adapter) else model
+        self.processor = load_processor(proc_ref, allow_download=allow_download)
+        self.model = load_model(model, adapter=adapter, allow_download=allow_download,
+                                device=self.device, dtype=self.dtype)
+        tok = self.processor.tokenizer
+        self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self._warned_size = False
+
+    @staticmethod
+    def _has_processor(path) -> bool:
+        p = Path(path).expanduser()
+        return (p / "processor_config.json").is_file() or (p / "preprocessor_config.json").is_file()
+
+    @staticmethod
+    def _adapter_base(adapter) -> str:
+        cfg = Path(adapter).expanduser() / "adapter_config.json"
+        try:
+            return json.loads(cfg.read_text())["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise GraspError(missing_model_message(str(adapter), "LoRA adapter", exc)) from exc
+
+    def generate(self, rgb: np.ndarray, instruction: str) -> str:
+        """The model's raw greedy answer (special tokens removed, stripped)."""
+        import torch
+
+        inputs = encode_prompt(self.processor, rgb, instruction)
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      num_beams=1, pad_token_id=self._pad_id)
+        new = out[0, inputs["input_ids"].shape[1]:]
+        return self.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+    def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
+        rgb = check_rgb(rgb)
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise GraspError("the vlm backend needs a non-empty instruction")
+        h, w = rgb.shape[:2]
+        trained = self.meta.get("image_size")
+        if trained and tuple(trained) != (w, h) and not self._warned_size:
+            warnings.warn(f"{self.name}: trained on {trained[0]}x{trained[1]} images, got {w}x{h}; "
+                          "its pixel answers assume the training size", stacklevel=2)
+            self._warned_size = True
+        t0 = time.perf_counter()
+        text = self.generate(rgb, instruction)
+        ms = (time.perf_counter() - t0) * 1e3
+        extra = {"ms": ms}
+        try:
+            parsed = parse_answer(text, w, h)
+        except GraspParseError as exc:
+            return Prediction(grasp=None, text=text, error=str(exc), extra=extra)
+        return Prediction(grasp=parsed.grasp, text=text, reasoning=parsed.reasoning, extra=extra)
+
+    def close(self) -> None:
+        self.model = None
+        self.processor = None
+        with contextlib.suppress(Exception):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+class TinyVlmBackend(VlmBackend):
+    """The CPU ``tiny-vlm``: the same loader and prompt, a small model directory."""
+
+    name = "tiny-vlm"
+

@@ -1,0 +1,136 @@
+"""``embodied-transfer grasp ...``: export, train, evaluate, simulate-trials (argparse glue)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from embodied_transfer.grasp.errors import GraspError
+
+
+def add_parsers(sub) -> None:
+    """The ``grasp`` command group on the top-level subparsers."""
+    from embodied_transfer.grasp.backends import BACKENDS
+
+    grasp = sub.add_parser("grasp", help="grasp reasoning: data, training, evaluation, trials")
+    gsub = grasp.add_subparsers(dest="grasp_command", required=True)
+
+    export = gsub.add_parser("export", help="render MuJoCo tabletop scenes as Cornell datasets "
+                                            "(OUT/plain and OUT/instructed)")
+    export.add_argument("--out", required=True)
+    export.add_argument("--scenes", type=int, default=100)
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--width", type=int, default=320)
+    export.add_argument("--height", type=int, default=240)
+    export.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+
+    train = gsub.add_parser("train", help="train a backend on a Cornell-layout dataset")
+    train.add_argument("--backend", choices=BACKENDS, required=True)
+    train.add_argument("--dataset", required=True, nargs="+", help="training dataset dir(s)")
+    train.add_argument("--val", help="validation dataset (cnn: picks the best epoch)")
+    train.add_argument("--out", required=True, help="output model (or adapter) directory")
+    train.add_argument("--model", default="",
+                       help="vlm: base model dir or hub id to LoRA-tune")
+    train.add_argument("--allow-download", action="store_true")
+    train.add_argument("--numbers-only", action="store_true",
+                       help="tiny-vlm/vlm: answers without reasoning (the ablation)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--seed", type=int, default=0)
+
+    evaluate = gsub.add_parser("evaluate", help="rectangle (and target) accuracy on a dataset")
+    _backend_args(evaluate)
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--json", help="write the result here")
+    evaluate.add_argument("--png", help="draw predicted vs true rectangles for a sample here")
+    evaluate.add_argument("--limit", type=int, default=None, help="first N samples only")
+
+    trials = gsub.add_parser("simulate-trials", help="execute predicted grasps in MuJoCo")
+    _backend_args(trials)
+    trials.add_argument("--trials", type=int, default=50)
+    trials.add_argument("--seed", type=int, default=10_000,
+                        help="scene seed (training data uses 0, held-out tests 1)")
+    trials.add_argument("--json", help="write the result here")
+
+    serve = gsub.add_parser("serve", help="bring up grasp_reasoning for a real camera "
+                                          "(graph 'grasp')")
+    from embodied_transfer.cli import _graph_args
+
+    _graph_args(serve)
+
+
+def _backend_args(parser: argparse.ArgumentParser) -> None:
+    from embodied_transfer.grasp.backends import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="tiny-vlm")
+    parser.add_argument("--model", default="", help="model dir (or hub id for vlm); "
+                                                     "default: the shipped model")
+    parser.add_argument("--adapter", default="", help="LoRA adapter dir (vlm)")
+    parser.add_argument("--allow-download", action="store_true")
+
+
+def _load(args):
+    from embodied_transfer.grasp.backends import load_backend
+
+    return load_backend(args.backend, args.model, adapter=args.adapter,
+                        allow_download=args.allow_download)
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+def run(args) -> int:
+    """Dispatch ``embodied-transfer grasp <command>``."""
+    if args.grasp_command == "export":
+        from embodied_transfer.grasp.synthetic import export_dataset
+
+        counts = export_dataset(args.out, args.scenes, args.seed, width=args.width,
+                                height=args.height, workers=args.workers or None)
+        print(f"wrote {counts['plain']} samples to {args.out}/plain and "
+              f"{counts['instructed']} to {args.out}/instructed")
+        return 0
+    if args.grasp_command == "train":
+        from embodied_transfer.grasp.training import train
+
+        out = train(args)
+        print(f"wrote {out}")
+        return 0
+    if args.grasp_command == "evaluate":
+        from embodied_transfer.grasp.cornell import read_dataset
+        from embodied_transfer.grasp.evaluate import draw_samples, evaluate, summary
+
+        dataset = read_dataset(args.dataset)
+        backend = _load(args)
+        result = evaluate(dataset, backend, limit=args.limit)
+        out = {"backend": args.backend, "model": args.model or "(shipped)",
+               "dataset": str(args.dataset), **summary(result)}
+        acc = out["rectangle_accuracy"]
+        target = out.get("target_accuracy")
+        print(f"{args.backend}: rectangle accuracy {acc * 100:.1f} % on {out['n']} images"
+              + (f", target accuracy {target * 100:.1f} %" if target is not None else "")
+              + f", {out['ms_per_image']:.1f} ms per image, {out['parse_failures']} without a "
+                "grasp")
+        _write_json(args.json, out)
+        if args.png:
+            draw_samples(dataset, dict(zip(result["ids"], result["predictions"])), args.png)
+            print(f"wrote {args.png}")
+        return 0
+    if args.grasp_command == "simulate-trials":
+        from embodied_transfer.grasp.synthetic import simulate_trials
+
+        result = simulate_trials(_load(args), args.trials, args.seed)
+        print(f"{args.backend}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
+              f"executed grasps succeeded (target lifted: "
+              f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")
+        _write_json(args.json, result)
+        return 0
+    if args.grasp_command == "serve":
+        from embodied_transfer.cli import _run_graph
+
+        return _run_graph("grasp", args)
+    raise GraspError(f"unknown grasp command {args.grasp_command!r}")

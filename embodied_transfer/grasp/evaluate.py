@@ -1,0 +1,168 @@
+"""Scoring a grasp backend on a Cornell-layout dataset, and pictures of its answers.
+
+Metrics of :func:`evaluate`:
+
+``rectangle_accuracy``
+    the Cornell rectangle metric (:func:`embodied_transfer.grasp.rectangles.correct`: angle
+    within 30° and IoU > 25 % with any ground-truth rectangle of the sample); a missing grasp
+    is wrong. Over the samples that have ground-truth rectangles (``n_rectangle``); samples
+    whose cpos file holds none (e.g. only NaN rectangles) are not scored. For instructed
+    samples the cpos file lists only the target's grasps, so this also requires the right
+    object.
+``target_accuracy``
+    over the samples with an instruction, a target and object metadata (``n_target``): the
+    predicted grasp centre is closer (pixel distance) to the target object's centre than to
+    every other object's centre — i.e. the backend picked the instructed object, whatever
+    the grasp's quality. A missing grasp is wrong. None when no sample qualifies.
+``parse_failures``
+    how many predictions had no grasp (``Prediction.grasp is None``, or a
+    :class:`GraspParseError` raised by the backend); ``failures`` holds their sample id,
+    error and raw text.
+``ms_per_image``
+    the mean wall time of ``backend.predict`` (``ms_median`` its median).
+
+The returned dict also holds ``predictions`` (``Prediction`` per evaluated sample, in
+dataset order), ``ids`` and ``correct`` (per sample: True/False, None when unscored), for
+:func:`draw_samples`; :func:`summary` drops those for JSON.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.errors import GraspError, GraspParseError
+from embodied_transfer.grasp.reasoning import ObjectInfo
+from embodied_transfer.grasp.rectangles import Grasp, correct
+
+PER_SAMPLE_KEYS = ("predictions", "ids", "correct", "on_target")
+
+
+def on_target(grasp: Grasp | None, objects: Sequence[ObjectInfo], target: str | None
+              ) -> bool | None:
+    """Whether ``grasp``'s centre is strictly closest to the target object's centre.
+
+    None when there is nothing to judge (no target or it is not among ``objects``); False
+    for a missing grasp or a tie with another object.
+    """
+    names = [o.name for o in objects]
+    if target is None or target not in names:
+        return None
+    if grasp is None:
+        return False
+    dist = {o.name: math.hypot(grasp.x - o.u, grasp.y - o.v) for o in objects}
+    mine = dist.pop(target)
+    return all(mine < d for d in dist.values())
+
+
+def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
+    """Run ``backend`` on the first ``limit`` samples (all: None) and score it (see module)."""
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if n <= 0:
+        raise GraspError("nothing to evaluate: the dataset is empty or limit is 0")
+    predictions, ids, right, targeted, times, failures = [], [], [], [], [], []
+    for i in range(n):
+        sample = dataset[i]
+        start = time.perf_counter()
+        try:
+            pred = backend.predict(sample.rgb, sample.depth, sample.instruction or "")
+        except GraspParseError as exc:
+            pred = Prediction(None, text=exc.text, error=str(exc))
+        times.append(time.perf_counter() - start)
+        if pred.grasp is None:
+            failures.append({"id": sample.id, "error": pred.error or "no grasp",
+                             "text": pred.text})
+        predictions.append(pred)
+        ids.append(sample.id)
+        right.append(correct(pred.grasp, sample.grasps) if sample.grasps else None)
+        targeted.append(on_target(pred.grasp, sample.objects, sample.target)
+                        if sample.instruction is not None and sample.objects else None)
+    scored = [r for r in right if r is not None]
+    aimed = [t for t in targeted if t is not None]
+    ms = np.asarray(times) * 1000.0
+    return {
+        "backend": backend.name,
+        "n": n,
+        "n_rectangle": len(scored),
+        "rectangle_accuracy": float(np.mean(scored)) if scored else None,
+        "n_target": len(aimed),
+        "target_accuracy": float(np.mean(aimed)) if aimed else None,
+        "parse_failures": len(failures),
+        "failures": failures,
+        "ms_per_image": float(ms.mean()),
+        "ms_median": float(np.median(ms)),
+        "predictions": predictions,
+        "ids": ids,
+        "correct": right,
+        "on_target": targeted,
+    }
+
+
+def summary(result: dict) -> dict:
+    """``result`` without its per-sample entries (JSON-serialisable)."""
+    return {k: v for k, v in result.items() if k not in PER_SAMPLE_KEYS}
+
+
+def _polygon(ax, grasp: Grasp, colour: str, width: float) -> None:
+    p = grasp.corners()
+    p = np.vstack([p, p[:1]])
+    ax.plot(p[:, 0], p[:, 1], color=colour, linewidth=width)
+    # the jaw sides (across the closing axis) drawn thicker, as the gripper plates
+    ax.plot(p[1:3, 0], p[1:3, 1], color=colour, linewidth=2 * width)
+    ax.plot(p[3:5, 0], p[3:5, 1], color=colour, linewidth=2 * width)
+
+
+def draw_samples(dataset, predictions: Sequence[Prediction] | Mapping[str, Prediction],
+                 out_png: str | Path, n: int = 8, cols: int = 4) -> Path:
+    """A grid of the first ``n`` predicted samples: true rectangles green, predicted red.
+
+    ``predictions``: a list aligned with the dataset's first samples (as ``evaluate``'s
+    ``predictions``) or a dict ``{sample id: Prediction}``.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if isinstance(predictions, Mapping):
+        chosen = [(dataset.ids.index(sid), p) for sid, p in predictions.items()
+                  if sid in dataset.ids]
+    else:
+        if len(predictions) > len(dataset):
+            raise GraspError(f"{len(predictions)} predictions for {len(dataset)} samples")
+        chosen = list(enumerate(predictions))
+    chosen = chosen[:max(int(n), 0)]
+    if not chosen:
+        raise GraspError("no predictions to draw")
+    cols = min(cols, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (i, pred) in zip(axes.ravel(), chosen):
+        sample = dataset[i]
+        ax.imshow(sample.rgb)
+        for g in sample.grasps:
+            _polygon(ax, g, "lime", 0.8)
+        if pred.grasp is not None:
+            _polygon(ax, pred.grasp, "red", 1.2)
+            ok = "correct" if correct(pred.grasp, sample.grasps) else "wrong"
+        else:
+            ok = "no grasp"
+        title = f"{sample.id}: {ok}"
+        if sample.instruction:
+            instr = sample.instruction
+            title += "\n" + (instr if len(instr) <= 34 else instr[:33] + "…")
+        ax.set_title(title, fontsize=7)
+        h, w = sample.rgb.shape[:2]
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,315 @@
+"""grasp_reasoning: a camera image and an instruction in, one antipodal grasp out.
+
+Subscribes ``image_raw`` (rgb8/bgr8/mono8), optional ``depth`` (32FC1 m or 16UC1 mm, aligned
+with the colour image) and ``camera_info`` (all sensor QoS), and ``instruction``
+(std_msgs/String, reliable). Each instruction is answered once, on the newest image (or
+the next one if none has arrived); with ``continuous`` every image is answered while an
+instruction is set, images that arrive during inference being counted as skipped.
+
+Publishes ``grasp`` (GraspPose; the image's header), ``grasp_pose`` (geometry_msgs/
+PoseStamped in the image's optical frame, only when a depth image of the same size and
+CameraInfo are present) and ``grasp_image`` (the image with the grasp drawn). Serves
+``plan_grasp`` (PlanGrasp.srv). Inference runs on a worker thread; the service callback is a
+coroutine that awaits it, so the executor keeps serving topics and other requests.
+
+Bad input (empty or unsupported images, depth/colour size mismatch, uncalibrated or missing
+CameraInfo, empty instruction) and unparseable model output publish nothing on ``grasp``,
+are counted per reason on /diagnostics, and the raw text is logged. The node stays up.
+
+Lifecycle: configure loads the backend (a missing model fails the transition with the
+reason), activate starts answering, cleanup frees the model.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+
+import numpy as np
+from embodied_transfer_interfaces.msg import GraspPose
+from embodied_transfer_interfaces.srv import PlanGrasp
+from geometry_msgs.msg import PoseStamped
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.task import Future
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.ros.conversions import (ConversionError, camera_info_to_intrinsics,
+                                               convert_color, image_to_numpy, numpy_to_image,
+                                               stamp_to_ns)
+from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth, count_values
+from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+
+
+def decode_colour(msg: Image) -> np.ndarray:
+    """A colour ``Image`` as (H, W, 3) uint8 RGB; mono8 is replicated."""
+    if msg.width == 0 or msg.height == 0:
+        raise ConversionError(f"colour image is empty ({msg.width}x{msg.height})")
+    if msg.encoding not in ("rgb8", "bgr8", "mono8"):
+        raise ConversionError(f"colour image encoding {msg.encoding!r} is not rgb8, bgr8 "
+                              "or mono8")
+    array = image_to_numpy(msg)
+    return array if msg.encoding == "rgb8" else convert_color(array, msg.encoding, "rgb8")
+
+
+def decode_depth(msg: Image) -> np.ndarray:
+    """A depth ``Image`` as float32 metres (16UC1 millimetres are scaled; 0 = no reading)."""
+    if msg.encoding not in ("32FC1", "16UC1"):
+        raise ConversionError(f"depth encoding {msg.encoding!r} is not 32FC1 (m) or 16UC1 (mm)")
+    array = image_to_numpy(msg)
+    return array.astype(np.float32) / 1000.0 if msg.encoding == "16UC1" else array
+
+
+class GraspReasoning(LifecycleNode):
+    """Runs a grasp backend on camera images as instructed (see the module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("grasp_reasoning", **kwargs)
+        declare(self, "backend", "tiny-vlm", "Grasp backend: tiny-vlm, vlm or cnn")
+        declare(self, "model_path", "",
+                "Model directory (or hub id for vlm); empty: the package's shipped model")
+        declare(self, "adapter_path", "", "LoRA adapter directory for vlm/tiny-vlm (optional)")
+        declare(self, "allow_download", False,
+                "Let a vlm backend fetch a hub id that is not in the local cache")
+        declare(self, "max_new_tokens", 160, "Longest answer a VLM backend may generate")
+        declare(self, "continuous", False,
+                "Answer every image while an instruction is set (else once per instruction)")
+        declare(self, "max_depth_skew_s", 0.05,
+                "Largest stamp difference between a colour image and the depth used with it")
+        self.health = NodeHealth("grasp_reasoning", needs_model=True)
+        self.health.extra = self._extra_values
+        self.backend = None
+        self._lock = threading.Lock()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="grasp")
+        self._busy = False
+        self._active = False
+        self._entities: list = []
+        self._diagnostics = None
+        self._reset_inputs()
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _reset_inputs(self) -> None:
+        self._image: Image | None = None
+        self._depth: Image | None = None
+        self._info: CameraInfo | None = None
+        self._instruction = ""
+        self._pending_instruction = False
+        self._rejected: dict[str, int] = {}
+        self._skipped = 0
+
+    def _extra_values(self) -> list[tuple[str, str]]:
+        return [("backend", str(self._param("backend"))), ("busy", str(self._busy).lower()),
+                ("images_skipped_busy", str(self._skipped)),
+                *count_values("rejected_", self._rejected)]
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from embodied_transfer.grasp.backends import load_backend
+
+        name = self._param("backend")
+        try:
+            self.backend = load_backend(name, self._param("model_path"),
+                                        adapter=self._param("adapter_path"),
+                                        allow_download=bool(self._param("allow_download")),
+                                        max_new_tokens=int(self._param("max_new_tokens")))
+        except GraspError as exc:
+            self.get_logger().error(f"cannot load grasp backend '{name}': {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.health.model_loaded = True
+        self.health.model_info = f"{name} {self._param('model_path') or '(shipped)'}"
+        self._pub_grasp = self.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
+        self._pub_pose = self.create_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
+        self._pub_image = self.create_publisher(Image, "grasp_image", RELIABLE_QOS)
+        self._entities = [
+            self._pub_grasp, self._pub_pose, self._pub_image,
+            self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
+            self.create_subscription(Image, "depth", self._on_depth, SENSOR_QOS),
+            self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS),
+            self.create_subscription(String, "instruction", self._on_instruction, RELIABLE_QOS),
+            self.create_service(PlanGrasp, "plan_grasp", self._on_plan_grasp),
+        ]
+        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self.get_logger().info(f"grasp backend '{name}' ready")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._active = False
+        self._worker.shutdown(wait=True)
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="grasp")
+        if self._diagnostics is not None:
+            self._diagnostics.destroy()
+            self._diagnostics = None
+        for entity in self._entities:
+            any(destroy(entity) for destroy in (self.destroy_publisher, self.destroy_subscription,
+                                                self.destroy_service))
+        self._entities = []
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        self.health.model_loaded = False
+        self._reset_inputs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._worker.shutdown(wait=True)
+        super().destroy_node()
+
+    # --- inputs ------------------------------------------------------------------------
+    def _reject(self, reason: str, detail: str) -> None:
+        with self._lock:
+            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self.health.reject(f"{reason}: {detail}")
+        self.get_logger().warning(f"{reason}: {detail}", throttle_duration_sec=1.0)
+
+    def _on_image(self, msg: Image) -> None:
+        if not self._active:
+            return
+        self.health.input()
+        with self._lock:
+            self._image = msg
+            start = self._instruction and (self._pending_instruction
+                                           or self._param("continuous"))
+            if start and self._busy:
+                self._skipped += 1
+                start = False
+            if start:
+                self._pending_instruction = False
+                self._busy = True
+                request = (msg, self._matching_depth(msg), self._info, self._instruction)
+        if start:
+            self._worker.submit(self._answer_topic, *request)
+
+    def _on_depth(self, msg: Image) -> None:
+        with self._lock:
+            self._depth = msg
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        with self._lock:
+            self._info = msg
+
+    def _on_instruction(self, msg: String) -> None:
+        if not self._active:
+            return
+        text = msg.data.strip()
+        if not text:
+            self._reject("empty_instruction", "an empty instruction was ignored")
+            return
+        with self._lock:
+            self._instruction = text
+            image = self._image
+            if image is None or self._busy:
+                self._pending_instruction = True      # answered on the next image
+                return
+            self._busy = True
+            request = (image, self._matching_depth(image), self._info, text)
+        self._worker.submit(self._answer_topic, *request)
+
+    def _matching_depth(self, image: Image) -> Image | None:
+        """The newest depth image if its stamp is within ``max_depth_skew_s`` of ``image``."""
+        if self._depth is None:
+            return None
+        skew = abs(stamp_to_ns(self._depth.header.stamp) - stamp_to_ns(image.header.stamp))
+        return self._depth if skew <= self._param("max_depth_skew_s") * 1e9 else None
+
+    # --- inference ---------------------------------------------------------------------
+    def _plan(self, image: Image, depth: Image | None, info: CameraInfo | None,
+              instruction: str) -> tuple[GraspPose | None, PoseStamped | None, str]:
+        """Run the backend; (grasp, pose or None, message). Thread: the worker."""
+        from embodied_transfer.grasp.geometry import annotate, check_inputs, grasp_pose
+
+        start = time.perf_counter()
+        try:
+            rgb = decode_colour(image)
+            depth_m = decode_depth(depth) if depth is not None and depth.width else None
+            check_inputs(rgb, depth_m, instruction, self.backend.uses_instruction)
+            prediction = self.backend.predict(rgb, depth_m, instruction)
+        except (ConversionError, GraspError) as exc:
+            self._reject("bad_input", str(exc))
+            return None, None, str(exc)
+        if prediction.grasp is None:
+            self._reject("no_grasp", prediction.error or "backend gave no grasp")
+            self.get_logger().warning(f"no grasp for '{instruction}': {prediction.error}; "
+                                      f"raw answer: {prediction.text!r}")
+            return None, None, f"no grasp: {prediction.error}; raw answer: {prediction.text!r}"
+        g = prediction.grasp
+        msg = GraspPose(header=image.header, x=g.x, y=g.y, theta=g.theta, width=g.width,
+                        score=float(prediction.score), reasoning=prediction.reasoning)
+        pose, note = None, ""
+        if depth_m is not None and info is not None and info.width:
+            try:
+                k = camera_info_to_intrinsics(info)["K"]
+                p = grasp_pose(g, depth_m, k)
+                pose = PoseStamped(header=image.header)
+                pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = p.position
+                (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
+                 pose.pose.orientation.w) = p.orientation
+            except (ConversionError, GraspError) as exc:
+                self._reject("no_pose", str(exc))
+                note = f"; no 3-D pose: {exc}"
+        elif depth_m is not None:
+            self._reject("no_camera_info", "depth without CameraInfo: no grasp_pose")
+            note = "; no 3-D pose: no CameraInfo"
+        self._pub_image.publish(numpy_to_image(annotate(rgb, g, instruction), "rgb8",
+                                               image.header))
+        self.health.output(time.perf_counter() - start)
+        return msg, pose, "ok" + note
+
+    def _answer_topic(self, image, depth, info, instruction) -> None:
+        try:
+            grasp, pose, _ = self._plan(image, depth, info, instruction)
+            if grasp is not None and self._active:
+                self._pub_grasp.publish(grasp)
+                if pose is not None:
+                    self._pub_pose.publish(pose)
+        except Exception as exc:                       # noqa: BLE001 - keep the node up
+            self._reject("backend_error", repr(exc))
+        finally:
+            with self._lock:
+                self._busy = False
+
+    async def _on_plan_grasp(self, request: PlanGrasp.Request,
+                             response: PlanGrasp.Response) -> PlanGrasp.Response:
+        """Service: awaits the worker, so the executor keeps running other callbacks."""
+        self.health.input()
+        if not self._active:
+            response.success, response.message = False, "node is not active"
+            return response
+        done = Future(executor=self.executor)
+        info = request.camera_info if request.camera_info.width else None
+        depth = request.depth if request.depth.width else None
+
+        def work():
+            try:
+                result = self._plan(request.image, depth, info, request.instruction)
+            except Exception as exc:                   # noqa: BLE001 - reported below
+                result = (None, None, f"backend error: {exc!r}")
+            done.set_result(result)
+            if self.executor is not None:
+                self.executor.wake()
+
+        self._worker.submit(work)
+        grasp, _, message = await done
+        response.success, response.message = grasp is not None, message
+        if grasp is not None:
+            response.grasp = grasp
+        return response
+
+
+def main(args=None) -> int:
+    return run(GraspReasoning, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""Grasp rectangles (conventions, IoU, metric) and the reasoning answer format and parser."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from embodied_transfer.grasp.errors import GraspError, GraspParseError
+from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, format_grasp, instruction,
+                                               parse_answer)
+from embodied_transfer.grasp.rectangles import (Grasp, angle_difference, correct, iou, matches,
+                                                wrap_angle)
+
+GRASPS = [Grasp(100.3, 50.7, 0.3, 40.0, 20.0), Grasp(10.0, 10.0, math.pi / 2, 33.3),
+          Grasp(200.0, 100.0, -1.2, 57.1, 13.3), Grasp(320.5, 240.25, 1.0, 80.0, 35.0)]
+
+
+@pytest.mark.parametrize("g", GRASPS)
+def test_iou_of_identical_rectangles_is_one_never_above(g):
+    # the intersection is computed on float32 corners: clamped to 1, may be a hair below
+    assert iou(g, g) <= 1.0
+    assert iou(g, g) == pytest.approx(1.0, abs=1e-5)
+    assert matches(g, g) and correct(g, [g])
+
+
+def test_iou_of_disjoint_and_half_overlapping_rectangles():
+    a = Grasp(50, 50, 0.0, 20, 10)
+    assert iou(a, Grasp(150, 50, 0.0, 20, 10)) == 0.0
+    # shifted by half its width along the axis: intersection 10x10, union 300
+    assert iou(a, Grasp(60, 50, 0.0, 20, 10)) == pytest.approx(100 / 300, abs=1e-4)
+    assert iou(a, Grasp(60, 50, 0.0, 20, 10)) == iou(Grasp(60, 50, 0.0, 20, 10), a)
+
+
+@pytest.mark.parametrize("theta", [-1.5, -0.7, 0.0, 0.4, 1.2, math.pi / 2])
+def test_theta_and_theta_plus_pi_are_the_same_grasp(theta):
+    a, b = Grasp(80, 60, theta, 30, 12), Grasp(80, 60, theta + math.pi, 30, 12)
+    assert a.theta == pytest.approx(b.theta, abs=1e-9)
+    assert -math.pi / 2 < a.theta <= math.pi / 2
+    assert angle_difference(theta, theta + math.pi) == pytest.approx(0.0, abs=1e-9)
+    assert angle_difference(theta, theta - math.pi) == pytest.approx(0.0, abs=1e-9)
+    assert iou(a, b) == pytest.approx(1.0)
+    assert matches(a, b)
+
+
+def test_wrap_angle_range_and_symmetric_difference():
+    assert wrap_angle(-math.pi / 2) == pytest.approx(math.pi / 2)
+    assert wrap_angle(math.pi / 2) == pytest.approx(math.pi / 2)
+    for t in np.linspace(-7, 7, 57):
+        assert -math.pi / 2 < wrap_angle(t) <= math.pi / 2 + 1e-12
+    # 85° and -85° are 10° apart, not 170°
+    assert math.degrees(angle_difference(math.radians(85), math.radians(-85))) \
+        == pytest.approx(10.0)
+    assert angle_difference(0.2, 0.9) == pytest.approx(angle_difference(0.9, 0.2))
+
+
+def test_metric_thresholds_angle_30_degrees_and_iou_25_percent():
+    truth = Grasp(100, 100, 0.0, 40, 20)
+    assert matches(Grasp(100, 100, math.radians(29), 40, 20), truth)
+    assert not matches(Grasp(100, 100, math.radians(31), 40, 20), truth)
+    assert not matches(Grasp(135, 100, 0.0, 40, 20), truth)         # IoU 5/75
+    assert not correct(None, [truth])
+    assert not correct(Grasp(100, 100, 0.0, 40, 20), [])
+
+
+@pytest.mark.parametrize("g", GRASPS)
+def test_corners_round_trip_and_cornell_order(g):
+    p = g.corners()
+    back = Grasp.from_corners(p)
+    assert (back.x, back.y, back.width, back.height) == pytest.approx(
+        (g.x, g.y, g.width, g.jaw), abs=1e-9)
+    assert angle_difference(back.theta, g.theta) < 1e-9
+    # p0 -> p1 runs along the closing axis (length = opening), p1 -> p2 across (jaw)
+    assert np.hypot(*(p[1] - p[0])) == pytest.approx(g.width)
+    assert np.hypot(*(p[2] - p[1])) == pytest.approx(g.jaw)
+    # starting at the opposite corner gives the same grasp (theta + pi)
+    flipped = Grasp.from_corners(np.roll(p, 2, axis=0))
+    assert (flipped.x, flipped.y) == pytest.approx((g.x, g.y))
+    assert angle_difference(flipped.theta, g.theta) < 1e-9
+
+
+def test_bad_grasps_are_rejected():
+    with pytest.raises(GraspError):
+        Grasp(float("nan"), 1, 0, 10)
+    with pytest.raises(GraspError):
+        Grasp(1, 1, 0, 0)
+    with pytest.raises(GraspError):
+        Grasp(1, 1, 0, 10, -2)
+    with pytest.raises(GraspError):
+        Grasp.from_corners(np.array([[0, 0], [1, 0], [np.nan, 1], [0, 1]]))
+    with pytest.raises(GraspError):
+        Grasp.from_corners(np.zeros((3, 2)))
+
+
+def test_scaled_and_inside():
+    g = Grasp(10, 20, 0.5, 8, 4).scaled(2.0)
+    assert (g.x, g.y, g.width, g.height) == (20, 40, 16, 8)
+    assert g.inside(21, 41) and not g.inside(20, 41)
+
+
+# ------------------------------------------------------------------- reasoning text
+
+W, H = 320, 240
+RED_MUG = ObjectInfo("mug_1", "mug", "red", 60.0, 200.0)
+
+
+def test_format_grasp_parse_answer_round_trip():
+    for g in [Grasp(123.4, 57.6, math.radians(-30), 40.2), Grasp(0, 0, math.pi / 2, 1),
+              Grasp(319, 239, math.radians(-89.6), 17), Grasp(5, 5, math.radians(-90.2), 9)]:
+        line = format_grasp(g)
+        parsed = parse_answer(line, W, H)
+        assert abs(parsed.grasp.x - round(g.x)) < 1e-9 and abs(parsed.grasp.y - round(g.y)) < 1e-9
+        assert math.degrees(angle_difference(parsed.grasp.theta, g.theta)) <= 0.5 + 1e-9
+        assert parsed.grasp.width == max(1, round(g.width))
+        assert parsed.reasoning == ""
+        assert format_grasp(parsed.grasp) == line
+
+
+def test_answer_with_reasoning_parses_and_keeps_the_reasoning():
+    g = Grasp(60, 200, math.radians(15), 30)
+    text = answer(RED_MUG, g, W, H, others=2)
+    assert text.splitlines()[-1] == "grasp: [60, 200, 15, 30]"
+    parsed = parse_answer(text, W, H)
+    assert "red mug" in parsed.reasoning and "front left" in parsed.reasoning
+    assert parsed.grasp.x == 60 and parsed.grasp.y == 200
+    assert answer(RED_MUG, g, W, H, reasoning=False) == "grasp: [60, 200, 15, 30]"
+    assert "red mug" in instruction(RED_MUG, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("text, why", [
+    ("The mug is red.", "exactly one"),                                  # missing line
+    ("", "empty"),
+    ("grasp: [1, 2, 3, 4]\ngrasp: [1, 2, 3, 4]", "exactly one"),         # two lines
+    ("grasp: [1, 2, 3, 4]\nthen something", "last line"),                # not the last line
+    ("grasp: [1.5, 2, 3, 4]", "whole numbers"),                          # malformed numbers
+    ("grasp: [1, 2, 3]", "whole numbers"),
+    ("grasp: [1,2,3,4]", "whole numbers"),
+    ("grasp: [a, 2, 3, 4]", "whole numbers"),
+    ("grasp: [NaN, 2, 3, 4]", "whole numbers"),                          # NaN text
+    ("grasp: [nan, nan, nan, nan]", "whole numbers"),
+    ("grasp: [10, 20, 30, -4]", "whole numbers"),
+    ("grasp: [320, 20, 30, 4]", "outside"),                              # outside the image
+    ("grasp: [-1, 20, 30, 4]", "outside"),
+    ("grasp: [10, 240, 30, 4]", "outside"),
+    ("grasp: [10, 20, -90, 4]", r"\(-90, 90\]"),                         # -90 is invalid
+    ("grasp: [10, 20, 91, 4]", r"\(-90, 90\]"),
+    ("grasp: [10, 20, 30, 0]", "width"),
+    ("grasp: [10, 20, 30, 401]", "width"),
+])
+def test_parse_answer_is_strict(text, why):
+    with pytest.raises(GraspParseError, match=why) as info:
+        parse_answer(text, W, H)
+    assert info.value.text == text
+
+
+def test_parse_answer_accepts_90_degrees_and_edges():
+    p = parse_answer("Some reasoning.\n  grasp: [0, 239, 90, 400]  \n", W, H)
+    assert p.grasp.theta == pytest.approx(math.pi / 2)
+    assert (p.grasp.x, p.grasp.y, p.grasp.width) == (0, 239, 400)
+    assert parse_answer("grasp: [319, 0, -89, 1]", W, H).grasp.theta \
+        == pytest.approx(math.radians(-89))
+    with pytest.raises(GraspParseError, match="not text"):
+        parse_answer(None, W, H)  # type: ignore[arg-type]

@@ -1,0 +1,314 @@
+"""The vlm / tiny-vlm backend and reasoning tuning, on a tiny LLaVA built from config.
+
+The tiny model goes through exactly the loading code a hub LLaVA does (AutoProcessor +
+AutoModelForImageTextToText from a save_pretrained directory); nothing is downloaded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.backends.vlm import (FIXED_PROMPT, TinyVlmBackend, VlmBackend,
+                                                  build_prompt, encode_prompt, image_token_count,
+                                                  load_processor, prepare_image)
+from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.reasoning import ObjectInfo, answer, instruction, parse_answer
+from embodied_transfer.grasp.rectangles import Grasp
+from embodied_transfer.grasp.vlm_train import (IGNORE_INDEX, build_tiny_vlm, collate,
+                                               encode_example, mask_labels, train_vlm)
+
+SIZE, PATCH = 32, 8
+COLOURS = {"red": (210, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 210)}
+
+
+# ------------------------------------------------------------- a small synthetic generator
+
+def make_example(rng: np.random.Generator, size: int = SIZE, reasoning: bool = True):
+    """Coloured boxes / cans on a table: (rgb, instruction, answer), the objects, GT grasps."""
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (150, 110, 75)
+    objects, truths = [], []
+    n = int(rng.integers(1, 3))
+    for k, colour in enumerate(rng.permutation(list(COLOURS))[:n]):
+        cx, cy = (size * (0.3 + 0.4 * k) + rng.uniform(-2, 2), size * rng.uniform(0.3, 0.7))
+        if rng.random() < 0.5:
+            a, b, phi = size * 0.3, size * 0.18, rng.uniform(0, math.pi)
+            box = cv2.boxPoints(((cx, cy), (a, b), math.degrees(phi)))
+            cv2.fillConvexPoly(img, np.round(box).astype(np.int32), COLOURS[colour])
+            category, grasps = "box", [Grasp(cx, cy, phi + math.pi / 2, b + 3),
+                                       Grasp(cx, cy, phi, a + 3)]
+        else:
+            r = size * 0.12
+            cv2.circle(img, (round(cx), round(cy)), round(r), COLOURS[colour], -1)
+            category = "can"
+            grasps = [Grasp(cx, cy, j * math.pi / 6, 2 * r + 3) for j in range(6)]
+        objects.append(ObjectInfo(f"{colour}_{category}", category, str(colour), cx, cy))
+        truths.append(grasps)
+    t = int(rng.integers(n))
+    text = answer(objects[t], truths[t][0], size, size, reasoning=reasoning, others=n - 1)
+    return (img, instruction(objects[t], rng), text), objects, truths[t]
+
+
+def examples(n: int, seed: int = 0) -> list[tuple[np.ndarray, str, str]]:
+    rng = np.random.default_rng(seed)
+    return [make_example(rng)[0] for _ in range(n)]
+
+
+TINY = dict(image_size=SIZE, patch_size=PATCH, vision_hidden=16, vision_layers=1, vision_heads=2,
+            text_hidden=32, text_layers=1, text_heads=2, vocab_size=300, max_positions=256)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return examples(8)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, data):
+    texts = [t for _, i, a in examples(40, seed=1) for t in (i, a)]
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "model", texts, **TINY)
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_dir):
+    return VlmBackend(tiny_dir, name="tiny-vlm", max_new_tokens=8, device="cpu")
+
+
+def test_generator_answers_parse(data):
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        (rgb, instr, text), objects, truths = make_example(rng)
+        assert rgb.shape == (SIZE, SIZE, 3) and rgb.dtype == np.uint8
+        assert any(o.label() in instr for o in objects)
+        assert parse_answer(text, SIZE, SIZE).grasp.inside(SIZE, SIZE)
+        assert text.splitlines()[0].startswith("The ")
+
+
+# ------------------------------------------------------------- building and loading
+
+def test_tiny_vlm_loads_through_the_hub_code_path(tiny_dir, backend):
+    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+    names = {p.name for p in tiny_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= names \
+        or {"config.json", "model.safetensors", "tokenizer.json"} <= names
+    assert isinstance(backend, GraspBackend) and backend.name == "tiny-vlm"
+    assert isinstance(backend.model, LlavaForConditionalGeneration)
+    assert isinstance(backend.processor, LlavaProcessor)
+    assert backend.model.dtype == torch.float32 and backend.device == "cpu"
+    assert TinyVlmBackend.name == "tiny-vlm" and VlmBackend.name == "vlm"
+
+
+def test_image_token_count_matches_the_vision_tower(backend, data):
+    proc, model = backend.processor, backend.model
+    n = (SIZE // PATCH) ** 2
+    assert image_token_count(proc) == n == model.config.image_seq_length
+    enc = encode_prompt(proc, data[0][0], data[0][1])
+    assert int((enc["input_ids"] == model.config.image_token_id).sum()) == n
+    with torch.no_grad():           # LLaVA checks placeholders against the image features
+        feats = model.get_image_features(pixel_values=enc["pixel_values"])
+        feats = getattr(feats, "pooler_output", feats)
+        feats = feats[0] if isinstance(feats, (list, tuple)) else feats
+        assert feats.reshape(-1, feats.shape[-1]).shape[0] == n
+        out = model(**enc)
+    assert out.logits.shape[:2] == enc["input_ids"].shape
+
+
+def test_chat_template_and_fixed_prompt_agree(tiny_dir, tmp_path, backend):
+    with_template = build_prompt(backend.processor, "pick up the red box")
+    assert with_template == FIXED_PROMPT.format(instruction="pick up the red box")
+    bare = build_tiny_vlm(tmp_path / "bare", ["pick up the red box"], chat_template=False, **TINY)
+    proc = load_processor(bare)
+    assert not getattr(proc, "chat_template", None)
+    assert build_prompt(proc, "pick up the red box") == with_template
+    assert image_token_count(proc) == (SIZE // PATCH) ** 2
+
+
+def test_prepare_image_pads_to_a_centred_square(backend):
+    rgb = np.full((20, 32, 3), 200, np.uint8)
+    sq = prepare_image(rgb, backend.processor)
+    assert sq.shape == (32, 32, 3)
+    assert (sq[6:26] == 200).all() and (sq[:6] != 200).all() and (sq[26:] != 200).all()
+    with pytest.raises(GraspError):
+        prepare_image(np.zeros((8, 8), np.float32))
+
+
+# ------------------------------------------------------------- labels
+
+def test_mask_labels_keeps_only_the_answer():
+    assert mask_labels([5, 6, 7, 8, 9], 3) == [IGNORE_INDEX] * 3 + [8, 9]
+    assert mask_labels([5, 6], 0) == [5, 6]
+    with pytest.raises(GraspError):
+        mask_labels([1, 2], 3)
+
+
+def test_encoded_labels_mask_prompt_image_and_padding(backend, data):
+    proc = backend.processor
+    tok = proc.tokenizer
+    feats = [encode_example(proc, *ex) for ex in data[:3]]
+    for f, (rgb, instr, text) in zip(feats, data):
+        prompt_len = encode_prompt(proc, rgb, instr)["input_ids"].shape[1]
+        ids, labels = f["input_ids"], f["labels"]
+        assert all(l == IGNORE_INDEX for l in labels[:prompt_len])
+        assert labels[prompt_len:] == ids[prompt_len:]
+        assert labels[-1] == tok.eos_token_id
+        assert tok.decode(labels[prompt_len:-1]) == text          # the exact answer text
+        assert proc.image_token_id not in labels
+    batch = collate(feats, tok.pad_token_id)
+    lengths = [len(f["input_ids"]) for f in feats]
+    assert batch["input_ids"].shape == (3, max(lengths))
+    assert batch["pixel_values"].shape == (3, 3, SIZE, SIZE)
+    for i, k in enumerate(lengths):
+        assert batch["attention_mask"][i, :k].all() and not batch["attention_mask"][i, k:].any()
+        assert (batch["labels"][i, k:] == IGNORE_INDEX).all()
+        assert (batch["input_ids"][i, k:] == tok.pad_token_id).all()
+    answer_tokens = (batch["labels"] != IGNORE_INDEX).sum().item()
+    assert answer_tokens == sum(len(tok(t, add_special_tokens=False)["input_ids"]) + 1
+                                for _, _, t in data[:3])
+
+
+# ------------------------------------------------------------- training
+
+def _losses(paths) -> list[float]:
+    return json.loads(paths["curves_json"].read_text())["loss"]
+
+
+def test_full_training_lowers_the_loss_and_saves_a_loadable_model(tiny_dir, tmp_path, data):
+    batch = data[:4]
+    paths = train_vlm(tiny_dir, batch, tmp_path / "full", lora=False, epochs=8, batch_size=4,
+                      lr=1e-2, seed=0, progress=False)
+    loss = _losses(paths)
+    assert len(loss) == 8 and loss[-1] < 0.8 * loss[0]
+    assert paths["curves"].is_file() and paths["curves"].suffix == ".png"
+    meta = json.loads(paths["meta"].read_text())
+    assert meta["lora"] is False and meta["image_size"] == [SIZE, SIZE]
+    assert (tmp_path / "full" / "model.safetensors").is_file()
+    again = train_vlm(tiny_dir, batch, tmp_path / "again", lora=False, epochs=8, batch_size=4,
+                      lr=1e-2, seed=0, progress=False)
+    assert _losses(again) == loss                                     # deterministic per seed
+    b = VlmBackend(paths["model"], name="tiny-vlm", max_new_tokens=4)
+    assert isinstance(b.predict(batch[0][0], None, batch[0][1]), Prediction)
+
+
+def test_lora_training_saves_an_adapter_that_loads(tiny_dir, tmp_path, data):
+    out = tmp_path / "lora"
+    paths = train_vlm(tiny_dir, data[:4], out, lora=True, epochs=6, batch_size=4, lr=1e-2,
+                      seed=0, progress=False, lora_r=4, lora_alpha=8)
+    loss = _losses(paths)
+    assert loss[-1] < loss[0]
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= names
+    assert "model.safetensors" not in names                          # the adapter only
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert "language_model" in str(cfg["target_modules"])
+    assert json.loads(paths["meta"].read_text())["base_model"] == str(tiny_dir)
+    for b in (VlmBackend(adapter=out, max_new_tokens=4),             # base from the metadata
+              VlmBackend(tiny_dir, adapter=out, max_new_tokens=4)):
+        assert b.model_ref == str(tiny_dir)
+        assert isinstance(b.predict(data[0][0], None, data[0][1]), Prediction)
+
+
+# ------------------------------------------------------------- prediction and parsing
+
+def test_unparseable_answer_gives_no_grasp_the_raw_text_and_the_error(backend, data, monkeypatch):
+    rgb, instr, _ = data[0]
+    raw = "The red box is a box. I would grasp it gently."
+    monkeypatch.setattr(backend, "generate", lambda rgb, instruction: raw)
+    p = backend.predict(rgb, None, instr)
+    assert p.grasp is None and p.text == raw and "grasp" in p.error
+    real = VlmBackend.generate.__get__(backend)(rgb, instr)           # the untrained model
+    assert isinstance(real, str)
+
+
+def test_answers_are_parsed_in_the_original_image_size(backend, monkeypatch):
+    rgb = np.zeros((20, 48, 3), np.uint8)                             # W=48, H=20
+    monkeypatch.setattr(backend, "generate", lambda *a: "Reason.\ngrasp: [40, 10, -30, 12]")
+    p = backend.predict(rgb, None, "pick up the red box")
+    assert p.grasp is not None and (p.grasp.x, p.grasp.y, p.grasp.width) == (40, 10, 12)
+    assert math.isclose(math.degrees(p.grasp.theta), -30) and p.reasoning == "Reason."
+    monkeypatch.setattr(backend, "generate", lambda *a: "grasp: [10, 30, 0, 12]")  # y >= H
+    p = backend.predict(rgb, None, "pick up the red box")
+    assert p.grasp is None and "outside" in p.error
+    with pytest.raises(GraspError):
+        backend.predict(rgb, None, "  ")
+
+
+def test_real_generation_is_parsed_or_reported(backend, data):
+    rgb, instr, _ = data[0]
+    p = backend.predict(rgb, None, instr)
+    assert isinstance(p, Prediction) and p.extra["ms"] > 0
+    assert (p.grasp is None) == bool(p.error)
+
+
+# ------------------------------------------------------------- missing models, offline
+
+def test_missing_model_directory_says_what_to_fetch(tmp_path):
+    with pytest.raises(GraspError) as err:
+        VlmBackend(tmp_path / "no" / "such" / "model")
+    msg = str(err.value)
+    assert "does not exist" in msg and "hf download" in msg and str(tmp_path) in msg
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(GraspError, match="hf download"):
+        VlmBackend(empty)
+    with pytest.raises(GraspError):
+        VlmBackend()                                                  # neither model nor adapter
+
+
+def test_missing_hub_model_never_touches_the_network(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub_constants
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))              # an empty cache
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = hub_constants.HF_HUB_OFFLINE
+    with pytest.raises(GraspError) as err:
+        VlmBackend("nobody-here/no-such-llava")
+    msg = str(err.value)
+    assert "hf download nobody-here/no-such-llava" in msg and "allow_download=True" in msg
+    assert attempts == []
+    assert "HF_HUB_OFFLINE" not in os.environ and hub_constants.HF_HUB_OFFLINE == before
+
+
+def test_loader_sets_offline_mode_unless_downloads_are_allowed(monkeypatch, tiny_dir):
+    import huggingface_hub.constants as hub_constants
+    import transformers
+
+    seen = []
+
+    def spy(ref, **kwargs):
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE,
+                     kwargs.get("local_files_only")))
+        raise OSError("stop here")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", spy)
+    for allow in (False, True):
+        with pytest.raises(GraspError):
+            VlmBackend(tiny_dir, allow_download=allow)
+    assert seen[0] == ("1", True, True)
+    assert seen[1][2] is False and seen[1][1] == hub_constants.HF_HUB_OFFLINE
