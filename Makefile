@@ -6,8 +6,10 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 STAMPS   := $(VENV)/.stamps
-# Debian packages the setup needs: a C/C++ toolchain and CMake for interfaces/.
-DEB_PACKAGES := cmake g++ make
+# Debian packages the setup needs: a C/C++ toolchain and CMake for interfaces/, and Mesa's
+# EGL for MuJoCo's headless rendering (the tabletop camera).
+DEB_PACKAGES := cmake g++ make libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0
+export MUJOCO_GL ?= egl
 # The interface build and colcon find the ROS wheels' CMake configs in the venv.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -15,12 +17,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 INTERFACE_SOURCES := $(wildcard interfaces/msg/*.msg interfaces/srv/*.srv) \
                      interfaces/CMakeLists.txt interfaces/package.xml interfaces/setup.py
 
-.PHONY: help setup demo test bench colcon-check clean models
+.PHONY: help setup demo test bench colcon-check clean models grasp-models
 help:
 	@echo "make demo   - bring up the simulated graph (embodied-transfer sim) for a bounded time"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run benchmarks, JSON results under bench/results/"
-	@echo "make models - retrain the shipped squat models (about 6 min on 2 cores)"
+	@echo "make models - retrain the shipped squat models (about 10 min on 2 cores)"
+	@echo "make grasp-models - re-render the tabletop data and retrain the shipped grasp models"
 	@echo "make setup  - create $(VENV) and install everything (run by the targets above)"
 
 setup: $(STAMPS)/package
@@ -53,6 +56,14 @@ DEMO_OUT  ?= demo_out
 
 demo: setup
 	$(VENV)/bin/embodied-transfer sim --duration 20
+	$(VENV)/bin/embodied-transfer sim --scene tabletop --duration 60
+	rm -rf $(DEMO_OUT)/grasp_scenes
+	$(VENV)/bin/embodied-transfer grasp export --out $(DEMO_OUT)/grasp_scenes --scenes 20 --seed 1
+	$(VENV)/bin/embodied-transfer grasp evaluate --backend cnn --dataset $(DEMO_OUT)/grasp_scenes/plain \
+	  --json $(DEMO_OUT)/grasp_cnn.json --png $(DEMO_OUT)/grasp_cnn.png
+	$(VENV)/bin/embodied-transfer grasp evaluate --backend tiny-vlm --limit 20 \
+	  --dataset $(DEMO_OUT)/grasp_scenes/instructed --json $(DEMO_OUT)/grasp_tiny_vlm.json \
+	  --png $(DEMO_OUT)/grasp_tiny_vlm.png
 	@if [ -f $(REAL_DATA)/recording_1.csv ]; then \
 	  $(VENV)/bin/embodied-transfer squat plot --csv $(REAL_DATA)/recording_1.csv \
 	    --out $(DEMO_OUT)/squat_sim_vs_real.png && \
@@ -76,6 +87,21 @@ models: setup
 	  --real $(REAL_DATA)/recording_1.csv $(REAL_DATA)/recording_2.csv --out $(MODELS_DIR)
 	$(VENV)/bin/embodied-transfer squat evaluate --csv $(REAL_DATA)/recording_3.csv \
 	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout
+
+# The shipped grasp models (embodied_transfer/models/grasp, see its MODEL_CARD.md): tabletop
+# scenes seed 0 (training) and seed 2 (validation), one torch thread.
+GRASP_MODELS := embodied_transfer/models/grasp
+GRASP_DATA   ?= build/grasp_data
+grasp-models: setup
+	rm -rf $(GRASP_DATA)
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train --scenes 700 --seed 0
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/val --scenes 60 --seed 2
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 20 \
+	  --dataset $(GRASP_DATA)/train/plain --val $(GRASP_DATA)/val/plain --out $(GRASP_MODELS)/cnn
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
+	  --dataset $(GRASP_DATA)/train/instructed --out $(GRASP_MODELS)/tiny_vlm
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
+	  --dataset $(GRASP_DATA)/train/instructed --out $(GRASP_MODELS)/tiny_vlm_numbers_only
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

@@ -14,6 +14,7 @@ import pytest
 from embodied_transfer.ros.isolation import apply_isolation
 
 REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("MUJOCO_GL", "egl")      # headless rendering (tabletop camera)
 # One domain per test run (derived from the pid), unless the caller chose one.
 apply_isolation(int(os.environ["ET_TEST_DOMAIN_ID"]) if "ET_TEST_DOMAIN_ID" in os.environ else None)
 

@@ -173,3 +173,53 @@ def test_gravity_removed_on_request(rclpy_context):
 def test_bad_configuration_fails_the_bringup(rclpy_context, override):
     with pytest.raises(BringupError, match="mujoco_bridge failed to start"):
         bringup.bring_up([bringup.MUJOCO_BRIDGE], overrides={"mujoco_bridge": override})
+
+
+def test_tabletop_scene_streams_camera_and_executes_grasps(rclpy_context):
+    from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import String
+
+    from embodied_transfer.ros.conversions import make_header
+    from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+
+    started = bringup.bring_up([bringup.TABLETOP_BRIDGE], overrides={
+        "mujoco_bridge": {"camera_rate_hz": 5.0, "seed": 4}})
+    node = rclpy_context.create_node("tabletop_peer")
+    started.executor.add_node(node)
+    got: dict[str, list] = {"image": [], "depth": [], "info": [], "instruction": [],
+                            "outcome": []}
+    for msgtype, topic, key, qos in ((Image, "image_raw", "image", SENSOR_QOS),
+                                     (Image, "depth", "depth", SENSOR_QOS),
+                                     (CameraInfo, "camera_info", "info", SENSOR_QOS),
+                                     (String, "instruction", "instruction", RELIABLE_QOS),
+                                     (GraspOutcome, "grasp_outcome", "outcome", RELIABLE_QOS)):
+        node.create_subscription(msgtype, topic, lambda m, key=key: got[key].append(m), qos)
+    grasps = node.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
+    try:
+        spin(started, 5.0, until=lambda: got["instruction"] and got["image"] and got["depth"]
+             and got["info"] and grasps.get_subscription_count())
+        task = started.nodes[0].sim
+        image, depth, info = got["image"][-1], got["depth"][-1], got["info"][-1]
+        assert (image.encoding, depth.encoding) == ("rgb8", "32FC1")
+        assert (image.width, image.height) == (info.width, info.height) == (320, 240)
+        assert image.header == depth.header == info.header
+        assert image.header.frame_id == "overhead_camera_optical_frame"
+        assert info.k[0] > 0 and got["instruction"][0].data == task.instruction
+        first_target = task.target.name
+        true = task.true_grasps()[first_target][0]
+        header = make_header(123_000_000, image.header.frame_id)
+        grasps.publish(GraspPose(header=header, x=true.x, y=true.y, theta=true.theta,
+                                 width=true.width))
+        spin(started, 10.0, until=lambda: got["outcome"] and len(got["instruction"]) >= 2)
+        outcome = got["outcome"][0]
+        assert outcome.success and outcome.target == outcome.lifted == first_target
+        assert outcome.header == header and outcome.lift_height > 0.1
+        assert len(got["instruction"]) == 2 and task.index == 1    # the next scene is up
+        # a grasp far from every object fails and says so
+        grasps.publish(GraspPose(header=header, x=5.0, y=5.0, theta=0.0, width=20.0))
+        spin(started, 10.0, until=lambda: len(got["outcome"]) >= 2)
+        assert not got["outcome"][1].success and got["outcome"][1].message
+    finally:
+        started.shutdown()
+        node.destroy_node()
