@@ -10,7 +10,8 @@ setup(
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={PACKAGE: ["ros/*.xml", "**/*.xml", "**/*.json", "**/*.yaml",
-                           "models/**/*.safetensors", "models/**/*.md"]},
+                           "models/**/*.safetensors", "models/**/*.md", "models/**/*.jinja",
+                           "models/**/*.txt", "models/**/*.png"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
