@@ -35,6 +35,7 @@ setup(
             "mujoco_bridge = embodied_transfer.nodes.mujoco_bridge:main",
             "real2sim_converter = embodied_transfer.nodes.real2sim_converter:main",
             "squat_phase_classifier = embodied_transfer.nodes.squat_phase_classifier:main",
+            "tactile_alignment = embodied_transfer.nodes.tactile_alignment:main",
         ],
     },
 )

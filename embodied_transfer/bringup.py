@@ -65,6 +65,11 @@ GRASP_REASONING = NodeSpec(
     lifecycle=True, description="image_raw (+ depth, camera_info) + instruction -> grasp "
                                 "(GraspPose), grasp_pose, grasp_image; service plan_grasp")
 
+TACTILE_ALIGNMENT = NodeSpec(
+    "tactile_alignment", "embodied_transfer.nodes.tactile_alignment", "TactileAlignment",
+    lifecycle=True, description="service align_tactile; tactile/input -> tactile/converted "
+                                "(shared tactile latent, UniTacHand)")
+
 #: Graph name → nodes. ``sim`` is the simulated graph `make demo` runs; the MuJoCo bridge,
 #: converter and classifier join it as they are built (see the README's status table).
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
@@ -72,6 +77,7 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "grasp_sim": (TABLETOP_BRIDGE, GRASP_REASONING),
     "real2sim": (REAL2SIM_CONVERTER, SQUAT_PHASE_CLASSIFIER),
     "grasp": (GRASP_REASONING,),
+    "tactile": (TACTILE_ALIGNMENT,),
     "replay": (BAG_PLAYER,),
     "record": (BAG_RECORDER,),
 }

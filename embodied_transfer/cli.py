@@ -13,6 +13,7 @@ from typing import Sequence
 from embodied_transfer.bringup import bring_up, domain_summary, graph
 from embodied_transfer.errors import PACKAGE_ERRORS
 from embodied_transfer.grasp import commands as grasp_commands
+from embodied_transfer.tactile import commands as tactile_commands
 from embodied_transfer.ros.bags import STORAGES, BagReader, storage_plugin
 
 
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="directory for NNNNNN.png files")
     _squat_parsers(sub)
     grasp_commands.add_parsers(sub)
+    tactile_commands.add_parsers(sub)
     return parser
 
 
@@ -292,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _squat(args)
         if args.command == "grasp":
             return grasp_commands.run(args)
+        if args.command == "tactile":
+            return tactile_commands.run(args)
     except PACKAGE_ERRORS as exc:
         print(f"embodied-transfer: error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from embodied_transfer.ros.bags import BagError
 from embodied_transfer.ros.conversions import ConversionError
 from embodied_transfer.sim.errors import SimError
 from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.tactile.errors import TactileError
 
 
 class BringupError(Exception):
@@ -17,4 +18,5 @@ class BringupError(Exception):
 
 
 PACKAGE_ERRORS: tuple[type[Exception], ...] = (BagError, ConversionError, BringupError,
-                                               GraspError, SimError, SquatDataError)
+                                               GraspError, SimError, SquatDataError,
+                                               TactileError)

@@ -1,0 +1,188 @@
+"""tactile_alignment: tactile frames of one sensor layout → shared latent and other layouts.
+
+Serves ``align_tactile`` (AlignTactile.srv): a TactileFrame of one domain (glove_137,
+robot_hand_1062, fingertips_5x40, …) → its latent in the shared space and, when
+``target_domain`` is set, the frame converted into that layout (header copied from the
+request). In streaming mode (``stream_enabled``) every TactileFrame on ``tactile/input``
+(sensor QoS) is converted into ``stream_target_domain`` and published on
+``tactile/converted`` (reliable) with the input's header.
+
+Bad input (unknown domain, wrong number of values, NaN/inf, values outside [0, 1]) gives
+``success=false`` with the reason on the service and is dropped on the stream; both are
+counted per reason on /diagnostics (``rejected_<reason>``). The node keeps serving.
+
+Lifecycle: configure loads the model (a missing or unreadable model, or an unknown stream
+target, fails the transition with the reason), activate starts answering, cleanup frees it.
+"""
+from __future__ import annotations
+
+import array
+import threading
+import time
+
+import numpy as np
+from embodied_transfer_interfaces.msg import TactileFrame
+from embodied_transfer_interfaces.srv import AlignTactile
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth, count_values
+from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from embodied_transfer.tactile.errors import TactileError
+
+
+def to_float32_array(values: np.ndarray) -> array.array:
+    """A float32 numpy vector as the ``array('f')`` a float32[] message field holds."""
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
+def from_message(values) -> np.ndarray:
+    """A float32[] message field as a numpy vector (no copy for array('f'))."""
+    if isinstance(values, array.array) and values.typecode == "f":
+        return np.frombuffer(values, dtype=np.float32)
+    return np.asarray(values, dtype=np.float32)
+
+
+class TactileAlignment(LifecycleNode):
+    """Serves the tactile alignment model (see the module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("tactile_alignment", **kwargs)
+        declare(self, "model_path", "",
+                "Tactile alignment checkpoint directory; empty: the package's shipped model")
+        declare(self, "stream_enabled", True,
+                "Convert every frame on tactile/input into stream_target_domain on "
+                "tactile/converted")
+        declare(self, "stream_target_domain", "robot_hand_1062",
+                "Layout id the stream converts into (one of the model's domains)")
+        declare(self, "torch_threads", 1, "torch intra-op threads (1 keeps latency steady)")
+        self.health = NodeHealth("tactile_alignment", needs_model=True)
+        self.health.extra = self._extra_values
+        self.aligner = None
+        self._lock = threading.Lock()
+        self._active = False
+        self._entities: list = []
+        self._diagnostics = None
+        self._rejected: dict[str, int] = {}
+        self._served = 0
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _extra_values(self) -> list[tuple[str, str]]:
+        domains = ",".join(self.aligner.domains) if self.aligner else ""
+        return [("domains", domains), ("stream_target_domain",
+                                       str(self._param("stream_target_domain"))),
+                ("service_calls", str(self._served)), *count_values("rejected_", self._rejected)]
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        import torch
+
+        from embodied_transfer.tactile.models import Aligner
+
+        if int(self._param("torch_threads")) > 0:
+            torch.set_num_threads(int(self._param("torch_threads")))
+        path = self._param("model_path") or None
+        try:
+            self.aligner = Aligner.load(path)
+        except TactileError as exc:
+            self.get_logger().error(f"cannot load tactile alignment model: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        target = self._param("stream_target_domain")
+        if self._param("stream_enabled") and target not in self.aligner.domains:
+            self.get_logger().error(f"stream_target_domain {target!r} is not a domain of the "
+                                    f"model (known: {', '.join(self.aligner.domains)})")
+            self.aligner = None
+            return TransitionCallbackReturn.FAILURE
+        self.health.model_loaded = True
+        self.health.model_info = f"{path or '(shipped)'}: {', '.join(self.aligner.domains)}"
+        self._entities = [self.create_service(AlignTactile, "align_tactile", self._on_align)]
+        if self._param("stream_enabled"):
+            self._pub = self.create_publisher(TactileFrame, "tactile/converted", RELIABLE_QOS)
+            self._entities += [self._pub, self.create_subscription(
+                TactileFrame, "tactile/input", self._on_frame, SENSOR_QOS)]
+        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self.get_logger().info(f"tactile alignment ready ({self.health.model_info})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._active = False
+        if self._diagnostics is not None:
+            self._diagnostics.destroy()
+            self._diagnostics = None
+        for entity in self._entities:
+            any(destroy(entity) for destroy in (self.destroy_publisher, self.destroy_subscription,
+                                                self.destroy_service))
+        self._entities = []
+        self.aligner = None
+        self.health.model_loaded = False
+        self._rejected = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- inputs ------------------------------------------------------------------------
+    def _reject(self, reason: str, detail: str) -> None:
+        with self._lock:
+            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self.health.reject(f"{reason}: {detail}")
+        self.get_logger().warning(f"{reason}: {detail}", throttle_duration_sec=1.0)
+
+    def _convert(self, frame: TactileFrame, target: str):
+        """(latent, converted values or None); TactileError on bad input."""
+        return self.aligner.align(frame.domain, from_message(frame.values), target)
+
+    def _on_frame(self, msg: TactileFrame) -> None:
+        if not self._active:
+            return
+        self.health.input()
+        start = time.perf_counter()
+        target = self._param("stream_target_domain")
+        try:
+            _, values = self._convert(msg, target)
+        except TactileError as exc:
+            self._reject(exc.reason, str(exc))
+            return
+        self._pub.publish(TactileFrame(header=msg.header, domain=target,
+                                       values=to_float32_array(values)))
+        self.health.output(time.perf_counter() - start)
+
+    def _on_align(self, request: AlignTactile.Request,
+                  response: AlignTactile.Response) -> AlignTactile.Response:
+        self.health.input()
+        self._served += 1
+        response.converted.header = request.frame.header
+        if not self._active:
+            response.success, response.message = False, "node is not active"
+            return response
+        start = time.perf_counter()
+        try:
+            latent, values = self._convert(request.frame, request.target_domain)
+        except TactileError as exc:
+            self._reject(exc.reason, str(exc))
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = True
+        response.latent = to_float32_array(latent)
+        if values is not None:
+            response.converted.domain = request.target_domain
+            response.converted.values = to_float32_array(values)
+        self.health.output(time.perf_counter() - start)
+        return response
+
+
+def main(args=None) -> int:
+    return run(TactileAlignment, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""Evaluation of a tactile alignment checkpoint on freshly simulated held-out data.
+
+* ``retrieval_top1`` / ``retrieval_top5``: cross-domain pair retrieval glove → robot hand on
+  held-out pairs, one pair per held-out grasp (the middle frame of its hold, so every
+  gallery item is a distinct contact event); cosine similarity of the latents.
+  ``retrieval_frames_top1/top5`` is the stricter frame-level version: every 8th held frame
+  (5 Hz), so frames of the same grasp that differ only by tremor and slip compete.
+* ``reconstruction_error``: mean absolute error of each domain's own reconstruction on
+  held-out contact frames, averaged over domains (per domain in ``reconstruction_by_domain``);
+  ``conversion_error`` compares glove → robot conversions with the true robot frames.
+* ``transfer_accuracy``: an object classifier (one small MLP recipe for every method) trained
+  on labelled glove frames and tested on the robot hand's frames of held-out grasps:
+  ``none`` (robot readings resampled by index onto the glove's 137 inputs, no geometry),
+  ``uv_direct`` (both projected on the canonical UV surface), ``patch_match`` (robot taxels
+  averaged into their nearest glove taxel) and ``aligned`` (the shared latent).
+  ``glove_accuracy`` is the same classifiers on held-out glove frames (the ceiling).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from embodied_transfer.tactile.data import CLASSES, paired_set, pressure_field, unpaired_set
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT
+from embodied_transfer.tactile.models import (Aligner, TactileAlignment, patch_match_matrix,
+                                              projection_matrix, uv_direct_matrix)
+
+EVAL_SEED = 10_000          # held-out data: never a training seed (those are 1000·seed + k)
+GALLERY_STRIDE = 8
+
+
+def _embed(model: TactileAlignment, domain: str, x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return torch.cat([model.encode(domain, torch.from_numpy(x[i:i + 4096]))
+                          for i in range(0, len(x), 4096)]).numpy()
+
+
+def _convert(model: TactileAlignment, source: str, target: str, x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return torch.cat([model.convert(source, target, torch.from_numpy(x[i:i + 4096]))
+                          for i in range(0, len(x), 4096)]).numpy()
+
+
+def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query``."""
+    sim = query @ gallery.T
+    rank = (sim > sim[np.arange(len(sim)), np.arange(len(sim))][:, None]).sum(1)
+    return float((rank == 0).mean()), float((rank < k).mean())
+
+
+def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 600):
+    """A standardised 1-hidden-layer MLP; returns predict(features) → labels."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mean, std = x.mean(0), x.std(0) + 1e-3
+    xt, yt = torch.from_numpy((x - mean) / std).float(), torch.from_numpy(y).long()
+    net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.GELU(), nn.Linear(64, len(CLASSES)))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(steps):
+        idx = torch.randint(0, len(xt), (256,), generator=gen)
+        loss = F.cross_entropy(net(xt[idx]), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy((features - mean) / std).float()).argmax(1).numpy()
+    return predict
+
+
+def _index_resample(x: np.ndarray, size: int) -> np.ndarray:
+    src = np.linspace(0, 1, x.shape[1])
+    dst = np.linspace(0, 1, size)
+    return np.stack([np.interp(dst, src, row) for row in x]).astype(np.float32)
+
+
+def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
+             classifier_episodes: int = 400, png: str | Path | None = None,
+             seed: int = EVAL_SEED, show: bool = False) -> dict:
+    """All metrics of the checkpoint in ``model_dir`` (default: the shipped one)."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    aligner = Aligner.load(model_dir)
+    model = aligner.model
+    res = model.cfg.resolution
+    domains = [d for d in (GLOVE, ROBOT, FINGERTIPS) if d in aligner.domains]
+    held = paired_set(episodes, seed=seed, domains=domains, progress=show)
+    human = unpaired_set(GLOVE, classifier_episodes, seed=seed + 1, progress=show)
+    g, r = held.readings[GLOVE], held.readings[ROBOT]
+    hold = np.flatnonzero(held.holding)
+    contact = held.envelope >= 0.05
+
+    # retrieval on held-out pairs: one per grasp, and frame-level at 5 Hz
+    per_grasp = np.array([f[len(f) // 2] for f in (np.flatnonzero((held.episode == e)
+                                                                  & held.holding)
+                                                   for e in np.unique(held.episode)) if len(f)])
+    z = {d: _embed(model, d, held.readings[d][per_grasp]) for d in domains}
+    top1, top5 = retrieval(z[GLOVE], z[ROBOT])
+    by_pair = {f"{GLOVE}->{d}": dict(zip(("top1", "top5"), retrieval(z[GLOVE], z[d])))
+               for d in domains if d != GLOVE}
+    frames = hold[::GALLERY_STRIDE]
+    frames_top1, frames_top5 = retrieval(_embed(model, GLOVE, g[frames]),
+                                         _embed(model, ROBOT, r[frames]))
+
+    # reconstruction and conversion
+    recon = {d: float(np.abs(_convert(model, d, d, held.readings[d][contact])
+                             - held.readings[d][contact]).mean()) for d in domains}
+    truth = r[contact]
+    conversion = {
+        "aligned": float(np.abs(_convert(model, GLOVE, ROBOT, g[contact]) - truth).mean()),
+        "uv_direct": float(np.abs(g[contact] @ uv_direct_matrix(GLOVE, ROBOT, res).T
+                                  - truth).mean()),
+        "patch_match": float(np.abs(g[contact] @ patch_match_matrix(GLOVE, ROBOT).T
+                                    - truth).mean()),
+        "zeros": float(np.abs(truth).mean()),
+    }
+
+    # transfer: classifier on glove data, tested on the robot hand
+    train_idx = np.flatnonzero(human.holding)[::2]
+    xg, yg = human.readings[GLOVE][train_idx], human.labels[train_idx]
+    xr, yr = r[hold], held.labels[hold]
+    xg_test = g[hold]
+    p_glove, p_robot = projection_matrix(model.layouts[GLOVE], res), projection_matrix(
+        model.layouts[ROBOT], res)
+    pm = patch_match_matrix(ROBOT, GLOVE)
+    features = {   # method → (glove train features, robot test features, glove test features)
+        "none": (xg, _index_resample(xr, xg.shape[1]), xg_test),
+        "uv_direct": (xg @ p_glove.T, xr @ p_robot.T, xg_test @ p_glove.T),
+        "patch_match": (xg, xr @ pm.T, xg_test),
+        "aligned": (_embed(model, GLOVE, xg), _embed(model, ROBOT, xr),
+                    _embed(model, GLOVE, xg_test)),
+    }
+    transfer, ceiling = {}, {}
+    for name, (train_x, test_x, glove_x) in features.items():
+        predict = train_classifier(train_x, yg)
+        transfer[name] = float((predict(test_x) == yr).mean())
+        ceiling[name] = float((predict(glove_x) == yr).mean())
+
+    result = {
+        "retrieval_top1": top1, "retrieval_top5": top5, "retrieval_gallery": len(per_grasp),
+        "retrieval_by_pair": by_pair, "retrieval_frames_top1": frames_top1,
+        "retrieval_frames_top5": frames_top5, "retrieval_frames_gallery": len(frames),
+        "reconstruction_error": float(np.mean(list(recon.values()))),
+        "reconstruction_by_domain": recon, "conversion_error": conversion,
+        "transfer_accuracy": transfer, "glove_accuracy": ceiling,
+        "chance": 1.0 / len(CLASSES), "classes": list(CLASSES),
+        "data": {"held_out_episodes": episodes, "held_out_frames": len(held),
+                 "held_out_hold_frames": int(len(hold)), "seed": seed,
+                 "classifier_train_frames": int(len(train_idx))},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if png:
+        result["png"] = str(draw_frames(model, held, png))
+    return result
+
+
+def uv_image(values: np.ndarray, domain: str, resolution: int = 64) -> np.ndarray:
+    """A frame of ``domain`` drawn on the canonical UV surface (NaN outside the hand)."""
+    from embodied_transfer.tactile.layouts import load_layout
+    from embodied_transfer.tactile.surface import uv_grid
+
+    _, mask, _ = uv_grid(resolution)
+    img = np.full(resolution * resolution, np.nan)
+    img[mask.ravel()] = projection_matrix(load_layout(domain), resolution) @ values
+    return img.reshape(resolution, resolution)
+
+
+def draw_frames(model: TactileAlignment, held, out: str | Path, index: int | None = None) -> Path:
+    """PNG: true pressure field, a glove frame, the matching robot frame, the converted frame."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from embodied_transfer.tactile.data import FRAMES
+    from embodied_transfer.tactile.surface import uv_grid
+
+    if index is None:     # the most strongly held frame of a power grasp
+        cand = np.flatnonzero((held.labels == CLASSES.index("thick_cylinder")) & held.holding)
+        cand = cand if len(cand) else np.flatnonzero(held.holding)
+        index = int(cand[np.argmax(held.readings[GLOVE][cand].sum(1))])
+    g, r = held.readings[GLOVE][index], held.readings[ROBOT][index]
+    converted = _convert(model, GLOVE, ROBOT, g[None])[0]
+    baseline = g @ uv_direct_matrix(GLOVE, ROBOT, model.cfg.resolution).T
+    ep = held.episodes[int(held.episode[index])]
+    field = pressure_field(ep)[index % FRAMES]
+    _, mask, _ = uv_grid(field.shape[0])
+    field = np.where(mask, field, np.nan)
+    panels = [("true pressure (kPa)", field, None),
+              (f"glove frame ({GLOVE})", uv_image(g, GLOVE), (0, 1)),
+              (f"robot frame ({ROBOT})", uv_image(r, ROBOT), (0, 1)),
+              ("glove → robot, aligned", uv_image(converted, ROBOT), (0, 1)),
+              ("glove → robot, uv_direct", uv_image(baseline, ROBOT), (0, 1))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.6))
+    for ax, (title, img, lim) in zip(axes, panels):
+        im = ax.imshow(img, origin="lower", cmap="magma", vmin=lim and lim[0],
+                       vmax=lim and lim[1])
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"held-out frame {index}: {CLASSES[int(held.labels[index])]} (UV map)",
+                 fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

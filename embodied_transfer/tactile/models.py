@@ -1,0 +1,253 @@
+"""Tactile alignment model: per-domain UV-projected encoders into one shared latent,
+per-domain decoders, a domain discriminator behind gradient reversal; the two baselines
+(UV projection only, nearest-patch matching); :class:`Aligner` for inference.
+
+Saved as ``model.safetensors`` + ``config.json`` (sizes, the layouts' ids and digests,
+provenance). Layout-derived matrices (UV projection) are rebuilt from the layout files on
+load, and a changed layout file is refused.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, Layout, load_layout
+from embodied_transfer.tactile.surface import CANVAS_MM, uv_grid
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+NEAR_ZERO = 0.1          # regulariser of the UV splat: pixels far from every taxel read ≈ 0
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of a model; stored in config.json beside its weights."""
+
+    domains: list[str] = field(default_factory=lambda: [GLOVE, ROBOT, FINGERTIPS])
+    resolution: int = 32        # UV image is resolution × resolution (valid pixels only used)
+    hidden: int = 128
+    latent: int = 32
+
+
+# --- UV projection and baselines -------------------------------------------------------
+
+def projection_matrix(layout: Layout, resolution: int) -> np.ndarray:
+    """(G, N): taxel readings → values at the G valid UV pixels (Gaussian splat per taxel,
+    σ ≈ half its pitch, within its digit only; normalised, far pixels ≈ 0)."""
+    centres, mask, group = uv_grid(resolution)
+    valid = mask.ravel()
+    pix = centres[valid] * CANVAS_MM
+    sigma = np.maximum(np.sqrt(layout.area) / 2, CANVAS_MM / resolution / 2)
+    d2 = ((pix[:, None, :] - layout.mm[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-0.5 * d2 / sigma[None, :] ** 2) * (group[valid][:, None] == layout.group[None, :])
+    return (w / (w.sum(1, keepdims=True) + NEAR_ZERO)).astype(np.float32)
+
+
+def sampling_matrix(layout: Layout, resolution: int) -> np.ndarray:
+    """(N, G): a UV image → readings of ``layout``'s taxels (bilinear-like Gaussian
+    sampling of the valid pixels of the taxel's digit)."""
+    centres, mask, group = uv_grid(resolution)
+    valid = mask.ravel()
+    pix = centres[valid] * CANVAS_MM
+    sigma = CANVAS_MM / resolution / 2
+    d2 = ((layout.mm[:, None, :] - pix[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-0.5 * d2 / sigma ** 2) * (layout.group[:, None] == group[valid][None, :])
+    return (w / np.maximum(w.sum(1, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def uv_direct_matrix(source: str, target: str, resolution: int = 32) -> np.ndarray:
+    """Baseline *UV projection only*: (N_target, N_source), project then resample."""
+    return sampling_matrix(load_layout(target), resolution) @ projection_matrix(
+        load_layout(source), resolution)
+
+
+def patch_match_matrix(source: str, target: str, radius_mm: float = 10.0) -> np.ndarray:
+    """Baseline *nearest-patch matching*: (N_target, N_source). Each target taxel takes the
+    mean of the source taxels nearest to it (its Voronoi cell on the same digit); with none,
+    the nearest source taxel within ``radius_mm``; else 0."""
+    src, tgt = load_layout(source), load_layout(target)
+    d = np.sqrt(((tgt.mm[:, None] - src.mm[None]) ** 2).sum(-1))
+    d = np.where(tgt.group[:, None] == src.group[None, :], d, np.inf)
+    m = np.zeros((tgt.size, src.size), np.float32)
+    nearest_tgt = d.argmin(0)
+    ok = np.isfinite(d.min(0))
+    m[nearest_tgt[ok], np.flatnonzero(ok)] = 1.0
+    empty = m.sum(1) == 0
+    near_src = d.argmin(1)
+    close = empty & (d[np.arange(tgt.size), near_src] <= radius_mm)
+    m[np.flatnonzero(close), near_src[close]] = 1.0
+    return m / np.maximum(m.sum(1, keepdims=True), 1.0)
+
+
+# --- networks --------------------------------------------------------------------------
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; gradient × (−λ) backward (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: float) -> torch.Tensor:
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.lam * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lam: float) -> torch.Tensor:
+    return GradientReversal.apply(x, lam)
+
+
+class Encoder(nn.Module):
+    """Readings of one layout → UV image (fixed projection) → MLP → unit-norm latent."""
+
+    def __init__(self, projection: np.ndarray, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
+        g = projection.shape[0]
+        self.net = nn.Sequential(nn.Linear(g, cfg.hidden), nn.GELU(),
+                                 nn.Linear(cfg.hidden, cfg.hidden // 2), nn.GELU(),
+                                 nn.Linear(cfg.hidden // 2, cfg.latent))
+
+    def uv(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.projection.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(self.uv(x)), dim=-1)
+
+
+class Decoder(nn.Module):
+    """Latent → readings of one layout in [0, 1]."""
+
+    def __init__(self, taxels: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cfg.latent, cfg.hidden // 2), nn.GELU(),
+                                 nn.Linear(cfg.hidden // 2, cfg.hidden), nn.GELU(),
+                                 nn.Linear(cfg.hidden, taxels))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(z))
+
+
+class TactileAlignment(nn.Module):
+    """Encoders and decoders per domain, and the domain discriminator."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.layouts = {d: load_layout(d) for d in cfg.domains}
+        self.encoders = nn.ModuleDict({d: Encoder(projection_matrix(lay, cfg.resolution), cfg)
+                                       for d, lay in self.layouts.items()})
+        self.decoders = nn.ModuleDict({d: Decoder(lay.size, cfg)
+                                       for d, lay in self.layouts.items()})
+        self.discriminator = nn.Sequential(nn.Linear(cfg.latent, 64), nn.GELU(),
+                                           nn.Linear(64, len(cfg.domains)))
+
+    def encode(self, domain: str, x: torch.Tensor) -> torch.Tensor:
+        return self.encoders[domain](x)
+
+    def decode(self, domain: str, z: torch.Tensor) -> torch.Tensor:
+        return self.decoders[domain](z)
+
+    def convert(self, source: str, target: str, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(target, self.encode(source, x))
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+def save_model(model: TactileAlignment, directory: str | Path, info: dict | None = None) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS))
+    config = {"config": asdict(model.cfg),
+              "layouts": {d: {"taxels": lay.size, "sha256": lay.digest}
+                          for d, lay in model.layouts.items()},
+              "info": info or {}}
+    (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def load_model(directory: str | Path) -> tuple[TactileAlignment, dict]:
+    """Load a checkpoint (eval mode) and its config.json; errors name the path."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / CONFIG).read_text())
+        cfg = ModelConfig(**config["config"])
+    except FileNotFoundError:
+        raise TactileError(f"no tactile model at '{directory}' ({CONFIG} missing)") from None
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise TactileError(f"'{directory / CONFIG}' is not a tactile model config: {exc}") from None
+    model = TactileAlignment(cfg)
+    for d, lay in model.layouts.items():
+        want = config.get("layouts", {}).get(d, {}).get("sha256")
+        if want and want != lay.digest:
+            raise TactileError(f"'{directory}' was trained on another version of layout "
+                               f"{d!r} (layout file changed since)")
+    try:
+        model.load_state_dict(load_file(str(directory / WEIGHTS)))
+    except FileNotFoundError:
+        raise TactileError(f"no weights at '{directory / WEIGHTS}'") from None
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise TactileError(f"cannot load '{directory / WEIGHTS}': {exc}") from None
+    return model.eval(), config
+
+
+class Aligner:
+    """Inference on single frames: validation, latent, conversion (one torch thread is
+    enough: a glove → robot conversion is a few small matrix products)."""
+
+    def __init__(self, model: TactileAlignment, config: dict | None = None) -> None:
+        self.model = model.eval()
+        self.config = config or {}
+        self.sizes = {d: lay.size for d, lay in model.layouts.items()}
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None) -> "Aligner":
+        from embodied_transfer.tactile import DEFAULT_MODEL
+
+        return cls(*load_model(directory or DEFAULT_MODEL))
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.sizes)
+
+    def check(self, domain: str, values) -> np.ndarray:
+        """``values`` as float32 if they are a valid frame of ``domain``, else TactileError."""
+        if domain not in self.sizes:
+            raise TactileError(f"unknown domain {domain!r} (known: {', '.join(self.sizes)})",
+                              "unknown_domain")
+        x = np.asarray(values, dtype=np.float32).reshape(-1)
+        if x.size != self.sizes[domain]:
+            raise TactileError(f"domain {domain!r} has {self.sizes[domain]} taxels, got "
+                               f"{x.size} values", "wrong_size")
+        if not np.isfinite(x).all():
+            raise TactileError(f"{int((~np.isfinite(x)).sum())} value(s) are NaN or infinite",
+                              "not_finite")
+        if x.min(initial=0.0) < 0.0 or x.max(initial=0.0) > 1.0:
+            raise TactileError(f"values must lie in [0, 1] (got min {x.min():.3g}, "
+                               f"max {x.max():.3g})", "out_of_range")
+        return x
+
+    def align(self, domain: str, values, target: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+        """(latent, frame converted to ``target`` or None when ``target`` is empty)."""
+        x = self.check(domain, values)
+        if target and target not in self.sizes:
+            raise TactileError(f"unknown target domain {target!r} "
+                               f"(known: {', '.join(self.sizes)})", "unknown_domain")
+        with torch.inference_mode():
+            z = self.model.encode(domain, torch.from_numpy(x)[None])
+            out = self.model.decode(target, z)[0].numpy() if target else None
+        return z[0].numpy(), out

@@ -1,0 +1,263 @@
+"""Training the tactile alignment model in two stages (UniTacHand-style).
+
+``python -m embodied_transfer.tactile.train --out DIR --seed 0`` (or ``embodied-transfer
+tactile train``) simulates the data from the seed, then
+
+1. **per-domain reconstruction**: each domain's encoder + decoder on all its frames
+   (unpaired and paired), L_REC only;
+2. **alignment**: L = w_con·L_CON + w_rec·L_REC + w_adv·L_ADV on paired batches (every
+   domain's reading of the same frames) and unpaired batches per domain. L_CON is the
+   symmetric InfoNCE between the latents of the pairs (every pair of domains), L_REC the
+   reconstruction of each domain's own input plus ``w_cross`` times the cross-domain
+   reconstruction of paired frames, L_ADV the cross-entropy of the domain discriminator
+   on the latents behind a gradient-reversal layer (λ ramped up as in DANN).
+
+Writes ``model.safetensors`` + ``config.json`` (with the training config, data sizes and
+the command), ``training_curves.png`` and ``training_curves.json`` into DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
+                                            unpaired_set)
+from embodied_transfer.tactile.models import (ModelConfig, TactileAlignment, grad_reverse,
+                                              save_model)
+
+
+@dataclass
+class TrainConfig:
+    """Data sizes, steps, batch sizes and loss weights (defaults: the shipped model)."""
+
+    seed: int = 0
+    paired_episodes: int = 300      # 300 × 80 frames = 24 000 paired frames = 10 min at 40 Hz
+    unpaired_episodes: int = 500    # per domain (20 min each at 40 Hz, 8.3 min for 3rd)
+    stage1_steps: int = 500
+    stage2_steps: int = 1200
+    batch: int = 128                # paired frames per step (stage 2)
+    unpaired_batch: int = 64        # per domain per step
+    lr: float = 2e-3
+    w_con: float = 1.0
+    w_rec: float = 10.0
+    w_cross: float = 0.5            # share of L_REC given to cross-domain reconstruction
+    w_adv: float = 0.1
+    temperature: float = 0.1
+    min_envelope: float = 0.05      # L_CON only on frames with contact
+    noise: float = 0.01             # input noise augmentation
+    threads: int = 1                # torch threads
+
+
+@dataclass
+class Curves:
+    """Loss curves per stage, for the plot and the checkpoint's record."""
+
+    data: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, stage: str, **values: float) -> None:
+        for k, v in values.items():
+            self.data.setdefault(stage, {}).setdefault(k, []).append(float(v))
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE of unit-norm embeddings; row i of ``a`` pairs with row i of ``b``."""
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a))
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def _progress(steps: int, desc: str, show: bool):
+    return tqdm(total=steps, desc=desc, unit="step", disable=not show, leave=False)
+
+
+def _noisy(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    return (x + cfg.noise * torch.randn(x.shape, generator=gen)).clamp(0, 1) if cfg.noise else x
+
+
+def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainConfig,
+                model_cfg: ModelConfig | None = None, curves: Curves | None = None,
+                show: bool = True) -> TactileAlignment:
+    """The two training stages on ready data; returns the model in eval mode."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model_cfg = model_cfg or ModelConfig(domains=list(paired.readings))
+    model = TactileAlignment(model_cfg)
+    domains = model_cfg.domains
+    curves = curves if curves is not None else Curves()
+    pair = {d: torch.from_numpy(paired.readings[d]) for d in domains}
+    alone = {d: torch.from_numpy(unpaired[d].readings[d]) if d in unpaired
+             else torch.zeros(0, pair[d].shape[1]) for d in domains}
+    everything = {d: torch.cat([pair[d], alone[d]]) for d in domains}
+    contact = torch.from_numpy(np.flatnonzero(paired.envelope >= cfg.min_envelope))
+
+    # stage 1: per-domain reconstruction
+    ae_params = [p for d in domains for p in (*model.encoders[d].parameters(),
+                                              *model.decoders[d].parameters())]
+    opt = torch.optim.Adam(ae_params, lr=cfg.lr)
+    bar = _progress(cfg.stage1_steps, "stage 1: reconstruction", show)
+    for _ in range(cfg.stage1_steps):
+        losses = {}
+        for d in domains:
+            idx = torch.randint(0, len(everything[d]), (cfg.batch,), generator=gen)
+            x = everything[d][idx]
+            losses[d] = F.mse_loss(model.decode(d, model.encode(d, _noisy(x, cfg, gen))), x)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves.add("stage1_reconstruction", **{f"rec_{d}": v.item() for d, v in losses.items()})
+        bar.update()
+        bar.set_postfix(rec=f"{loss.item():.4f}")
+    bar.close()
+
+    # stage 2: alignment
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.stage2_steps, eta_min=cfg.lr / 20)
+    bar = _progress(cfg.stage2_steps, "stage 2: L_CON + L_REC + L_ADV", show)
+    pairs = [(a, b) for i, a in enumerate(domains) for b in domains[i + 1:]]
+    for step in range(cfg.stage2_steps):
+        idx = contact[torch.randint(0, len(contact), (cfg.batch,), generator=gen)]
+        xs = {d: pair[d][idx] for d in domains}
+        zs = {d: model.encode(d, _noisy(xs[d], cfg, gen)) for d in domains}
+        l_con = sum(info_nce(zs[a], zs[b], cfg.temperature) for a, b in pairs) / len(pairs)
+        rec_own, rec_cross, adv_z, adv_y = [], [], [], []
+        for k, d in enumerate(domains):
+            z_all, x_all = zs[d], xs[d]
+            if len(alone[d]):
+                j = torch.randint(0, len(alone[d]), (cfg.unpaired_batch,), generator=gen)
+                z_all = torch.cat([z_all, model.encode(d, _noisy(alone[d][j], cfg, gen))])
+                x_all = torch.cat([x_all, alone[d][j]])
+            rec_own.append(F.mse_loss(model.decode(d, z_all), x_all))
+            rec_cross += [F.mse_loss(model.decode(d, zs[s]), xs[d]) for s in domains if s != d]
+            adv_z.append(z_all)
+            adv_y.append(torch.full((len(z_all),), k))
+        l_rec = ((1 - cfg.w_cross) * torch.stack(rec_own).mean()
+                 + cfg.w_cross * torch.stack(rec_cross).mean())
+        lam = 2.0 / (1.0 + math.exp(-10.0 * step / cfg.stage2_steps)) - 1.0
+        logits = model.discriminator(grad_reverse(torch.cat(adv_z), lam))
+        y = torch.cat(adv_y)
+        l_adv = F.cross_entropy(logits, y)
+        loss = cfg.w_con * l_con + cfg.w_rec * l_rec + cfg.w_adv * l_adv
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            top1 = (zs[domains[0]] @ zs[domains[1]].T).argmax(1).eq(torch.arange(len(idx)))
+        curves.add("stage2_alignment", l_con=l_con.item(), l_rec=l_rec.item(),
+                   l_adv=l_adv.item(), disc_acc=(logits.argmax(1) == y).float().mean().item(),
+                   batch_top1=top1.float().mean().item())
+        bar.update()
+        bar.set_postfix(con=f"{l_con.item():.3f}", rec=f"{l_rec.item():.4f}",
+                        adv=f"{l_adv.item():.3f}")
+    bar.close()
+    return model.eval()
+
+
+def plot_curves(curves: Curves, out: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(stage, [k for k in v if k.startswith(prefix)] if prefix else list(v))
+              for stage, v in curves.data.items()
+              for prefix in ([""] if stage.startswith("stage1") else ["l_", "disc", "batch"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.3))
+    for ax, (stage, names) in zip(np.atleast_1d(axes), panels):
+        for name in names:
+            v = np.asarray(curves.data[stage][name])
+            k = max(1, len(v) // 100)
+            ax.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
+        ax.set_title(stage, fontsize=9)
+        ax.set_xlabel("step")
+        if stage.startswith("stage1") or names[0].startswith("l_"):
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def make_data(cfg: TrainConfig, domains: list[str], show: bool = True):
+    """The training data of ``cfg.seed``: one paired set and one unpaired set per domain."""
+    base = 1000 * cfg.seed
+    paired = paired_set(cfg.paired_episodes, seed=base, domains=domains, progress=show)
+    unpaired = {d: unpaired_set(d, cfg.unpaired_episodes, seed=base + 1 + i, progress=show)
+                for i, d in enumerate(domains)}
+    return paired, unpaired
+
+
+def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelConfig | None = None,
+          show: bool = True, command: str = "") -> dict:
+    """Simulate the data, train, and write the checkpoint and curves into ``out``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model_cfg = model_cfg or ModelConfig()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    paired, unpaired = make_data(cfg, model_cfg.domains, show)
+    data_s = time.perf_counter() - start
+    curves = Curves()
+    model = train_model(paired, unpaired, cfg, model_cfg, curves, show)
+    out = Path(out)
+    info = {"train_config": asdict(cfg), "command": command,
+            "data": {"paired_frames": len(paired),
+                     "paired_minutes_at_40hz": round(len(paired) / RATE_HZ / 60, 2),
+                     "unpaired_frames": {d: len(s) for d, s in unpaired.items()},
+                     "frames_per_episode": FRAMES, "data_seconds": round(data_s, 1)},
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "train_cpu_seconds": round(time.process_time() - cpu_start, 1)}
+    save_model(model, out, info)
+    (out / "training_curves.json").write_text(json.dumps(curves.data) + "\n")
+    plot_curves(curves, out / "training_curves.png")
+    return {"out": str(out), "seconds": info["train_seconds"], "data_seconds": data_s,
+            "cpu_seconds": info["train_cpu_seconds"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="", help="output directory (default: the shipped "
+                                                  "model's directory)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage1-steps", type=int, default=None)
+    parser.add_argument("--stage2-steps", type=int, default=None)
+    parser.add_argument("--paired-episodes", type=int, default=None)
+    parser.add_argument("--unpaired-episodes", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args) -> TrainConfig:
+    cfg = TrainConfig(seed=args.seed)
+    for name in ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_episodes"):
+        if getattr(args, name, None) is not None:
+            setattr(cfg, name, getattr(args, name))
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    from embodied_transfer.tactile import DEFAULT_MODEL
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = train(args.out or DEFAULT_MODEL, config_from_args(args), show=not args.quiet,
+                   command="python -m embodied_transfer.tactile.train "
+                           + " ".join(sys.argv[1:] if argv is None else argv))
+    print(f"wrote {result['out']} in {result['seconds']:.0f} s wall, "
+          f"{result['cpu_seconds']:.0f} s CPU (data {result['data_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Tactile alignment model: losses, gradient reversal, baselines, checkpoints, Aligner checks,
+a short training run, evaluation and the command line glue."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_transfer.tactile import DEFAULT_MODEL, TactileError
+from embodied_transfer.tactile.data import paired_set, unpaired_set
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, load_layout
+from embodied_transfer.tactile.models import (Aligner, ModelConfig, TactileAlignment,
+                                              grad_reverse, load_model, patch_match_matrix,
+                                              projection_matrix, save_model, uv_direct_matrix)
+from embodied_transfer.tactile.train import TrainConfig, info_nce, train_model
+
+torch.set_num_threads(1)
+SMALL = ModelConfig(resolution=24, hidden=32, latent=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A model trained for a few steps on a few grasps (fast; quality irrelevant)."""
+    paired = paired_set(8, seed=0)
+    unpaired = {d: unpaired_set(d, 4, seed=1) for d in (GLOVE, ROBOT, FINGERTIPS)}
+    cfg = TrainConfig(stage1_steps=3, stage2_steps=3, batch=32, unpaired_batch=16)
+    model = train_model(paired, unpaired, cfg, SMALL, show=False)
+    return save_model(model, tmp_path_factory.mktemp("tactile"), {"test": True})
+
+
+def test_info_nce_prefers_matched_pairs_and_reversal_flips_gradients():
+    a = torch.nn.functional.normalize(torch.randn(16, 8), dim=-1)
+    assert info_nce(a, a, 0.1) < info_nce(a, a.roll(1, 0), 0.1)
+    x = torch.ones(3, requires_grad=True)
+    grad_reverse(x, 0.5).sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), -0.5))
+
+
+def test_baseline_matrices_map_between_layouts():
+    uv = uv_direct_matrix(GLOVE, ROBOT, 24)
+    pm = patch_match_matrix(ROBOT, GLOVE)
+    assert uv.shape == (1062, 137) and pm.shape == (137, 1062)
+    assert np.allclose(pm.sum(1), 1.0)            # every glove taxel has robot taxels near
+    p = projection_matrix(load_layout(GLOVE), 24)
+    assert (p >= 0).all() and (p.sum(1) < 1.0 + 1e-6).all()
+
+
+def test_checkpoint_round_trip_and_errors(tiny_dir, tmp_path):
+    model, config = load_model(tiny_dir)
+    assert config["info"] == {"test": True} and config["layouts"][ROBOT]["taxels"] == 1062
+    x = torch.rand(2, 137)
+    again = TactileAlignment(SMALL)
+    again.load_state_dict(model.state_dict())
+    assert torch.allclose(again.eval().convert(GLOVE, ROBOT, x), model.convert(GLOVE, ROBOT, x))
+    with pytest.raises(TactileError, match="no tactile model"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "config.json").write_text((tiny_dir / "config.json").read_text())
+    with pytest.raises(TactileError, match="no weights"):
+        load_model(tmp_path)
+    cfg = json.loads((tiny_dir / "config.json").read_text())
+    cfg["layouts"][GLOVE]["sha256"] = "0" * 64
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(TactileError, match="another version of layout"):
+        load_model(tmp_path)
+
+
+def test_aligner_checks_frames_and_converts(tiny_dir):
+    aligner = Aligner.load(tiny_dir)
+    latent, robot = aligner.align(GLOVE, np.full(137, 0.2, np.float32), ROBOT)
+    assert latent.shape == (8,) and np.isclose(np.linalg.norm(latent), 1.0, atol=1e-5)
+    assert robot.shape == (1062,) and 0 <= robot.min() and robot.max() <= 1
+    assert aligner.align(ROBOT, np.zeros(1062), "")[1] is None
+    bad = {"unknown_domain": ("glove_9000", np.zeros(137)),
+           "wrong_size": (GLOVE, np.zeros(136)),
+           "not_finite": (GLOVE, np.r_[np.zeros(136), np.nan]),
+           "out_of_range": (GLOVE, np.r_[np.zeros(136), 1.5])}
+    for reason, (domain, values) in bad.items():
+        with pytest.raises(TactileError) as info:
+            aligner.align(domain, values, ROBOT)
+        assert info.value.reason == reason
+    with pytest.raises(TactileError, match="unknown target domain"):
+        aligner.align(GLOVE, np.zeros(137), "robot_hand_9")
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL / "config.json").exists(), reason="no shipped model")
+def test_shipped_model_converts_a_glove_frame_quickly():
+    aligner = Aligner.load()
+    assert {GLOVE, ROBOT} <= set(aligner.domains)
+    x = np.random.default_rng(0).random(137).astype(np.float32) * 0.3
+    times = []
+    for _ in range(100):
+        start = time.perf_counter()
+        aligner.align(GLOVE, x, ROBOT)
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 0.005          # the model part of the 5 ms round trip
+
+
+def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
+    from embodied_transfer.tactile import commands
+
+    parser = argparse.ArgumentParser()
+    commands.add_parsers(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tactile", "evaluate", "--json", str(tmp_path / "m.json"),
+                              "--png", str(tmp_path / "uv.png"), "--model", str(tiny_dir),
+                              "--episodes", "16"])
+    assert commands.run(args) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    for key in ("retrieval_top1", "retrieval_top5", "reconstruction_error"):
+        assert 0.0 <= result[key] <= 1.0
+    assert set(result["transfer_accuracy"]) == {"none", "uv_direct", "patch_match", "aligned"}
+    assert (tmp_path / "uv.png").stat().st_size > 10_000
+    args = parser.parse_args(["tactile", "evaluate", "--json", str(tmp_path / "x.json"),
+                              "--model", str(tmp_path / "nothing")])
+    with pytest.raises(TactileError, match="no tactile model"):
+        commands.run(args)
