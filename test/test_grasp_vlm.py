@@ -106,8 +106,7 @@ def test_tiny_vlm_loads_through_the_hub_code_path(tiny_dir, backend):
     from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
     names = {p.name for p in tiny_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= names \
-        or {"config.json", "model.safetensors", "tokenizer.json"} <= names
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
     assert isinstance(backend, GraspBackend) and backend.name == "tiny-vlm"
     assert isinstance(backend.model, LlavaForConditionalGeneration)
     assert isinstance(backend.processor, LlavaProcessor)

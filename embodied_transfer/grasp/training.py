@@ -14,7 +14,7 @@ from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp
 
 #: Defaults per backend: epochs, batch size, learning rate.
-DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (8, 16, 1e-3), "vlm": (2, 4, 2e-4)}
+DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (20, 8, 2e-3), "vlm": (2, 4, 2e-4)}
 
 
 def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:

@@ -157,7 +157,9 @@ def load_model(ref: str | Path, *, adapter: str | Path | None = None, allow_down
 
             adapter = str(adapter)
             try:
-                model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+                with warnings.catch_warnings():   # peft probes a deprecated transformers attribute
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
             except (OSError, ValueError, KeyError) as exc:
                 raise GraspError(missing_model_message(adapter, "LoRA adapter", exc)) from exc
             if merge and not trainable:
@@ -199,14 +201,15 @@ def prepare_image(rgb, processor=None) -> np.ndarray:
 
 def encode_prompt(processor, rgb, instruction: str):
     """Processor tensors (``input_ids``, ``attention_mask``, ``pixel_values``) of the prompt."""
-    return processor(images=prepare_image(rgb, processor), text=build_prompt(processor, instruction),
-                     return_tensors="pt")
+    return processor(images=prepare_image(rgb, processor),
+                     text=build_prompt(processor, instruction), return_tensors="pt")
 
 
 def image_token_count(processor, rgb=None) -> int:
     """How many image placeholder tokens the processor puts in a prompt."""
     if rgb is None:
-        crop = getattr(processor.image_processor, "crop_size", None) or processor.image_processor.size
+        ip = processor.image_processor
+        crop = getattr(ip, "crop_size", None) or ip.size
         rgb = np.zeros((int(crop["height"]), int(crop["width"]), 3), np.uint8)
     ids = encode_prompt(processor, rgb, "x")["input_ids"][0]
     return int((ids == processor.image_token_id).sum())
