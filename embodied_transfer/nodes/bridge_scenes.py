@@ -11,7 +11,7 @@ import time
 
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from embodied_transfer.nodes.common import declare
+from embodied_transfer.nodes.common import declare, destroy_entities
 from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
 from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS
 from embodied_transfer.sim.errors import SimError
@@ -45,9 +45,7 @@ class SceneIO:
         raise NotImplementedError
 
     def destroy(self) -> None:
-        for entity in self.entities:
-            any(destroy(entity) for destroy in (self.node.destroy_publisher,
-                                                self.node.destroy_subscription))
+        destroy_entities(self.node, self.entities)
         self.entities = []
         self.sim = None
 

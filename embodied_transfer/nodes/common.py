@@ -48,6 +48,14 @@ class Executor(SingleThreadedExecutor):
     """
 
 
+def destroy_entities(node: Node, entities) -> None:
+    """Destroy publishers, subscriptions, services and timers of ``node`` (each kind has its
+    own ``destroy_*``; the one that knows the entity returns True)."""
+    for entity in entities:
+        any(destroy(entity) for destroy in (node.destroy_publisher, node.destroy_subscription,
+                                            node.destroy_service, node.destroy_timer))
+
+
 def autostart(node: Node) -> bool:
     """Configure and activate a lifecycle node (what bringup and ``ros2 run`` do).
 

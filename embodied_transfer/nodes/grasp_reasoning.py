@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.common import declare, destroy_entities, run
 from embodied_transfer.ros.conversions import (ConversionError, camera_info_to_intrinsics,
                                                convert_color, image_to_numpy, numpy_to_image,
                                                stamp_to_ns)
@@ -151,9 +151,7 @@ class GraspReasoning(LifecycleNode):
         if self._diagnostics is not None:
             self._diagnostics.destroy()
             self._diagnostics = None
-        for entity in self._entities:
-            any(destroy(entity) for destroy in (self.destroy_publisher, self.destroy_subscription,
-                                                self.destroy_service))
+        destroy_entities(self, self._entities)
         self._entities = []
         if self.backend is not None:
             self.backend.close()

@@ -14,6 +14,7 @@ import time
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
+from embodied_transfer.nodes.common import destroy_entities
 from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth
 
 IDLE_CHECK_S = 0.05        # period of the end-of-stream check
@@ -87,10 +88,7 @@ class StreamNode(LifecycleNode):
             if self._diagnostics is not None:
                 self._diagnostics.destroy()
                 self._diagnostics = None
-            for entity in self._entities:      # each kind has its own destroy_* on the node
-                any(destroy(entity) for destroy in (self.destroy_publisher,
-                                                    self.destroy_subscription,
-                                                    self.destroy_service, self.destroy_timer))
+            destroy_entities(self, self._entities)
             self._entities = []
             self._release()
             self.health.model_loaded = False

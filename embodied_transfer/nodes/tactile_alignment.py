@@ -25,7 +25,7 @@ from embodied_transfer_interfaces.msg import TactileFrame
 from embodied_transfer_interfaces.srv import AlignTactile
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
-from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.common import declare, destroy_entities, run
 from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth, count_values
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from embodied_transfer.tactile.errors import TactileError
@@ -121,9 +121,7 @@ class TactileAlignment(LifecycleNode):
         if self._diagnostics is not None:
             self._diagnostics.destroy()
             self._diagnostics = None
-        for entity in self._entities:
-            any(destroy(entity) for destroy in (self.destroy_publisher, self.destroy_subscription,
-                                                self.destroy_service))
+        destroy_entities(self, self._entities)
         self._entities = []
         self.aligner = None
         self.health.model_loaded = False

@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from embodied_transfer.squat.train import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.models import (ModelConfig, TactileAlignment, grad_reverse,
@@ -57,17 +58,6 @@ class TrainConfig:
     min_envelope: float = 0.05      # L_CON only on frames with contact
     noise: float = 0.01             # input noise augmentation
     threads: int = 1                # torch threads
-
-
-@dataclass
-class Curves:
-    """Loss curves per stage, for the plot and the checkpoint's record."""
-
-    data: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-
-    def add(self, stage: str, **values: float) -> None:
-        for k, v in values.items():
-            self.data.setdefault(stage, {}).setdefault(k, []).append(float(v))
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
