@@ -205,3 +205,27 @@ def test_missing_model_fails_configure(rclpy_context, tmp_path):
     with pytest.raises(BringupError):
         bringup.bring_up([bringup.GRASP_REASONING], overrides={
             "grasp_reasoning": {"backend": "llava-9000"}})
+
+
+def test_grasp_loop_graph_executes_grasps(rclpy_context):
+    """Graph grasp_sim: bridge camera + instruction → grasp_reasoning → bridge → outcome."""
+    from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+
+    from embodied_transfer.ros.qos import RELIABLE_QOS
+
+    started = bringup.bring_up(bringup.graph("grasp_sim"), overrides={
+        "mujoco_bridge": {"camera_rate_hz": 5.0, "seed": 7},
+        "grasp_reasoning": {"backend": "cnn"}})               # the shipped CNN
+    node = rclpy_context.create_node("loop_peer")
+    started.executor.add_node(node)
+    got: dict[str, list] = {"grasp": [], "outcome": []}
+    node.create_subscription(GraspPose, "grasp", got["grasp"].append, RELIABLE_QOS)
+    node.create_subscription(GraspOutcome, "grasp_outcome", got["outcome"].append, RELIABLE_QOS)
+    try:
+        spin(started, 30.0, until=lambda: len(got["outcome"]) >= 2)
+        assert len(got["outcome"]) >= 2 and got["grasp"]
+        assert [o.header for o in got["outcome"][:2]] == [g.header for g in got["grasp"][:2]]
+        assert all(o.target and o.message for o in got["outcome"])
+    finally:
+        started.shutdown()
+        node.destroy_node()

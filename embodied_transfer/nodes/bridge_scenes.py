@@ -157,9 +157,9 @@ class TabletopIO(SceneIO):
     """Scene ``tabletop``: an overhead RGB-D camera, an instruction, grasps executed.
 
     Publishes ``image_raw`` (rgb8), ``depth`` (32FC1, m), ``camera_info`` at
-    ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame) and, once per scene,
-    ``instruction`` naming a random object (re-sent every ``instruction_repeat_s`` until a
-    grasp arrives). Each ``grasp`` (GraspPose) is executed on a worker thread (approach,
+    ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame) and, once per scene
+    from its second image on (so listeners hold an image of it), ``instruction`` naming a
+    random object (re-sent every ``instruction_repeat_s`` until a grasp arrives). Each ``grasp`` (GraspPose) is executed on a worker thread (approach,
     close, lift) and answered on ``grasp_outcome``; then the next scene is drawn.
     """
 
@@ -201,6 +201,7 @@ class TabletopIO(SceneIO):
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gripper")
         self._executing = False
         self._instruction_sent = -1.0
+        self._images = 0                # images of the current scene published so far
         self.outcomes: list = []
 
     def tick(self) -> None:
@@ -218,8 +219,10 @@ class TabletopIO(SceneIO):
         self.pub_info.publish(intrinsics_to_camera_info(
             [[k.fx, 0.0, k.cx], [0.0, k.fy, k.cy], [0.0, 0.0, 1.0]], obs.rgb.shape[1],
             obs.rgb.shape[0], header=header))
+        self._images += 1
         now = time.monotonic()
-        if self.pub_instruction.get_subscription_count() and \
+        # from the scene's second image on, so a listener has this scene's image already
+        if self._images >= 2 and self.pub_instruction.get_subscription_count() and \
                 (self._instruction_sent < 0 or now - self._instruction_sent > self.repeat_s):
             self.pub_instruction.publish(self._msgs["String"](data=self.sim.instruction))
             self._instruction_sent = now
@@ -262,6 +265,7 @@ class TabletopIO(SceneIO):
     def _next(self, seed: int | None = None) -> None:
         self.sim.next_scene(seed)
         self._instruction_sent = -1.0
+        self._images = 0
 
     def reset(self, seed: int) -> str:
         self._next(seed)
