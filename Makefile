@@ -56,7 +56,8 @@ DEMO_OUT  ?= demo_out
 
 demo: setup
 	$(VENV)/bin/embodied-transfer sim --duration 20
-	$(VENV)/bin/embodied-transfer sim --scene tabletop --duration 60
+	$(VENV)/bin/embodied-transfer sim --scene tabletop --duration 20
+	$(VENV)/bin/embodied-transfer sim --scene tabletop --grasp-backend cnn --duration 20
 	rm -rf $(DEMO_OUT)/grasp_scenes
 	$(VENV)/bin/embodied-transfer grasp export --out $(DEMO_OUT)/grasp_scenes --scenes 20 --seed 1
 	$(VENV)/bin/embodied-transfer grasp evaluate --backend cnn --dataset $(DEMO_OUT)/grasp_scenes/plain \
@@ -64,6 +65,12 @@ demo: setup
 	$(VENV)/bin/embodied-transfer grasp evaluate --backend tiny-vlm --limit 20 \
 	  --dataset $(DEMO_OUT)/grasp_scenes/instructed --json $(DEMO_OUT)/grasp_tiny_vlm.json \
 	  --png $(DEMO_OUT)/grasp_tiny_vlm.png
+	$(VENV)/bin/embodied-transfer tactile evaluate --json $(DEMO_OUT)/tactile.json \
+	  --png $(DEMO_OUT)/tactile_uv_maps.png
+	rm -rf $(DEMO_OUT)/editing && $(PY) -m embodied_transfer.editing.tiny $(DEMO_OUT)/editing
+	$(VENV)/bin/embodied-transfer edit --image $(DEMO_OUT)/editing/inputs/image.png \
+	  --mask $(DEMO_OUT)/editing/inputs/mask.png --out $(DEMO_OUT)/editing/out \
+	  --clip-model $(DEMO_OUT)/editing/clip --inpaint-model $(DEMO_OUT)/editing/inpaint
 	@if [ -f $(REAL_DATA)/recording_1.csv ]; then \
 	  $(VENV)/bin/embodied-transfer squat plot --csv $(REAL_DATA)/recording_1.csv \
 	    --out $(DEMO_OUT)/squat_sim_vs_real.png && \

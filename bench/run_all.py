@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 #: Benchmark modules under bench/, run in this order.
-BENCHMARKS = ["ros_transport", "squat_sim", "real2sim", "grasp"]
+BENCHMARKS = ["ros_transport", "squat_sim", "real2sim", "grasp", "tactile", "editing"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"

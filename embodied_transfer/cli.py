@@ -12,6 +12,7 @@ from typing import Sequence
 
 from embodied_transfer.bringup import bring_up, domain_summary, graph
 from embodied_transfer.errors import PACKAGE_ERRORS
+from embodied_transfer.editing import commands as edit_commands
 from embodied_transfer.grasp import commands as grasp_commands
 from embodied_transfer.tactile import commands as tactile_commands
 from embodied_transfer.ros.bags import STORAGES, BagReader, storage_plugin
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="squat: bridge + Real2Sim converter + phase classifier (graph 'sim'); "
                           "tabletop: bridge + grasp_reasoning in a grasp loop (graph "
                           "'grasp_sim')")
+    sim.add_argument("--grasp-backend", choices=("tiny-vlm", "vlm", "cnn"),
+                     help="tabletop: the grasp_reasoning backend (default: its config)")
     _graph_args(sim)
 
     real2sim = sub.add_parser("real2sim", help="bring up the converter and the classifier "
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _squat_parsers(sub)
     grasp_commands.add_parsers(sub)
     tactile_commands.add_parsers(sub)
+    edit_commands.add_parsers(sub)
     return parser
 
 
@@ -273,7 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "sim":
-            return _run_graph("sim" if args.scene == "squat" else "grasp_sim", args)
+            if args.scene == "squat":
+                return _run_graph("sim", args)
+            overrides = ({"grasp_reasoning": {"backend": args.grasp_backend}}
+                         if args.grasp_backend else None)
+            return _run_graph("grasp_sim", args, overrides)
         if args.command == "real2sim":
             return _run_graph(args.command, args)
         if args.command == "replay":
@@ -296,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return grasp_commands.run(args)
         if args.command == "tactile":
             return tactile_commands.run(args)
+        if args.command in edit_commands.COMMANDS:
+            return edit_commands.run(args)
     except PACKAGE_ERRORS as exc:
         print(f"embodied-transfer: error: {exc}", file=sys.stderr)
         return 2

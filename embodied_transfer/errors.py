@@ -5,6 +5,7 @@ Each area defines its own type next to its code; this module only collects them 
 """
 from __future__ import annotations
 
+from embodied_transfer.editing.errors import EditError
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.ros.bags import BagError
 from embodied_transfer.ros.conversions import ConversionError
@@ -18,5 +19,5 @@ class BringupError(Exception):
 
 
 PACKAGE_ERRORS: tuple[type[Exception], ...] = (BagError, ConversionError, BringupError,
-                                               GraspError, SimError, SquatDataError,
+                                               EditError, GraspError, SimError, SquatDataError,
                                                TactileError)

@@ -67,9 +67,12 @@ def train(args) -> Path:
 
     examples = reasoning_examples(datasets, reasoning=not args.numbers_only)
     if args.backend == "tiny-vlm":
-        base = build_tiny_vlm(out / "_init", seed=args.seed)
-        train_vlm(base, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr,
-                  seed=args.seed)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed)
+            train_vlm(base, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr,
+                      seed=args.seed)
         return out
     if not args.model:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
