@@ -22,24 +22,23 @@ reason), activate starts answering, cleanup frees the model.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import time
 
 import numpy as np
 from embodied_transfer_interfaces.msg import GraspPose
 from embodied_transfer_interfaces.srv import PlanGrasp
 from geometry_msgs.msg import PoseStamped
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.nodes.common import declare, destroy_entities, run
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.model_node import ModelNode
 from embodied_transfer.ros.conversions import (ConversionError, camera_info_to_intrinsics,
                                                convert_color, image_to_numpy, numpy_to_image,
                                                stamp_to_ns)
-from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth, count_values
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
 
 
@@ -62,7 +61,7 @@ def decode_depth(msg: Image) -> np.ndarray:
     return array.astype(np.float32) / 1000.0 if msg.encoding == "16UC1" else array
 
 
-class GraspReasoning(LifecycleNode):
+class GraspReasoning(ModelNode):
     """Runs a grasp backend on camera images as instructed (see the module docstring)."""
 
     def __init__(self, **kwargs) -> None:
@@ -78,19 +77,10 @@ class GraspReasoning(LifecycleNode):
                 "Answer every image while an instruction is set (else once per instruction)")
         declare(self, "max_depth_skew_s", 0.05,
                 "Largest stamp difference between a colour image and the depth used with it")
-        self.health = NodeHealth("grasp_reasoning", needs_model=True)
-        self.health.extra = self._extra_values
         self.backend = None
-        self._lock = threading.Lock()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="grasp")
         self._busy = False
-        self._active = False
-        self._entities: list = []
-        self._diagnostics = None
         self._reset_inputs()
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
 
     def _reset_inputs(self) -> None:
         self._image: Image | None = None
@@ -98,13 +88,11 @@ class GraspReasoning(LifecycleNode):
         self._info: CameraInfo | None = None
         self._instruction = ""
         self._pending_instruction = False
-        self._rejected: dict[str, int] = {}
         self._skipped = 0
 
     def _extra_values(self) -> list[tuple[str, str]]:
         return [("backend", str(self._param("backend"))), ("busy", str(self._busy).lower()),
-                ("images_skipped_busy", str(self._skipped)),
-                *count_values("rejected_", self._rejected)]
+                ("images_skipped_busy", str(self._skipped))]
 
     # --- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -124,53 +112,33 @@ class GraspReasoning(LifecycleNode):
         self._pub_grasp = self.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
         self._pub_pose = self.create_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
         self._pub_image = self.create_publisher(Image, "grasp_image", RELIABLE_QOS)
-        self._entities = [
+        self._ready(
             self._pub_grasp, self._pub_pose, self._pub_image,
             self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
             self.create_subscription(Image, "depth", self._on_depth, SENSOR_QOS),
             self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS),
             self.create_subscription(String, "instruction", self._on_instruction, RELIABLE_QOS),
-            self.create_service(PlanGrasp, "plan_grasp", self._on_plan_grasp),
-        ]
-        self._diagnostics = DiagnosticsPublisher(self, self.health)
+            self.create_service(PlanGrasp, "plan_grasp", self._on_plan_grasp))
         self.get_logger().info(f"grasp backend '{name}' ready")
         return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state) -> TransitionCallbackReturn:
-        self._active = True
-        return super().on_activate(state)
-
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._active = False
-        return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._active = False
         self._worker.shutdown(wait=True)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="grasp")
-        if self._diagnostics is not None:
-            self._diagnostics.destroy()
-            self._diagnostics = None
-        destroy_entities(self, self._entities)
-        self._entities = []
+        return super().on_cleanup(state)
+
+    def _release(self) -> None:
         if self.backend is not None:
             self.backend.close()
             self.backend = None
-        self.health.model_loaded = False
         self._reset_inputs()
-        return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
         self._worker.shutdown(wait=True)
         super().destroy_node()
 
     # --- inputs ------------------------------------------------------------------------
-    def _reject(self, reason: str, detail: str) -> None:
-        with self._lock:
-            self._rejected[reason] = self._rejected.get(reason, 0) + 1
-        self.health.reject(f"{reason}: {detail}")
-        self.get_logger().warning(f"{reason}: {detail}", throttle_duration_sec=1.0)
-
     def _on_image(self, msg: Image) -> None:
         if not self._active:
             return

@@ -17,16 +17,15 @@ target, fails the transition with the reason), activate starts answering, cleanu
 from __future__ import annotations
 
 import array
-import threading
 import time
 
 import numpy as np
 from embodied_transfer_interfaces.msg import TactileFrame
 from embodied_transfer_interfaces.srv import AlignTactile
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 
-from embodied_transfer.nodes.common import declare, destroy_entities, run
-from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth, count_values
+from embodied_transfer.nodes.common import declare, run
+from embodied_transfer.nodes.model_node import ModelNode
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from embodied_transfer.tactile.errors import TactileError
 
@@ -45,7 +44,7 @@ def from_message(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-class TactileAlignment(LifecycleNode):
+class TactileAlignment(ModelNode):
     """Serves the tactile alignment model (see the module docstring)."""
 
     def __init__(self, **kwargs) -> None:
@@ -58,24 +57,14 @@ class TactileAlignment(LifecycleNode):
         declare(self, "stream_target_domain", "robot_hand_1062",
                 "Layout id the stream converts into (one of the model's domains)")
         declare(self, "torch_threads", 1, "torch intra-op threads (1 keeps latency steady)")
-        self.health = NodeHealth("tactile_alignment", needs_model=True)
-        self.health.extra = self._extra_values
         self.aligner = None
-        self._lock = threading.Lock()
-        self._active = False
-        self._entities: list = []
-        self._diagnostics = None
-        self._rejected: dict[str, int] = {}
         self._served = 0
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
 
     def _extra_values(self) -> list[tuple[str, str]]:
         domains = ",".join(self.aligner.domains) if self.aligner else ""
         return [("domains", domains), ("stream_target_domain",
                                        str(self._param("stream_target_domain"))),
-                ("service_calls", str(self._served)), *count_values("rejected_", self._rejected)]
+                ("service_calls", str(self._served))]
 
     # --- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -99,42 +88,19 @@ class TactileAlignment(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.health.model_loaded = True
         self.health.model_info = f"{path or '(shipped)'}: {', '.join(self.aligner.domains)}"
-        self._entities = [self.create_service(AlignTactile, "align_tactile", self._on_align)]
+        entities = [self.create_service(AlignTactile, "align_tactile", self._on_align)]
         if self._param("stream_enabled"):
             self._pub = self.create_publisher(TactileFrame, "tactile/converted", RELIABLE_QOS)
-            self._entities += [self._pub, self.create_subscription(
+            entities += [self._pub, self.create_subscription(
                 TactileFrame, "tactile/input", self._on_frame, SENSOR_QOS)]
-        self._diagnostics = DiagnosticsPublisher(self, self.health)
+        self._ready(*entities)
         self.get_logger().info(f"tactile alignment ready ({self.health.model_info})")
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state) -> TransitionCallbackReturn:
-        self._active = True
-        return super().on_activate(state)
-
-    def on_deactivate(self, state) -> TransitionCallbackReturn:
-        self._active = False
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._active = False
-        if self._diagnostics is not None:
-            self._diagnostics.destroy()
-            self._diagnostics = None
-        destroy_entities(self, self._entities)
-        self._entities = []
+    def _release(self) -> None:
         self.aligner = None
-        self.health.model_loaded = False
-        self._rejected = {}
-        return TransitionCallbackReturn.SUCCESS
 
     # --- inputs ------------------------------------------------------------------------
-    def _reject(self, reason: str, detail: str) -> None:
-        with self._lock:
-            self._rejected[reason] = self._rejected.get(reason, 0) + 1
-        self.health.reject(f"{reason}: {detail}")
-        self.get_logger().warning(f"{reason}: {detail}", throttle_duration_sec=1.0)
-
     def _convert(self, frame: TactileFrame, target: str):
         """(latent, converted values or None); TactileError on bad input."""
         return self.aligner.align(frame.domain, from_message(frame.values), target)
