@@ -121,6 +121,10 @@ def _resolve(model: str, allow_download: bool, cache_dir: str | None) -> str:
     return f"local-dir:{snap}"
 
 
+#: The hub tokenizer BiomedCLIP's open_clip config names for its text tower.
+BIOMEDCLIP_TOKENIZER = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
+
+
 def load_clip(model: str = DEFAULT_CLIP, device: str | torch.device | None = None,
               allow_download: bool = False, cache_dir: str | None = None) -> BiomedClip:
     """Load BiomedCLIP (hub id or local dir) with open_clip, frozen, in eval mode, fp32."""
@@ -128,15 +132,20 @@ def load_clip(model: str = DEFAULT_CLIP, device: str | torch.device | None = Non
 
     name = _resolve(model, allow_download, cache_dir)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from embodied_transfer.grasp.backends.vlm import hub_offline
+
     try:
-        clip_model, _, preprocess = open_clip.create_model_and_transforms(name, device=dev)
-        tokenizer = open_clip.get_tokenizer(name)
+        # BiomedCLIP's text tower names a hub tokenizer; it too must come from the cache
+        with hub_offline(not allow_download):
+            clip_model, _, preprocess = open_clip.create_model_and_transforms(name, device=dev)
+            tokenizer = open_clip.get_tokenizer(name)
     except EditError:
         raise
     except Exception as exc:  # noqa: BLE001 - wrap loader errors with what to do
         raise EditError(f"could not load CLIP model {model!r} ({name}): {exc}. Fetch it with "
                         f"`hf download {BIOMEDCLIP_ID} --local-dir DIR` and pass "
-                        f"--clip-model DIR") from exc
+                        f"--clip-model DIR; its tokenizer too: `hf download {BIOMEDCLIP_TOKENIZER}`"
+                        ) from exc
     clip_model.eval().requires_grad_(False)
     from open_clip.model import get_model_preprocess_cfg
 
