@@ -46,7 +46,7 @@ class TrainConfig:
     paired_episodes: int = 300      # 300 × 80 frames = 24 000 paired frames = 10 min at 40 Hz
     unpaired_episodes: int = 500    # per domain (20 min each at 40 Hz, 8.3 min for 3rd)
     stage1_steps: int = 500
-    stage2_steps: int = 1200
+    stage2_steps: int = 4000
     batch: int = 128                # paired frames per step (stage 2)
     unpaired_batch: int = 64        # per domain per step
     lr: float = 2e-3
