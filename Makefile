@@ -96,15 +96,17 @@ models: setup
 	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout
 
 # The shipped grasp models (embodied_transfer/models/grasp, see its MODEL_CARD.md): tabletop
-# scenes seed 0 (training) and seed 2 (validation), one torch thread.
+# scenes seeds 0 and 3 (training), seed 2 (validation), one torch thread.
 GRASP_MODELS := embodied_transfer/models/grasp
 GRASP_DATA   ?= build/grasp_data
 grasp-models: setup
 	rm -rf $(GRASP_DATA)
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train --scenes 700 --seed 0
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train2 --scenes 700 --seed 3
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/val --scenes 60 --seed 2
-	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 20 \
-	  --dataset $(GRASP_DATA)/train/plain --val $(GRASP_DATA)/val/plain --out $(GRASP_MODELS)/cnn
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 25 \
+	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
+	  --out $(GRASP_MODELS)/cnn
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
 	  --dataset $(GRASP_DATA)/train/instructed --out $(GRASP_MODELS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
