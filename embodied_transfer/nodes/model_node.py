@@ -62,13 +62,19 @@ class ModelNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._active = False
-        if self._diagnostics is not None:
-            self._diagnostics.destroy()
-            self._diagnostics = None
-        destroy_entities(self, self._entities)
-        self._entities = []
-        self._release()
-        self.health.model_loaded = False
+        teardown(self)
         self._rejected = {}
         return TransitionCallbackReturn.SUCCESS
+
+
+def teardown(node) -> None:
+    """Cleanup shared by the model nodes: inactive, /diagnostics stopped, entities
+    destroyed, the model released (``node._release()``), reported as not loaded."""
+    node._active = False
+    if node._diagnostics is not None:
+        node._diagnostics.destroy()
+        node._diagnostics = None
+    destroy_entities(node, node._entities)
+    node._entities = []
+    node._release()
+    node.health.model_loaded = False

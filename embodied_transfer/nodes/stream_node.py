@@ -14,7 +14,7 @@ import time
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
-from embodied_transfer.nodes.common import destroy_entities
+from embodied_transfer.nodes.model_node import teardown
 from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth
 
 IDLE_CHECK_S = 0.05        # period of the end-of-stream check
@@ -84,14 +84,7 @@ class StreamNode(LifecycleNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         with self._lock:
-            self._active = False
-            if self._diagnostics is not None:
-                self._diagnostics.destroy()
-                self._diagnostics = None
-            destroy_entities(self, self._entities)
-            self._entities = []
-            self._release()
-            self.health.model_loaded = False
+            teardown(self)
         return TransitionCallbackReturn.SUCCESS
 
     def _on_idle(self) -> None:
