@@ -4,7 +4,7 @@
   used to fine-tune the content encoder; 3 is held out) and targets: proposed ≥ 85 % on
   held-out Down/Up frames, raw < vae < proposed, repetition counts exact.
 * ``latency``: converter + classifier per frame, as the nodes run them (online streams,
-  one torch thread), over a whole recording; target p99 ≤ 2 ms.
+  NumPy inference), over a whole recording; target p99 ≤ 2 ms.
 * ``replay_10x``: the recording's bag played at 10× through ``real2sim_converter`` and
   ``squat_phase_classifier`` in one process; frames in vs labels out (target: none lost).
 """

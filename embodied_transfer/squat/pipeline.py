@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
 from embodied_transfer.squat.phases import DOWN, STOP, UP
 from embodied_transfer.squat.signals import windows
@@ -34,17 +34,15 @@ class Converter:
             raise SquatDataError("checkpoint is not a converter")
         self.ckpt = checkpoint
         self.past = checkpoint.cfg.past
+        self.net = ConverterNet(checkpoint.model)
 
     @classmethod
     def load(cls, directory: str | Path) -> "Converter":
         return cls(Checkpoint.load(directory))
 
-    @torch.inference_mode()
     def convert_windows(self, w: np.ndarray) -> np.ndarray:
         """(B, past+1, 7) physical windows → (B, 7) physical sim-domain last frames."""
-        x = torch.from_numpy(self.ckpt.normalizer(w))
-        y = self.ckpt.model.convert(x)[:, -1].numpy()
-        return self.ckpt.output_normalizer.inverse(y)
+        return self.ckpt.output_normalizer.inverse(self.net(self.ckpt.normalizer(w)))
 
     def convert(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         """A whole recording (N, 7) → (N, 7), each frame from its causal window."""
@@ -61,16 +59,15 @@ class Classifier:
             raise SquatDataError(f"checkpoint is a {checkpoint.cfg.kind}, not a phase classifier")
         self.ckpt = checkpoint
         self.past, self.future = checkpoint.cfg.past, checkpoint.cfg.future
+        self.net = ClassifierNet(checkpoint.model)
 
     @classmethod
     def load(cls, directory: str | Path) -> "Classifier":
         return cls(Checkpoint.load(directory, kind="phase_classifier"))
 
-    @torch.inference_mode()
     def probabilities_windows(self, w: np.ndarray) -> np.ndarray:
         """(B, past+1+future, 7) physical windows → (B, 3) probabilities of the centre frame."""
-        logits = self.ckpt.model(torch.from_numpy(self.ckpt.normalizer(w)))
-        return torch.softmax(logits, dim=-1).numpy()
+        return softmax(self.net(self.ckpt.normalizer(w)))
 
     def probabilities(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         w = windows(x, self.past, self.future)
