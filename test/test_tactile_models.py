@@ -112,8 +112,23 @@ def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
     for key in ("retrieval_top1", "retrieval_top5", "reconstruction_error"):
         assert 0.0 <= result[key] <= 1.0
     assert set(result["transfer_accuracy"]) == {"none", "uv_direct", "patch_match", "aligned"}
+    assert set(result["retrieval_repeat"]) == {GLOVE, ROBOT}
     assert (tmp_path / "uv.png").stat().st_size > 10_000
     args = parser.parse_args(["tactile", "evaluate", "--json", str(tmp_path / "x.json"),
                               "--model", str(tmp_path / "nothing")])
     with pytest.raises(TactileError, match="no tactile model"):
         commands.run(args)
+
+
+def test_repeat_retrieval_finds_a_devices_own_second_reading():
+    from embodied_transfer.tactile.evaluate import repeat_retrieval
+
+    held = paired_set(16, seed=5, domains=[GLOVE, ROBOT])
+    middle = np.array([np.flatnonzero((held.episode == e) & held.holding).mean()
+                       for e in range(16)]).astype(int)
+    top1, top5 = repeat_retrieval(held, middle, ROBOT, seed=1)
+    assert top1 >= 0.8 and top5 >= top1
+    # before contact the readings are noise alone: nothing to tell the grasps apart by
+    before = np.array([np.flatnonzero(held.episode == e)[0] for e in range(16)])
+    assert held.envelope[before].max() < 0.05
+    assert repeat_retrieval(held, before, ROBOT, seed=1)[0] < 0.5

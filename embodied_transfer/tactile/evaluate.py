@@ -5,6 +5,10 @@
   gallery item is a distinct contact event); cosine similarity of the latents.
   ``retrieval_frames_top1/top5`` is the stricter frame-level version: every 8th held frame
   (5 Hz), so frames of the same grasp that differ only by tremor and slip compete.
+* ``retrieval_repeat``: how well each device tells the same held-out grasps apart from its
+  *own* second reading (fresh noise, glove fit and retargeting; top-1 of the cosine of
+  mean-centred readings): a reference for how much of the cross-domain retrieval the
+  devices' noise allows at all.
 * ``reconstruction_error``: mean absolute error of each domain's own reconstruction on
   held-out contact frames, averaged over domains (per domain in ``reconstruction_by_domain``);
   ``conversion_error`` compares glove → robot conversions with the true robot frames.
@@ -25,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from embodied_transfer.tactile.data import CLASSES, paired_set, pressure_field, unpaired_set
+from embodied_transfer.tactile.data import (CLASSES, FRAMES, Device, TactileSet, paired_set,
+                                            pressure_field, unpaired_set)
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT
 from embodied_transfer.tactile.models import (Aligner, TactileAlignment, patch_match_matrix,
                                               projection_matrix, uv_direct_matrix)
@@ -51,6 +56,20 @@ def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float
     sim = query @ gallery.T
     rank = (sim > sim[np.arange(len(sim)), np.arange(len(sim))][:, None]).sum(1)
     return float((rank == 0).mean()), float((rank < k).mean())
+
+
+def repeat_retrieval(held: TactileSet, frames: np.ndarray, domain: str,
+                     seed: int) -> tuple[float, float]:
+    """Top-1/top-5 of finding ``frames`` of ``held`` among a second reading of the same
+    grasps by the same device (cosine of mean-centred readings)."""
+    device, rng = Device.make(domain), np.random.default_rng(seed)
+    again = np.stack([device.read(held.episodes[int(held.episode[i])], rng)[i % FRAMES]
+                      for i in frames])
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = x - x.mean(0)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    return retrieval(unit(held.readings[domain][frames]), unit(again))
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 600):
@@ -105,6 +124,8 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
     top1, top5 = retrieval(z[GLOVE], z[ROBOT])
     by_pair = {f"{GLOVE}->{d}": dict(zip(("top1", "top5"), retrieval(z[GLOVE], z[d])))
                for d in domains if d != GLOVE}
+    repeat = {d: dict(zip(("top1", "top5"), repeat_retrieval(held, per_grasp, d, seed + 2)))
+              for d in (GLOVE, ROBOT)}
     frames = hold[::GALLERY_STRIDE]
     frames_top1, frames_top5 = retrieval(_embed(model, GLOVE, g[frames]),
                                          _embed(model, ROBOT, r[frames]))
@@ -145,7 +166,8 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
 
     result = {
         "retrieval_top1": top1, "retrieval_top5": top5, "retrieval_gallery": len(per_grasp),
-        "retrieval_by_pair": by_pair, "retrieval_frames_top1": frames_top1,
+        "retrieval_by_pair": by_pair, "retrieval_repeat": repeat,
+        "retrieval_frames_top1": frames_top1,
         "retrieval_frames_top5": frames_top5, "retrieval_frames_gallery": len(frames),
         "reconstruction_error": float(np.mean(list(recon.values()))),
         "reconstruction_by_domain": recon, "conversion_error": conversion,
@@ -178,7 +200,6 @@ def draw_frames(model: TactileAlignment, held, out: str | Path, index: int | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from embodied_transfer.tactile.data import FRAMES
     from embodied_transfer.tactile.surface import uv_grid
 
     if index is None:     # the most strongly held frame of a power grasp
