@@ -8,18 +8,15 @@ frames and labels the centre frame.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from embodied_transfer import checkpoint
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import CHANNELS, Normalizer
-
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
-
 
 @dataclass
 class ModelConfig:
@@ -190,45 +187,27 @@ class Checkpoint:
         return self.model.cfg
 
     def save(self, directory: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS))
-        config = {"config": asdict(self.cfg), "normalizer": self.normalizer.to_dict(),
-                  "output_normalizer": (self.output_normalizer.to_dict()
-                                        if self.output_normalizer else None),
-                  "channels": list(CHANNELS), "info": self.info}
-        (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
+        """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
+        return checkpoint.save(directory, self.model, {
+            "config": asdict(self.cfg), "normalizer": self.normalizer.to_dict(),
+            "output_normalizer": (self.output_normalizer.to_dict()
+                                  if self.output_normalizer else None),
+            "channels": list(CHANNELS), "info": self.info})
 
     @classmethod
     def load(cls, directory: str | Path, kind: str | None = None) -> "Checkpoint":
         """Load from ``directory``; ``kind`` checks what it holds. Errors name the path."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        try:
-            config = json.loads((directory / CONFIG).read_text())
-            cfg = ModelConfig(**config["config"])
-        except FileNotFoundError:
-            raise SquatDataError(f"no model at '{directory}' ({CONFIG} missing)") from None
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise SquatDataError(f"'{directory / CONFIG}' is not a model config: {exc}") from None
+        config, (cfg, norm, out_norm) = checkpoint.read_config(directory, _parse_config,
+                                                               SquatDataError, "model")
         if kind is not None and cfg.kind != kind:
             raise SquatDataError(f"'{directory}' holds a {cfg.kind}, expected a {kind}")
         if cfg.kind not in KINDS:
             raise SquatDataError(f"'{directory}': unknown model kind {cfg.kind!r}")
-        model = KINDS[cfg.kind](cfg)
-        try:
-            model.load_state_dict(load_file(str(directory / WEIGHTS)))
-        except FileNotFoundError:
-            raise SquatDataError(f"no weights at '{directory / WEIGHTS}'") from None
-        except (SafetensorError, RuntimeError, OSError) as exc:
-            raise SquatDataError(f"cannot load '{directory / WEIGHTS}': {exc}") from None
-        model.eval()
-        out = config.get("output_normalizer")
-        return cls(model, Normalizer.from_dict(config["normalizer"]),
-                   Normalizer.from_dict(out) if out else None, config.get("info", {}))
+        model = checkpoint.load_weights(KINDS[cfg.kind](cfg), directory, SquatDataError).eval()
+        return cls(model, norm, out_norm, config.get("info", {}))
+
+
+def _parse_config(config: dict) -> tuple[ModelConfig, Normalizer, Normalizer | None]:
+    out = config.get("output_normalizer")
+    return (ModelConfig(**config["config"]), Normalizer.from_dict(config["normalizer"]),
+            Normalizer.from_dict(out) if out else None)

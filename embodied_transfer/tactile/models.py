@@ -8,7 +8,6 @@ load, and a changed layout file is refused.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,11 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from embodied_transfer import checkpoint
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, Layout, load_layout
 from embodied_transfer.tactile.surface import CANVAS_MM, uv_grid
 
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 NEAR_ZERO = 0.1          # regulariser of the UV splat: pixels far from every taxel read ≈ 0
 
 
@@ -163,46 +162,24 @@ class TactileAlignment(nn.Module):
 
 def save_model(model: TactileAlignment, directory: str | Path, info: dict | None = None) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS))
-    config = {"config": asdict(model.cfg),
-              "layouts": {d: {"taxels": lay.size, "sha256": lay.digest}
-                          for d, lay in model.layouts.items()},
-              "info": info or {}}
-    (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    return directory
+    return checkpoint.save(directory, model, {
+        "config": asdict(model.cfg),
+        "layouts": {d: {"taxels": lay.size, "sha256": lay.digest}
+                    for d, lay in model.layouts.items()},
+        "info": info or {}})
 
 
 def load_model(directory: str | Path) -> tuple[TactileAlignment, dict]:
     """Load a checkpoint (eval mode) and its config.json; errors name the path."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    try:
-        config = json.loads((directory / CONFIG).read_text())
-        cfg = ModelConfig(**config["config"])
-    except FileNotFoundError:
-        raise TactileError(f"no tactile model at '{directory}' ({CONFIG} missing)") from None
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise TactileError(f"'{directory / CONFIG}' is not a tactile model config: {exc}") from None
+    config, cfg = checkpoint.read_config(directory, lambda c: ModelConfig(**c["config"]),
+                                         TactileError, "tactile model")
     model = TactileAlignment(cfg)
     for d, lay in model.layouts.items():
         want = config.get("layouts", {}).get(d, {}).get("sha256")
         if want and want != lay.digest:
             raise TactileError(f"'{directory}' was trained on another version of layout "
                                f"{d!r} (layout file changed since)")
-    try:
-        model.load_state_dict(load_file(str(directory / WEIGHTS)))
-    except FileNotFoundError:
-        raise TactileError(f"no weights at '{directory / WEIGHTS}'") from None
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        raise TactileError(f"cannot load '{directory / WEIGHTS}': {exc}") from None
-    return model.eval(), config
+    return checkpoint.load_weights(model, directory, TactileError).eval(), config
 
 
 class Aligner:

@@ -41,11 +41,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from embodied_transfer import checkpoint
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp
 
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 KIND = "grconvnet"
 
 
@@ -328,50 +328,30 @@ class CnnBackend(GraspBackend):
                           extra={"input_grasp": g_in, "quality": quality})
 
     def save(self, directory: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS))
-        config = {"kind": KIND, "backend": self.name, "config": asdict(self.cfg),
-                  "info": self.info}
-        (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
+        """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
+        return checkpoint.save(directory, self.model, {
+            "kind": KIND, "backend": self.name, "config": asdict(self.cfg), "info": self.info})
 
     @classmethod
     def load(cls, directory: str | Path) -> "CnnBackend":
         """Load a saved model; GraspError naming the path when something is missing or bad."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         if not directory.is_dir():
             raise GraspError(f"no CNN grasp model at '{directory}' (no such directory; "
                              "train one with train_cnn)")
-        try:
-            config = json.loads((directory / CONFIG).read_text())
-            if config.get("kind") != KIND:
-                raise GraspError(f"'{directory / CONFIG}' holds a {config.get('kind')!r} "
-                                 f"model, not a {KIND!r} CNN grasp model")
-            cfg = CnnConfig(**config["config"])
-        except FileNotFoundError:
-            raise GraspError(f"no CNN grasp model at '{directory}' ({CONFIG} missing)") \
-                from None
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
-            raise GraspError(f"'{directory / CONFIG}' is not a CNN grasp model config: "
-                             f"{exc}") from None
-        model = GraspNet(cfg)
-        try:
-            model.load_state_dict(load_file(str(directory / WEIGHTS)))
-        except FileNotFoundError:
-            raise GraspError(f"no weights at '{directory / WEIGHTS}'") from None
-        except (SafetensorError, RuntimeError, OSError) as exc:
-            raise GraspError(f"cannot load '{directory / WEIGHTS}': {exc}") from None
+        config, cfg = checkpoint.read_config(directory, _parse_config, GraspError,
+                                             "CNN grasp model")
+        model = checkpoint.load_weights(GraspNet(cfg), directory, GraspError)
         return cls(model, config.get("info", {}))
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+
+
+def _parse_config(config: dict) -> CnnConfig:
+    if config.get("kind") != KIND:
+        raise ValueError(f"it holds a {config.get('kind')!r} model, not a {KIND!r} one")
+    return CnnConfig(**config["config"])
 
 
 # ----------------------------------------------------------------------------- training
