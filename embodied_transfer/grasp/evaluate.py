@@ -123,10 +123,9 @@ def draw_samples(dataset, predictions: Sequence[Prediction] | Mapping[str, Predi
     ``predictions``: a list aligned with the dataset's first samples (as ``evaluate``'s
     ``predictions``) or a dict ``{sample id: Prediction}``.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from embodied_transfer.plotting import pyplot, save_figure
 
+    plt = pyplot()
     if isinstance(predictions, Mapping):
         chosen = [(dataset.ids.index(sid), p) for sid, p in predictions.items()
                   if sid in dataset.ids]
@@ -160,9 +159,4 @@ def draw_samples(dataset, predictions: Sequence[Prediction] | Mapping[str, Predi
         h, w = sample.rgb.shape[:2]
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=110)

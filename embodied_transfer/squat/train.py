@@ -17,7 +17,7 @@ Curves go to ``<out>/training_curves.png`` and each checkpoint's config.json.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from embodied_transfer.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
 from embodied_transfer.squat.signals import Normalizer, windows
@@ -54,17 +55,6 @@ class TrainConfig:
     cls_future: int = 5
     stride: int = 2               # sim windows: every stride-th frame
     threads: int = 0              # torch threads (0: torch's default)
-
-
-@dataclass
-class Curves:
-    """Loss curves per training stage, for the plot and the checkpoints' records."""
-
-    data: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-
-    def add(self, stage: str, **values: float) -> None:
-        for k, v in values.items():
-            self.data.setdefault(stage, {}).setdefault(k, []).append(float(v))
 
 
 def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
@@ -213,28 +203,6 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
         eps = torch.randn(mu.shape, generator=gen)
         model.z_style.copy_(mu + eps * sigma)
     return model.eval()
-
-
-def plot_curves(curves: Curves, out: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = list(curves.data)
-    fig, axes = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 3.4))
-    for ax, stage in zip(np.atleast_1d(axes), stages):
-        for name, values in curves.data[stage].items():
-            v = np.asarray(values)
-            k = max(1, len(v) // 100)
-            smooth = np.convolve(v, np.ones(k) / k, mode="valid")
-            ax.plot(smooth, label=name)
-        ax.set_title(stage, fontsize=10)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
 
 
 def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),

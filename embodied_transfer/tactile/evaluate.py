@@ -196,11 +196,10 @@ def uv_image(values: np.ndarray, domain: str, resolution: int = 64) -> np.ndarra
 
 def draw_frames(model: TactileAlignment, held, out: str | Path, index: int | None = None) -> Path:
     """PNG: true pressure field, a glove frame, the matching robot frame, the converted frame."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from embodied_transfer.plotting import pyplot, save_figure
     from embodied_transfer.tactile.surface import uv_grid
+
+    plt = pyplot()
 
     if index is None:     # the most strongly held frame of a power grasp
         cand = np.flatnonzero((held.labels == CLASSES.index("thick_cylinder")) & held.holding)
@@ -228,9 +227,4 @@ def draw_frames(model: TactileAlignment, held, out: str | Path, index: int | Non
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(f"held-out frame {index}: {CLASSES[int(held.labels[index])]} (UV map)",
                  fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)

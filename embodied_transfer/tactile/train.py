@@ -31,7 +31,8 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from embodied_transfer.squat.train import Curves
+from embodied_transfer import plotting
+from embodied_transfer.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.models import (ModelConfig, TactileAlignment, grad_reverse,
@@ -156,28 +157,15 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
 
 
 def plot_curves(curves: Curves, out: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(stage, [k for k in v if k.startswith(prefix)] if prefix else list(v))
-              for stage, v in curves.data.items()
-              for prefix in ([""] if stage.startswith("stage1") else ["l_", "disc", "batch"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.3))
-    for ax, (stage, names) in zip(np.atleast_1d(axes), panels):
-        for name in names:
-            v = np.asarray(curves.data[stage][name])
-            k = max(1, len(v) // 100)
-            ax.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
-        ax.set_title(stage, fontsize=9)
-        ax.set_xlabel("step")
-        if stage.startswith("stage1") or names[0].startswith("l_"):
-            ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    """Stage 1 reconstruction; stage 2 losses (log), discriminator and batch accuracy."""
+    panels = []
+    for stage, v in curves.data.items():
+        if stage.startswith("stage1"):
+            panels.append((stage, stage, list(v), True))
+            continue
+        for prefix, log in (("l_", True), ("disc", False), ("batch", False)):
+            panels.append((stage, stage, [k for k in v if k.startswith(prefix)], log))
+    return plotting.plot_curves(curves, out, panels, dpi=90)
 
 
 def make_data(cfg: TrainConfig, domains: list[str], show: bool = True):
