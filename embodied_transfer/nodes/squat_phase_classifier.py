@@ -48,7 +48,7 @@ class SquatPhaseClassifier(StreamNode):
         declare(self, "model_path", "",
                 "Directory of the phase classifier checkpoint (config.json + "
                 "model.safetensors); empty: the package's models/squat/classifier")
-        declare(self, "min_run", 5, "Frames a phase must last to count in the repetitions")
+        declare(self, "min_run", 8, "Frames a phase must last to count in the repetitions")
         declare(self, "flush_after_s", 1.0,
                 "Wall time without features after which the last frames are labelled "
                 "(end padded); keep it above the converter's flush_after_s")
