@@ -38,20 +38,20 @@ def save_figure(fig, out: str | Path, dpi: int = 100) -> Path:
 
 
 def plot_curves(curves: Curves, out: str | Path,
-                panels: Sequence[tuple[str, str, Sequence[str], bool]] | None = None,
+                panels: Sequence[tuple[str, Sequence[str], bool]] | None = None,
                 dpi: int = 100) -> Path:
-    """One panel per (title, stage, curve names, log scale), default one per stage; each
-    curve is a moving mean over about 1 % of its steps."""
+    """One panel per (stage, curve names, log scale), default one per stage with all its
+    curves; each curve is a moving mean over about 1 % of its steps."""
     if panels is None:
-        panels = [(stage, stage, list(v), False) for stage, v in curves.data.items()]
+        panels = [(stage, list(v), False) for stage, v in curves.data.items()]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.1 * len(panels), 3.4))
-    for ax, (title, stage, names, log) in zip(np.atleast_1d(axes), panels):
+    for ax, (stage, names, log) in zip(np.atleast_1d(axes), panels):
         for name in names:
             v = np.asarray(curves.data[stage][name])
             k = max(1, len(v) // 100)
             ax.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(stage, fontsize=9)
         ax.set_xlabel("step")
         if log:
             ax.set_yscale("log")

@@ -161,10 +161,10 @@ def plot_curves(curves: Curves, out: Path) -> Path:
     panels = []
     for stage, v in curves.data.items():
         if stage.startswith("stage1"):
-            panels.append((stage, stage, list(v), True))
+            panels.append((stage, list(v), True))
             continue
         for prefix, log in (("l_", True), ("disc", False), ("batch", False)):
-            panels.append((stage, stage, [k for k in v if k.startswith(prefix)], log))
+            panels.append((stage, [k for k in v if k.startswith(prefix)], log))
     return plotting.plot_curves(curves, out, panels, dpi=90)
 
 
