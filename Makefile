@@ -108,9 +108,11 @@ grasp-models: setup
 	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
 	  --out $(GRASP_MODELS)/cnn
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
-	  --dataset $(GRASP_DATA)/train/instructed --out $(GRASP_MODELS)/tiny_vlm
+	  --dataset $(GRASP_DATA)/train/instructed $(GRASP_DATA)/train2/instructed \
+	  --out $(GRASP_MODELS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
-	  --dataset $(GRASP_DATA)/train/instructed --out $(GRASP_MODELS)/tiny_vlm_numbers_only
+	  --dataset $(GRASP_DATA)/train/instructed $(GRASP_DATA)/train2/instructed \
+	  --out $(GRASP_MODELS)/tiny_vlm_numbers_only
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

@@ -1,7 +1,7 @@
 """Grasp reasoning on held-out synthetic tabletop scenes: accuracy, speed, executed grasps.
 
-The held-out scenes are rendered here (seed 1; the shipped models were trained on seed 0
-and validated on seed 2), so the numbers are on scenes no model saw:
+The held-out scenes are rendered here (seed 1; the shipped models were trained on seeds 0
+and 3, the CNN validated on seed 2), so the numbers are on scenes no model saw:
 
 * ``cnn``: rectangle accuracy on ``plain`` samples (every object's grasps) and ms per image
   (one torch thread); targets >= 90 % at <= 30 ms.

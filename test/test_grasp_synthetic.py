@@ -9,10 +9,11 @@ import pytest
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.cornell import read_dataset
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.grasp.reasoning import parse_answer
+from embodied_transfer.grasp.reasoning import ObjectInfo, parse_answer, parse_scene
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.synthetic import export_dataset, simulate_trials
-from embodied_transfer.grasp.training import answer_grasp, reasoning_examples
+from embodied_transfer.grasp.training import (answer_grasp, flip_scene, mean_colour,
+                                              reasoning_examples)
 from embodied_transfer.sim.tabletop_task import LiveTabletop
 
 
@@ -64,6 +65,52 @@ def test_reasoning_examples_name_one_ground_truth_grasp(exported):
         answer_grasp([], 0.0, 0.0)
     with pytest.raises(GraspError, match="no instructed sample"):
         reasoning_examples([read_dataset(out / "plain")])
+
+
+def test_flip_scene_mirrors_image_objects_and_grasp_together():
+    rgb = np.zeros((6, 10, 3), np.uint8)
+    rgb[1, 2] = (255, 0, 0)                                    # a red pixel at u=2, v=1
+    obj = ObjectInfo("red_can", "can", "red", 2.0, 1.0)
+    g = Grasp(2.0, 1.0, math.radians(30), 4.0)
+    for horizontal, vertical in ((False, False), (True, False), (False, True), (True, True)):
+        img, (o,), f = flip_scene(rgb, [obj], g, horizontal, vertical)
+        assert img.shape == rgb.shape and np.shares_memory(img, rgb)   # a view, no copy
+        assert tuple(img[int(o.v), int(o.u)]) == (255, 0, 0)           # the object moved with it
+        assert (o.u, o.v) == ((7.0 if horizontal else 2.0), (4.0 if vertical else 1.0))
+        assert (f.x, f.y) == (o.u, o.v) and f.width == 4.0
+        assert math.degrees(f.theta) == pytest.approx(-30 if horizontal != vertical else 30)
+        back, (o2,), f2 = flip_scene(img, [o], f, horizontal, vertical)
+        np.testing.assert_array_equal(back, rgb)
+        assert (o2.u, o2.v, f2.x, f2.y) == (2.0, 1.0, 2.0, 1.0)
+        assert f2.theta == pytest.approx(g.theta)
+
+
+def test_flipped_reasoning_examples_describe_the_mirrored_scene(exported):
+    out, _ = exported
+    dataset = read_dataset(out / "instructed")
+    plain = reasoning_examples([dataset])
+    flipped = reasoning_examples([dataset], flips=True)
+    assert len(flipped) == 4 * len(plain)
+    for k, sample in enumerate(dataset):
+        h, w = sample.rgb.shape[:2]
+        four = flipped[4 * k:4 * k + 4]
+        assert four[0][2] == plain[k][2]
+        np.testing.assert_array_equal(four[1][0], sample.rgb[:, ::-1])
+        np.testing.assert_array_equal(four[2][0], sample.rgb[::-1])
+        np.testing.assert_array_equal(four[3][0], sample.rgb[::-1, ::-1])
+        g0 = parse_answer(four[0][2], w, h).grasp
+        for (rgb, instruction, text), (fx, fy) in zip(four, ((0, 0), (1, 0), (0, 1), (1, 1))):
+            assert instruction == sample.instruction
+            parsed = parse_answer(text, w, h)
+            assert parsed.grasp.x == pytest.approx(w - 1 - g0.x if fx else g0.x, abs=1)
+            assert parsed.grasp.y == pytest.approx(h - 1 - g0.y if fy else g0.y, abs=1)
+            listed = {o.name: o for o in parse_scene(parsed.reasoning)}
+            assert set(listed) == {o.name for o in sample.objects}
+            for o in sample.objects:
+                assert listed[o.name].u == pytest.approx(w - 1 - o.u if fx else o.u, abs=0.51)
+                assert listed[o.name].v == pytest.approx(h - 1 - o.v if fy else o.v, abs=0.51)
+    colour = mean_colour(plain)
+    assert len(colour) == 3 and all(0.3 < c < 0.9 for c in colour)     # mostly the table
 
 
 class Oracle(GraspBackend):

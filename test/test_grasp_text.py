@@ -8,7 +8,8 @@ import pytest
 
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, format_grasp, instruction,
-                                               parse_answer)
+                                               parse_answer, parse_scene, reading_order,
+                                               scene_text)
 from embodied_transfer.grasp.rectangles import (Grasp, angle_difference, correct, iou, matches,
                                                 wrap_angle)
 
@@ -102,6 +103,7 @@ def test_scaled_and_inside():
 
 W, H = 320, 240
 RED_MUG = ObjectInfo("mug_1", "mug", "red", 60.0, 200.0)
+ORANGE_BOWL = ObjectInfo("orange_bowl", "bowl", "orange", 257.2, 116.6)
 
 
 def test_format_grasp_parse_answer_round_trip():
@@ -118,10 +120,14 @@ def test_format_grasp_parse_answer_round_trip():
 
 def test_answer_with_reasoning_parses_and_keeps_the_reasoning():
     g = Grasp(60, 200, math.radians(15), 30)
-    text = answer(RED_MUG, g, W, H, others=2)
+    text = answer(RED_MUG, g, W, H, objects=[RED_MUG, ORANGE_BOWL])
     assert text.splitlines()[-1] == "grasp: [60, 200, 15, 30]"
     parsed = parse_answer(text, W, H)
     assert "red mug" in parsed.reasoning and "front left" in parsed.reasoning
+    assert parsed.reasoning.startswith("I see an orange bowl at (257, 117) and a red mug at "
+                                       "(60, 200). The red mug at (60, 200) is ")
+    # without the scene's objects the reasoning lists the named object alone
+    assert answer(RED_MUG, g, W, H).startswith("I see a red mug at (60, 200). The red mug")
     assert parsed.grasp.x == 60 and parsed.grasp.y == 200
     assert answer(RED_MUG, g, W, H, reasoning=False) == "grasp: [60, 200, 15, 30]"
     assert "red mug" in instruction(RED_MUG, np.random.default_rng(0))
@@ -161,3 +167,24 @@ def test_parse_answer_accepts_90_degrees_and_edges():
         == pytest.approx(math.radians(-89))
     with pytest.raises(GraspParseError, match="not text"):
         parse_answer(None, W, H)  # type: ignore[arg-type]
+
+
+def test_scene_text_lists_objects_in_reading_order_and_parses_back():
+    objects = [ObjectInfo("a", "can", "blue", 164.4, 41.0),
+               ObjectInfo("b", "mug", "red", 83, 154),
+               ObjectInfo("c", "bowl", "orange", 257, 117),
+               ObjectInfo("d", "box", "white", 20, 119)]
+    # rows of 240 / 6 = 40 px, then left to right: (20, 119) and (257, 117) share row 2
+    assert [o.name for o in reading_order(objects, H)] == ["a", "d", "c", "b"]
+    text = scene_text(objects, H)
+    assert text == ("I see a blue can at (164, 41), a white box at (20, 119), an orange bowl at "
+                    "(257, 117) and a red mug at (83, 154).")
+    parsed = parse_scene("Some words. " + text + " The red mug at (83, 154) is a mug.")
+    assert [(o.colour, o.category, o.u, o.v) for o in parsed] == [
+        ("blue", "can", 164.0, 41.0), ("white", "box", 20.0, 119.0),
+        ("orange", "bowl", 257.0, 117.0), ("red", "mug", 83.0, 154.0)]
+    assert parsed[0].name == "blue_can"
+    assert scene_text(objects[:1], H) == "I see a blue can at (164, 41)."
+    assert parse_scene("grasp: [1, 2, 3, 4]") == [] and parse_scene(None) == []  # type: ignore
+    with pytest.raises(GraspParseError):
+        scene_text([], H)

@@ -23,7 +23,8 @@ from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import ObjectInfo, answer, instruction, parse_answer
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.vlm_train import (IGNORE_INDEX, build_tiny_vlm, collate,
-                                               encode_example, mask_labels, train_vlm)
+                                               encode_example, encode_examples, mask_labels,
+                                               train_vlm)
 
 SIZE, PATCH = 32, 8
 COLOURS = {"red": (210, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 210)}
@@ -53,7 +54,7 @@ def make_example(rng: np.random.Generator, size: int = SIZE, reasoning: bool = T
         objects.append(ObjectInfo(f"{colour}_{category}", category, str(colour), cx, cy))
         truths.append(grasps)
     t = int(rng.integers(n))
-    text = answer(objects[t], truths[t][0], size, size, reasoning=reasoning, others=n - 1)
+    text = answer(objects[t], truths[t][0], size, size, reasoning=reasoning, objects=objects)
     return (img, instruction(objects[t], rng), text), objects, truths[t]
 
 
@@ -97,7 +98,7 @@ def test_generator_answers_parse(data):
         assert rgb.shape == (SIZE, SIZE, 3) and rgb.dtype == np.uint8
         assert any(o.label() in instr for o in objects)
         assert parse_answer(text, SIZE, SIZE).grasp.inside(SIZE, SIZE)
-        assert text.splitlines()[0].startswith("The ")
+        assert text.splitlines()[0].startswith("I see ")
 
 
 # ------------------------------------------------------------- building and loading
@@ -137,6 +138,40 @@ def test_chat_template_and_fixed_prompt_agree(tiny_dir, tmp_path, backend):
     assert not getattr(proc, "chat_template", None)
     assert build_prompt(proc, "pick up the red box") == with_template
     assert image_token_count(proc) == (SIZE // PATCH) ** 2
+
+
+def test_text_first_template_puts_the_image_after_the_instruction(tmp_path):
+    d = build_tiny_vlm(tmp_path / "tf", ["pick up the red box"], chat_template="text_first",
+                       image_mean=(0.7, 0.6, 0.5), image_std=(0.25, 0.25, 0.25), **TINY)
+    proc = load_processor(d)
+    assert build_prompt(proc, "pick up the red box") == \
+        "USER: pick up the red box\n<image> ASSISTANT:"
+    ids = encode_prompt(proc, np.zeros((SIZE, SIZE, 3), np.uint8), "pick up the red box")
+    ids = ids["input_ids"][0].tolist()
+    first_image = ids.index(proc.image_token_id)
+    assert proc.tokenizer.decode(ids[:first_image]).endswith("red box\n")
+    assert image_token_count(proc) == (SIZE // PATCH) ** 2
+    assert list(proc.image_processor.image_mean) == [0.7, 0.6, 0.5]
+    meta = json.loads((d / "grasp_vlm.json").read_text())["tiny_vlm"]
+    assert meta["image_mean"] == [0.7, 0.6, 0.5] and meta["image_std"] == [0.25] * 3
+    with pytest.raises(GraspError, match="chat_template"):
+        build_tiny_vlm(tmp_path / "bad", ["x"], chat_template="sideways", **TINY)
+
+
+def test_encode_examples_matches_encode_example_and_shares_images(backend, data):
+    proc = backend.processor
+    triples = [data[0], (data[0][0].copy(), "grab the red box", data[1][2]), data[2],
+               (data[2][0][:, ::-1], data[2][1], data[2][2])]
+    cached = encode_examples(proc, triples)
+    for c, t in zip(cached, triples):
+        ref = encode_example(proc, *t)
+        assert c["input_ids"] == ref["input_ids"] and c["labels"] == ref["labels"]
+        assert c["pixel_values"].dtype == torch.float16
+        torch.testing.assert_close(c["pixel_values"].float(), ref["pixel_values"],
+                                   atol=2e-3, rtol=1e-3)
+    assert cached[0]["pixel_values"] is cached[1]["pixel_values"]      # same image, stored once
+    assert cached[2]["pixel_values"] is not cached[3]["pixel_values"]  # a mirror is another image
+    assert collate(cached, proc.tokenizer.pad_token_id)["pixel_values"].dtype == torch.float32
 
 
 def test_prepare_image_pads_to_a_centred_square(backend):

@@ -2,18 +2,27 @@
 
 An answer is reasoning sentences followed by one final line in a fixed format::
 
-    The red mug is a cylinder with a handle, at the left of the table. Mugs are grasped by
-    the rim or the handle, so close the gripper across the rim.
-    grasp: [123, 57, -30, 40]
+    I see a blue can at (164, 41), a red mug at (83, 154) and an orange bowl at (257, 117).
+    The red mug at (83, 154) is a cylinder with a handle, at the centre left of the table.
+    Mugs are grasped by the rim or the handle, not across the whole body.
+    grasp: [85, 140, -30, 12]
 
 with the centre column and row and the opening in whole pixels and the closing-axis angle in
 whole degrees in (-90, 90] (see :mod:`embodied_transfer.grasp.rectangles`). The numbers-only
 ablation answers with the final line alone.
+
+The reasoning is a chain of thought in three steps: what is on the table and where (every
+object, colour, category and approximate pixel centre, in reading order: rows of a sixth of
+the image height, then left to right; :func:`scene_text`), which of those the instruction
+names (its entry repeated), and how such an object is grasped. Looking at the image happens in
+the first step, object by object; picking the named object is then a lookup in the text the
+model has just written, and the grasp line is read off near that position.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,17 +75,66 @@ def instruction(obj: ObjectInfo, rng: np.random.Generator) -> str:
     return template.format(colour=obj.colour, category=obj.category)
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _at(obj: ObjectInfo) -> str:
+    return f"at ({int(round(obj.u))}, {int(round(obj.v))})"
+
+
+#: The scene list's reading order: rows of ``height / SCENE_ROWS``, then left to right.
+SCENE_ROWS = 6
+
+
+def reading_order(objects: Sequence[ObjectInfo], height: int) -> list[ObjectInfo]:
+    """``objects`` in reading order (row bands of ``height / SCENE_ROWS``, then column)."""
+    band = height / SCENE_ROWS
+    return sorted(objects, key=lambda o: (int(o.v // band), o.u, o.v, o.name))
+
+
+def scene_text(objects: Sequence[ObjectInfo], height: int) -> str:
+    """"I see a red can at (181, 181), ... and an orange bowl at (257, 117)." (reading order)."""
+    if not objects:
+        raise GraspParseError("a scene description needs at least one object", "")
+    items = [f"{_article(o.colour)} {o.label()} {_at(o)}" for o in reading_order(objects, height)]
+    listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return f"I see {listed}."
+
+
+SCENE_ITEM = re.compile(r"\ban? (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
+
+
+def parse_scene(reasoning: str) -> list[ObjectInfo]:
+    """The objects listed in a reasoning's "I see ..." sentence (empty when there is none).
+
+    Names are ``colour_category``; positions are the whole pixels written there.
+    """
+    if not isinstance(reasoning, str):
+        return []
+    start = reasoning.find("I see ")
+    if start < 0:
+        return []
+    end = reasoning.find(".", start)
+    sentence = reasoning[start:end if end >= 0 else len(reasoning)]
+    return [ObjectInfo(f"{colour}_{category}", category, colour, float(u), float(v))
+            for colour, category, u, v in SCENE_ITEM.findall(sentence)]
+
+
 def _where(obj: ObjectInfo, width: int, height: int) -> str:
     col = ("left" if obj.u < width / 3 else "right" if obj.u > 2 * width / 3 else "middle")
     row = ("back" if obj.v < height / 3 else "front" if obj.v > 2 * height / 3 else "centre")
     return f"at the {row} {col} of the table"
 
 
-def reasoning_text(obj: ObjectInfo, width: int, height: int, others: int = 0) -> str:
-    """Template reasoning: the object, its shape, where it is, how such objects are grasped."""
+def reasoning_text(obj: ObjectInfo, width: int, height: int,
+                   objects: Sequence[ObjectInfo] | None = None) -> str:
+    """Template reasoning: what is on the table and where (``objects``, default ``obj``
+    alone), which of them is the named object and where it is, its shape, how such objects
+    are grasped."""
     shape, strategy = CATEGORY_TEXT.get(obj.category, ("an object", "grasp it across its body"))
-    among = f" among {others + 1} objects" if others else ""
-    return (f"The {obj.label()} is {shape}, {_where(obj, width, height)}{among}. "
+    scene = scene_text(list(objects) if objects else [obj], height)
+    return (f"{scene} The {obj.label()} {_at(obj)} is {shape}, {_where(obj, width, height)}. "
             f"{strategy[0].upper()}{strategy[1:]}.")
 
 
@@ -90,10 +148,11 @@ def format_grasp(grasp: Grasp) -> str:
 
 
 def answer(obj: ObjectInfo, grasp: Grasp, width: int, height: int, *, reasoning: bool = True,
-           others: int = 0) -> str:
-    """The training answer: reasoning then the grasp line (or the grasp line alone)."""
+           objects: Sequence[ObjectInfo] | None = None) -> str:
+    """The training answer: reasoning (about ``obj`` among ``objects``) then the grasp line
+    (or the grasp line alone)."""
     line = format_grasp(grasp)
-    return f"{reasoning_text(obj, width, height, others)}\n{line}" if reasoning else line
+    return f"{reasoning_text(obj, width, height, objects)}\n{line}" if reasoning else line
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,30 @@
 """``grasp train``: Cornell-layout datasets → a trained backend (cnn, tiny-vlm, or a vlm LoRA).
 
 Reasoning-tuning examples come from instructed samples (instruction + target metadata): the
-answer is the template reasoning about the target followed by one of its ground-truth
-grasps, always the same one for a sample (:func:`answer_grasp`), so the numeric target is
-not ambiguous; ``--numbers-only`` drops the reasoning (the RT-Grasp ablation).
+answer is the template reasoning (every object of the scene and where, then the target, its
+shape and how it is grasped) followed by one of the target's ground-truth grasps, always the
+same one for a sample (:func:`answer_grasp`), so the numeric target is not ambiguous;
+``--numbers-only`` drops the reasoning (the RT-Grasp ablation). ``tiny-vlm`` trains on
+every sample mirrored four ways (:func:`flip_scene`), both with and without reasoning.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
+
 from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.reasoning import ObjectInfo
 from embodied_transfer.grasp.rectangles import Grasp
 
 #: Defaults per backend: epochs, batch size, learning rate.
-DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (20, 8, 2e-3), "vlm": (2, 4, 2e-4)}
+DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (3, 8, 2e-3), "vlm": (2, 4, 2e-4)}
+#: tiny-vlm: train on every instructed sample mirrored four ways (:func:`flip_scene`).
+TINY_VLM_FLIPS = True
+#: tiny-vlm image normalisation: the training images' mean colour (the table's, so the
+#: padding and the table are near zero) and this spread for every channel.
+TINY_VLM_IMAGE_STD = 0.25
 
 
 def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
@@ -26,8 +36,38 @@ def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
                                       abs(g.theta)))
 
 
-def reasoning_examples(datasets, reasoning: bool = True) -> list[tuple]:
-    """(rgb, instruction, answer) for every instructed sample with target metadata."""
+def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizontal: bool,
+               vertical: bool) -> tuple[np.ndarray, list[ObjectInfo], Grasp]:
+    """The image mirrored left-right and/or top-bottom, with its objects' centres and the
+    grasp mirrored alike (a view of ``rgb``, no copy): column ``u`` → ``w - 1 - u``, row ``v``
+    → ``h - 1 - v``, and each mirror negates the closing-axis angle."""
+    h, w = rgb.shape[:2]
+
+    def u(x: float) -> float:
+        return w - 1 - x if horizontal else x
+
+    def v(y: float) -> float:
+        return h - 1 - y if vertical else y
+
+    axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
+    image = np.flip(rgb, axes) if axes else rgb
+    sign = -1.0 if horizontal != vertical else 1.0
+    moved = [ObjectInfo(o.name, o.category, o.colour, u(o.u), v(o.v)) for o in objects]
+    return image, moved, Grasp(u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width,
+                               grasp.height)
+
+
+#: The mirrorings ``flips=True`` adds: (horizontal, vertical).
+FLIPS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False) -> list[tuple]:
+    """(rgb, instruction, answer) for every instructed sample with target metadata.
+
+    The reasoning lists every object of the sample's metadata (:func:`answer`); ``flips``
+    adds the sample mirrored left-right, top-bottom and both (:func:`flip_scene`), four
+    examples per sample.
+    """
     from embodied_transfer.grasp.reasoning import answer
 
     examples = []
@@ -38,13 +78,29 @@ def reasoning_examples(datasets, reasoning: bool = True) -> list[tuple]:
                 continue
             h, w = sample.rgb.shape[:2]
             grasp = answer_grasp(sample.grasps, target.u, target.v)
-            examples.append((sample.rgb, sample.instruction,
-                             answer(target, grasp, w, h, reasoning=reasoning,
-                                    others=len(sample.objects) - 1)))
+            index = [o.name for o in sample.objects].index(target.name)
+            for horizontal, vertical in (FLIPS if flips else FLIPS[:1]):
+                rgb, objects, g = flip_scene(sample.rgb, list(sample.objects), grasp,
+                                             horizontal, vertical)
+                examples.append((rgb, sample.instruction,
+                                 answer(objects[index], g, w, h, reasoning=reasoning,
+                                        objects=objects)))
     if not examples:
         raise GraspError("no instructed sample with target metadata (pcdNNNNinstruction.txt "
                          "and pcdNNNNmeta.json) in the dataset(s)")
     return examples
+
+
+def mean_colour(examples, limit: int = 200) -> list[float]:
+    """The mean RGB (0..1) of the first ``limit`` distinct training images."""
+    seen, total, n = set(), np.zeros(3), 0
+    for rgb, _, _ in examples:
+        if id(rgb) in seen or len(seen) >= limit:
+            continue
+        seen.add(id(rgb))
+        total += np.asarray(rgb, np.float64).reshape(-1, 3).mean(axis=0)
+        n += 1
+    return [round(float(c), 3) for c in total / max(n, 1) / 255.0]
 
 
 def train(args) -> Path:
@@ -65,15 +121,19 @@ def train(args) -> Path:
         return out
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 
-    examples = reasoning_examples(datasets, reasoning=not args.numbers_only)
     if args.backend == "tiny-vlm":
         import tempfile
 
+        examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
+                                      flips=TINY_VLM_FLIPS)
         with tempfile.TemporaryDirectory() as tmp:
-            base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed)
+            base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed,
+                                  image_mean=mean_colour(examples),
+                                  image_std=(TINY_VLM_IMAGE_STD,) * 3)
             train_vlm(base, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr,
                       seed=args.seed)
         return out
+    examples = reasoning_examples(datasets, reasoning=not args.numbers_only)
     if not args.model:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
     train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,

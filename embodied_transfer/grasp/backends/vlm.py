@@ -41,7 +41,7 @@ from embodied_transfer.grasp.reasoning import parse_answer
 FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
 #: Training metadata written next to a trained model or adapter.
 META_FILE = "grasp_vlm.json"
-DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_MAX_NEW_TOKENS = 160
 
 
 @contextlib.contextmanager
@@ -189,7 +189,7 @@ def prepare_image(rgb, processor=None) -> np.ndarray:
     a = check_rgb(rgb)
     h, w = a.shape[:2]
     if h == w:
-        return a
+        return np.ascontiguousarray(a)      # e.g. a mirrored view (negative strides)
     mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5,) * 3
     side = max(h, w)
     out = np.empty((side, side, 3), np.uint8)
