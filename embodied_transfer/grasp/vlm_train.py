@@ -61,17 +61,6 @@ LLAVA_CHAT_TEMPLATE = (
     "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
     "{{ content['text'] + ' '}}{% endfor %}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
-#: The same conversation with the image after the instruction (LLaVA's training data puts
-#: ``<image>`` before or after the question): image tokens can then attend to the instruction.
-LLAVA_TEXT_FIRST_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}"
-    "{{ message['role'].upper() + ': '}}{% endif %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] + '\n'}}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
-    "{{ '<image> ' }}{% endfor %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
-CHAT_TEMPLATES = {"image_first": LLAVA_CHAT_TEMPLATE, "text_first": LLAVA_TEXT_FIRST_TEMPLATE}
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -126,7 +115,7 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
                    image_size: int = 128, patch_size: int = 16, vision_hidden: int = 128,
                    vision_layers: int = 2, vision_heads: int = 4, text_hidden: int = 128,
                    text_layers: int = 3, text_heads: int = 4, vocab_size: int = 512,
-                   max_positions: int = 512, chat_template: bool | str = True,
+                   max_positions: int = 512, chat_template: bool = True,
                    position_init: str = "sincos", image_mean: Sequence[float] | None = None,
                    image_std: Sequence[float] | None = None, seed: int = 0) -> Path:
     """A small LLaVA (CLIP vision tower, projector, Llama decoder) with random weights.
@@ -164,7 +153,7 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                patch_size=patch_size, vision_feature_select_strategy="default",
                                num_additional_image_tokens=1,
-                               chat_template=_chat_template(chat_template))
+                               chat_template=LLAVA_CHAT_TEMPLATE if chat_template else None)
     n_image = (image_size // patch_size) ** 2
     vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=4 * vision_hidden,
                               num_hidden_layers=vision_layers, num_attention_heads=vision_heads,
@@ -203,17 +192,6 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
              "parameters": sum(p.numel() for p in model.parameters())}
     (out / META_FILE).write_text(json.dumps({"kind": "tiny-vlm", "tiny_vlm": sizes}, indent=1))
     return out
-
-
-def _chat_template(choice: bool | str) -> str | None:
-    if choice is False or choice is None:
-        return None
-    if choice is True:
-        return LLAVA_CHAT_TEMPLATE
-    if choice not in CHAT_TEMPLATES:
-        raise GraspError(f"chat_template must be a bool or one of {sorted(CHAT_TEMPLATES)}, "
-                         f"got {choice!r}")
-    return CHAT_TEMPLATES[choice]
 
 
 def _sincos_patch_positions(model, grid: int) -> None:
