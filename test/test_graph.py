@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rclpy.parameter import Parameter
 
 from embodied_transfer import bringup
 from embodied_transfer.errors import BringupError
@@ -65,6 +66,28 @@ def test_every_config_parameter_is_declared_by_its_node(tmp_path, rclpy_context)
                 assert node.describe_parameter(name).description, f"{spec.name}.{name}"
         finally:
             started.shutdown()
+
+
+@pytest.mark.ros
+def test_config_defaults_equal_the_defaults_the_nodes_declare(tmp_path, rclpy_context):
+    """config/*.yaml and the declare() calls write each default twice; they must agree, so
+    `ros2 run` without a params file behaves as the package's launch files do."""
+    required = required_overrides(tmp_path)
+    for spec in bringup.all_nodes():
+        need = required.get(spec.name, {})
+        node = spec.node_class()(parameter_overrides=[Parameter(k, value=v)
+                                                      for k, v in need.items()],
+                                 use_global_arguments=False)
+        try:
+            for name, value in bringup.load_params(spec.params_file, spec.name).items():
+                if name in need:
+                    continue
+                declared = node.get_parameter(name).value
+                declared = list(declared) if isinstance(declared, (list, tuple)) else declared
+                assert declared == value or (value == [] and declared in ([], [""])), \
+                    f"{spec.name}.{name}: config says {value!r}, the node declares {declared!r}"
+        finally:
+            node.destroy_node()
 
 
 @pytest.mark.ros

@@ -63,7 +63,7 @@ class SquatIO(SceneIO):
         declare(node, "imu_rate_hz", 20.0,
                 "Squat scene: IMU output rate [Hz]; its period must be a multiple of 2 ms")
         declare(node, "publish_clock", True, "Squat scene: publish sim time on /clock")
-        declare(node, "imu_remove_gravity", False,
+        declare(node, "imu_remove_gravity", True,
                 "Squat scene: publish user acceleration (gravity removed, as the real watch "
                 "reports) instead of the accelerometer's specific force (REP-145)")
         declare(node, "imu_frame_id", "watch_imu", "Squat scene: frame of the watch IMU")
