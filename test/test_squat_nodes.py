@@ -214,6 +214,20 @@ def test_a_replayed_stream_gives_the_offline_result(graph, models):
     assert future.result().success and started.nodes[1].stream.rep_count == 0
 
 
+def test_a_burst_of_sensor_input_loses_no_frame(graph):
+    """A 10x replay or a stalled executor delivers many frames at once: the converter's
+    best-effort inputs keep them all (qos_profile_sensor_data's 5-deep queue did not)."""
+    started, io = graph
+    t, accel, gyro, uwb_t, uwb = stream = recorded_stream(60)
+    messages = sensor_messages(io, *stream)
+    for pub, msg in messages:          # all published before the executor runs once
+        pub.publish(msg)
+    converter = started.nodes[0]
+    spin(started, 5.0, until=lambda: len(io.features) >= len(t))
+    assert converter.health.inputs == len(messages)
+    assert [ns(m) for m in io.features] == t.tolist()
+
+
 def test_bad_input_is_rejected_reported_and_never_published(graph):
     from embodied_transfer_interfaces.msg import SimDomainFeatures
 

@@ -3,7 +3,8 @@
 Subscribes ``imu`` (sensor_msgs/Imu: linear_acceleration is taken as *user* acceleration,
 gravity removed, m/s² — what the real watch reports and what mujoco_bridge publishes with
 ``imu_remove_gravity: true``) and ``uwb/range`` (sensor_msgs/Range, 5–7 Hz), both
-SENSOR_QOS. Publishes ``real2sim/features`` (SimDomainFeatures; header = the IMU frame's
+best effort like sensor data but 100 deep (SENSOR_STREAM_QOS: every frame counts, and a 10×
+replay comes in bursts). Publishes ``real2sim/features`` (SimDomainFeatures; header = the IMU frame's
 stamp and frame_id; channels = FEATURE_CHANNELS; float32 values), reliable with a deep
 queue (BAG_QOS, compatible with RELIABLE_QOS subscribers) so that the bursts released
 when a UWB reading arrives are not dropped.
@@ -38,7 +39,7 @@ from embodied_transfer.nodes.stream_node import StreamNode
 from embodied_transfer.ros.conversions import (ConversionError, make_header, range_reading,
                                                stamp_to_ns)
 from embodied_transfer.ros.diagnostics import count_values
-from embodied_transfer.ros.qos import BAG_QOS, SENSOR_QOS
+from embodied_transfer.ros.qos import BAG_QOS, SENSOR_STREAM_QOS
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
@@ -110,8 +111,8 @@ class Real2SimConverter(StreamNode):
         self.health.model_info = f"{converter.ckpt.cfg.kind} (past {converter.past}) from {path}"
         self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
         self._start_processing(
-            self._pub, self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS),
-            self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_QOS))
+            self._pub, self.create_subscription(Imu, "imu", self._on_imu, SENSOR_STREAM_QOS),
+            self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS))
         self.get_logger().info(f"converter ready: {self.health.model_info}")
         return TransitionCallbackReturn.SUCCESS
 

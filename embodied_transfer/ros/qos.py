@@ -7,6 +7,13 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 #: Sensor inputs (imu, uwb/range, image_raw, ...): best effort, keep last 5.
 SENSOR_QOS = qos_profile_sensor_data
 
+#: Sensor streams processed frame by frame, where every frame counts (the Real2Sim
+#: converter's imu and uwb/range): best effort and volatile like sensor data, with a queue
+#: deep enough for a replay's bursts (5 frames of 200 Hz IMU are 25 ms of executor time).
+SENSOR_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                               reliability=ReliabilityPolicy.BEST_EFFORT,
+                               durability=DurabilityPolicy.VOLATILE)
+
 #: Outputs that controllers act on (grasps, phases, features): reliable, keep last 10.
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                           reliability=ReliabilityPolicy.RELIABLE,
