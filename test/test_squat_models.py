@@ -94,6 +94,36 @@ def test_classifier_labels_the_centre_frame():
         assert not torch.allclose(model(x), model(y))
 
 
+def test_real_fine_tuning_moves_only_the_content_encoder():
+    """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
+    encoder learns, and the consistency term reads converted real windows."""
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat.train import TrainConfig, _finetune_content
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg = TrainConfig(finetune_steps=3, batch=8, past=4)
+    model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=cfg.past, hidden=8))
+    classifier = PhaseClassifier(ModelConfig("phase_classifier", past=3, future=2, hidden=8))
+    labels = np.repeat([STOP, DOWN, UP, STOP], 10)
+    real = [(rng.normal(size=(40, 7)).astype(np.float32), labels)]
+    xs = torch.randn(20, cfg.past + 1, 7)
+    ys = torch.from_numpy(rng.integers(0, 3, (20, cfg.past + 1)))
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()}
+              for name, m in (("content", model.content), ("style", model.style),
+                              ("decoder", model.decoder), ("classifier", classifier))}
+    curves = Curves()
+    _finetune_content(model, classifier, xs, ys, real, Normalizer.fit(real[0][0]), cfg, curves,
+                      torch.Generator().manual_seed(0), show=False)
+    after = {"content": model.content, "style": model.style, "decoder": model.decoder,
+             "classifier": classifier}
+    for name, m in after.items():
+        same = all(torch.equal(v, before[name][k]) for k, v in m.state_dict().items())
+        assert same == (name != "content"), name
+        assert all(p.requires_grad for p in m.parameters()), f"{name} left frozen"
+    assert len(curves.data["content_finetune"]["consistency"]) == 3
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
 def test_train_then_evaluate_end_to_end(tmp_path, cli):
     """Tiny training run through the commands; evaluate writes what the issue names."""

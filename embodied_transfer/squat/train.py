@@ -5,12 +5,19 @@ sim dataset, then
 
 1. phase classifier (Bi-GRU) on simulated windows only;
 2. plain VAE on simulated windows only (the baseline converter);
-3. multi-encoder VAE: (a) content encoder supervised on simulated phase labels,
-   (b) fine-tuned on the real training recordings (with simulated batches mixed in so its
-   codes keep their meaning), (c) style encoder + decoder on simulated data only with the
-   content encoder frozen: reconstruction + KLD + λ·MI, MI estimated by MINE whose
-   statistics network is trained alongside to tighten the bound; then the fixed style
-   z_s = μ + ε·σ (mean simulated posterior, one seeded ε).
+3. multi-encoder VAE: (a) content encoder supervised on simulated phase labels;
+   (b) style encoder + decoder on simulated data only with the content encoder frozen:
+   reconstruction + KLD + λ·MI, MI estimated by MINE whose statistics network is trained
+   alongside to tighten the bound; then the fixed style z_s = μ + ε·σ (mean simulated
+   posterior, one seeded ε); (c) the content encoder fine-tuned on the real training
+   recordings, with simulated batches mixed in so its codes keep their meaning, and a
+   consistency term: real windows converted through the frozen decoder (fixed z_s) must be
+   labelled correctly by the frozen sim-trained classifier. Real windows get a random gain
+   per channel (sensor and person differences) on top of the noise.
+
+The published recipe fine-tunes the content encoder before the style stage; here it is
+fine-tuned last so that the consistency term can see the decoder. Decoder, style encoder
+and classifier still see simulated data only.
 
 Curves go to ``<out>/training_curves.png`` and each checkpoint's config.json.
 """
@@ -48,6 +55,8 @@ class TrainConfig:
     beta_kld: float = 0.01
     lambda_mine: float = 0.1
     align_weight: float = 1.0     # fine-tuning: real/sim content codes matched per phase
+    consistency_weight: float = 3.0  # fine-tuning: sim classifier on converted real windows
+    gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
@@ -123,54 +132,39 @@ def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen
 
 
 def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normalizer,
-                            cfg: TrainConfig, curves: Curves, gen, show=True):
-    """The three stages; ``real`` holds the fine-tuning recordings (signals, labels)."""
+                            classifier: PhaseClassifier, cfg: TrainConfig, curves: Curves, gen,
+                            show=True):
+    """The three stages; ``real`` holds the fine-tuning recordings (signals, labels) and
+    ``classifier`` is the frozen sim-trained classifier of the consistency term."""
     xs, ys = _window_set(sim, sim_norm, cfg.past, 0, cfg.stride)
-    xr, yr = _window_set(real, real_norm, cfg.past, 0, 1)
     model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=cfg.past))
     content = model.content
-
-    def phase_loss(xb, yb):
-        return F.cross_entropy(content.head(content(xb)).reshape(-1, 3), yb.reshape(-1))
-
     # (a) content encoder on simulated labels
     opt = torch.optim.Adam(content.parameters(), lr=cfg.lr)
     bar = _progress(cfg.content_steps, "content encoder (sim)", show)
     for idx in _batches(len(xs), cfg.batch, cfg.content_steps, gen):
-        loss = phase_loss(xs[idx] + cfg.noise * torch.randn(xs[idx].shape, generator=gen), ys[idx])
+        xb = xs[idx] + cfg.noise * torch.randn(xs[idx].shape, generator=gen)
+        loss = F.cross_entropy(content.head(content(xb)).reshape(-1, 3), ys[idx].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
         curves.add("content_sim", loss=loss.item())
         bar.update()
     bar.close()
-    # (b) fine-tuned on the real recordings, simulated batches mixed in
-    opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
-    bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
-    half = cfg.batch // 2
-    for _ in range(cfg.finetune_steps):
-        ir = torch.randint(0, len(xr), (half,), generator=gen)
-        isim = torch.randint(0, len(xs), (half,), generator=gen)
-        xb_r = xr[ir] + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
-        z_r, z_s = content(xb_r), content(xs[isim])
-        real_loss = F.cross_entropy(content.head(z_r).reshape(-1, 3), yr[ir].reshape(-1))
-        sim_loss = F.cross_entropy(content.head(z_s).reshape(-1, 3), ys[isim].reshape(-1))
-        # class-conditional alignment: real codes of a phase sit where simulated codes of
-        # that phase do, which is where the decoder (trained on simulated codes) can read them
-        align = sum(F.mse_loss(z_r[yr[ir] == k].mean(0), z_s[ys[isim] == k].mean(0).detach())
-                    for k in range(3) if (yr[ir] == k).any() and (ys[isim] == k).any())
-        loss = real_loss + sim_loss + cfg.align_weight * align
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
-                   align=float(align))
-        bar.update()
-    bar.close()
-    # (c) style encoder + decoder with MINE, content frozen, simulated data only
+    # (b) style encoder + decoder with MINE, content frozen, simulated data only
     content.requires_grad_(False)
-    vae_params = [*model.style.parameters(), *model.decoder.parameters()]
-    opt = torch.optim.Adam(vae_params, lr=cfg.lr)
+    _train_style(model, xs, cfg, curves, gen, show)
+    content.requires_grad_(True)
+    # (c) content encoder fine-tuned on the real recordings
+    _finetune_content(model, classifier, xs, ys, real, real_norm, cfg, curves, gen, show)
+    return model.eval()
+
+
+def _train_style(model: MultiEncoderVAE, xs: torch.Tensor, cfg: TrainConfig, curves: Curves,
+                 gen, show: bool) -> None:
+    """Style encoder + decoder (reconstruction + KLD + λ·MI) and MINE's statistics network,
+    then the fixed simulator style z_s = μ + ε·σ."""
+    opt = torch.optim.Adam([*model.style.parameters(), *model.decoder.parameters()], lr=cfg.lr)
     opt_t = torch.optim.Adam(model.stats.parameters(), lr=cfg.lr)
     bar = _progress(cfg.style_steps, "style encoder + decoder + MINE (sim)", show)
     for idx in _batches(len(xs), cfg.batch, cfg.style_steps, gen):
@@ -195,14 +189,58 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
         bar.update()
         bar.set_postfix(recon=f"{recon.item():.3f}", mi=f"{mi.item():.3f}")
     bar.close()
-    content.requires_grad_(True)
-    # the simulator's style: z_s = μ + ε·σ over the mean simulated posterior
     with torch.no_grad():
         mus, logvars = zip(*(model.style(xs[i:i + 4096]) for i in range(0, len(xs), 4096)))
         mu, sigma = torch.cat(mus).mean(0), (0.5 * torch.cat(logvars)).exp().mean(0)
         eps = torch.randn(mu.shape, generator=gen)
         model.z_style.copy_(mu + eps * sigma)
-    return model.eval()
+
+
+def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, xs, ys, real,
+                      real_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
+                      show: bool) -> None:
+    """Real phase labels + simulated ones + per-phase code alignment + consistency.
+
+    Real windows are long enough that every converted frame the classifier reads has a full
+    converter window behind it: ``past`` + the classifier's past + 1 + future frames.
+    """
+    content, past = model.content, cfg.past
+    cls_window = classifier.cfg.past + 1 + classifier.cfg.future
+    xr, yr = _window_set(real, real_norm, past + cls_window - 1, 0, 1)
+    frozen = [model.style, model.decoder, classifier]
+    for m in frozen:
+        m.requires_grad_(False)
+    opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
+    bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
+    half = cfg.batch // 2
+    for _ in range(cfg.finetune_steps):
+        ir = torch.randint(0, len(xr), (half,), generator=gen)
+        isim = torch.randint(0, len(xs), (half,), generator=gen)
+        gain = torch.exp(cfg.gain_aug * torch.randn(half, 1, xr.shape[-1], generator=gen))
+        xb_r = xr[ir] * gain + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
+        z_r, z_s = content(xb_r), content(xs[isim])
+        zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
+        real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
+        sim_loss = F.cross_entropy(content.head(z_s).reshape(-1, 3), ys[isim].reshape(-1))
+        # class-conditional alignment: real codes of a phase sit where simulated codes of
+        # that phase do, which is where the decoder (trained on simulated codes) can read them
+        zr_all, zs_all = zr.reshape(-1, zr.shape[-1]), z_s.reshape(-1, z_s.shape[-1])
+        yr_all, ys_all = yb.reshape(-1), ys[isim].reshape(-1)
+        align = sum(F.mse_loss(zr_all[yr_all == k].mean(0), zs_all[ys_all == k].mean(0).detach())
+                    for k in range(3) if (yr_all == k).any() and (ys_all == k).any())
+        # consistency: the sim classifier labels the converted real window's centre frame
+        converted = model.decoder(z_r, model.z_style.expand(half, -1))[:, -cls_window:]
+        cons = F.cross_entropy(classifier(converted), yr[ir, -1 - classifier.cfg.future])
+        loss = real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
+                   align=float(align), consistency=cons.item())
+        bar.update()
+    bar.close()
+    for m in frozen:
+        m.requires_grad_(True)
 
 
 def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
@@ -225,7 +263,8 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
     info = {"train_config": cfg.__dict__, **(provenance or {})}
     classifier = train_classifier(sim, sim_norm, cfg, curves, gen, show)
     plain = train_plain_vae(sim, sim_norm, cfg, curves, gen, show)
-    multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, cfg, curves, gen, show)
+    multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, classifier, cfg, curves,
+                                    gen, show)
     paths = {
         "classifier": Checkpoint(classifier, sim_norm, None, info).save(out / "classifier"),
         "plain_vae": Checkpoint(plain, real_norm, sim_norm, info).save(out / "plain_vae"),
