@@ -36,6 +36,30 @@ def test_devices_differ_in_response_and_have_dead_taxels():
     assert dead.any() and (s.readings[GLOVE][:, dead] == 0).all()
 
 
+def test_glove_fit_is_fixed_per_unit_and_shifts_a_little_per_grasp():
+    """The glove as worn is misregistered by a per-unit offset (one donning, like its gains);
+    each grasp adds a smaller fabric shift, so two readings of one grasp differ."""
+    import dataclasses
+
+    glove = Device.make(GLOVE)
+    assert np.array_equal(glove.fit, Device.make(GLOVE).fit)
+    assert not np.allclose(glove.fit, Device.make(GLOVE, unit=1).fit)
+    resp = RESPONSES[GLOVE]
+    assert resp.fit_jitter_mm < resp.fit_offset_mm
+    assert np.abs(glove.fit).max() > resp.fit_jitter_mm
+    ep = make_episode(CLASSES.index("box"), np.random.default_rng(0))
+    still = dataclasses.replace(glove, response=dataclasses.replace(
+        resp, fit_jitter_mm=0.0, noise=0.0))
+    worn = dataclasses.replace(still, fit=np.zeros_like(glove.fit))
+    a = still.read(ep, np.random.default_rng(1))
+    assert np.array_equal(a, still.read(ep, np.random.default_rng(2)))
+    assert not np.allclose(a, worn.read(ep, np.random.default_rng(1)), atol=1e-3)
+    shifted = dataclasses.replace(still, response=dataclasses.replace(still.response,
+                                                                      fit_jitter_mm=1.0))
+    assert not np.array_equal(shifted.read(ep, np.random.default_rng(1)),
+                              shifted.read(ep, np.random.default_rng(2)))
+
+
 def test_pressure_field_is_zero_off_the_hand():
     ep = make_episode(CLASSES.index("large_sphere"), np.random.default_rng(0))
     field = pressure_field(ep, 48)

@@ -6,8 +6,10 @@ within its group) whose force ramps up, holds with tremor and slip, and releases
 pressure field is defined on the canonical surface; each device reads it through its own
 :class:`ResponseModel`: its taxel placement (layout), spatial blur and footprint, per-taxel
 gain, a sensitivity curve with saturation, noise, dead taxels, quantisation, and (glove)
-a per-episode fit offset. The robot embodiments press with stiffer skin (smaller, peakier
-patches) and retarget the human grasp imperfectly (patch positions and forces jittered).
+misregistration: each digit's offset as the glove is worn (fixed per unit: one donning for
+a recording session, like its per-taxel gains) plus a smaller shift of the fabric per grasp.
+The robot embodiments press with stiffer skin (smaller, peakier patches) and retarget the
+human grasp imperfectly (patch positions and forces jittered).
 
 Readings are in [0, 1], float32, in layout order. Datasets:
 
@@ -48,7 +50,8 @@ class ResponseModel:
     noise: float = 0.01          # std of additive reading noise
     dead_fraction: float = 0.0   # taxels that always read 0 (fixed per unit)
     levels: int = 0              # quantisation levels (0: none)
-    fit_offset_mm: float = 0.0   # per-episode, per-digit misregistration (glove fit)
+    fit_offset_mm: float = 0.0   # per-digit misregistration as worn (std; fixed per unit)
+    fit_jitter_mm: float = 0.0   # per-episode, per-digit shift of the worn glove (std)
     patch_scale: float = 1.0     # contact patch size factor of the embodiment
     retarget_st: float = 0.0     # std of per-patch position jitter (segment units)
     retarget_force: float = 0.0  # log-std of per-patch force jitter
@@ -66,7 +69,8 @@ class ResponseModel:
 #: The devices of the shipped data (one physical unit each).
 RESPONSES: dict[str, ResponseModel] = {
     GLOVE: ResponseModel("exp", 18.0, blur_mm=5.0, gain_sigma=0.35, offset_max=0.03,
-                         noise=0.03, dead_fraction=0.06, fit_offset_mm=2.5),
+                         noise=0.03, dead_fraction=0.06, fit_offset_mm=2.5,
+                         fit_jitter_mm=1.0),
     ROBOT: ResponseModel("power", 80.0, gamma=0.75, threshold_kpa=1.5, blur_mm=1.0,
                          gain_sigma=0.1, noise=0.01, dead_fraction=0.02, levels=256,
                          patch_scale=0.7, retarget_st=0.05, retarget_force=0.15),
@@ -232,6 +236,7 @@ class Device:
     gain: np.ndarray
     offset: np.ndarray
     alive: np.ndarray
+    fit: np.ndarray              # (6, 2) mm offset of each taxel group as worn
 
     @classmethod
     def make(cls, domain: str, unit: int = 0) -> "Device":
@@ -240,15 +245,15 @@ class Device:
         n = layout.size
         return cls(layout, resp, rng.lognormal(0, resp.gain_sigma, n),
                    rng.uniform(0, resp.offset_max, n) if resp.offset_max else np.zeros(n),
-                   rng.random(n) >= resp.dead_fraction)
+                   rng.random(n) >= resp.dead_fraction, rng.normal(0, resp.fit_offset_mm, (6, 2)))
 
     def read(self, ep: Episode, rng: np.random.Generator) -> np.ndarray:
         """Readings (T, N) in [0, 1] of ``ep``."""
         lay, resp = self.layout, self.response
         centre, cov, force = _patch_geometry(ep, resp, rng)
-        pts = lay.mm
-        if resp.fit_offset_mm:
-            pts = pts + rng.normal(0, resp.fit_offset_mm, (6, 2))[lay.group]
+        pts = lay.mm + self.fit[lay.group]
+        if resp.fit_jitter_mm:
+            pts = pts + rng.normal(0, resp.fit_jitter_mm, (6, 2))[lay.group]
         var = np.full(lay.size, resp.blur_mm ** 2) + lay.area / 12.0
         p = _field_at(pts, lay.group, var, ep, centre, cov, force)
         r = self.gain * resp.curve_of(p) + self.offset

@@ -6,7 +6,7 @@
   ``retrieval_frames_top1/top5`` is the stricter frame-level version: every 8th held frame
   (5 Hz), so frames of the same grasp that differ only by tremor and slip compete.
 * ``retrieval_repeat``: how well each device tells the same held-out grasps apart from its
-  *own* second reading (fresh noise, glove fit and retargeting; top-1 of the cosine of
+  *own* second reading (fresh noise, fabric shift and retargeting; top-1 of the cosine of
   mean-centred readings): a reference for how much of the cross-domain retrieval the
   devices' noise allows at all.
 * ``reconstruction_error``: mean absolute error of each domain's own reconstruction on
