@@ -96,7 +96,7 @@ def test_classifier_labels_the_centre_frame():
 
 def test_real_fine_tuning_moves_only_the_content_encoder():
     """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
-    encoder learns, and the consistency term reads converted real windows."""
+    encoder learns, and the consistency terms read converted real and simulated windows."""
     from embodied_transfer.plotting import Curves
     from embodied_transfer.squat.train import TrainConfig, _finetune_content
 
@@ -107,14 +107,15 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
     classifier = PhaseClassifier(ModelConfig("phase_classifier", past=3, future=2, hidden=8))
     labels = np.repeat([STOP, DOWN, UP, STOP], 10)
     real = [(rng.normal(size=(40, 7)).astype(np.float32), labels)]
+    sim = [(rng.normal(size=(40, 7)).astype(np.float32), labels[::-1].copy())]
     xs = torch.randn(20, cfg.past + 1, 7)
     ys = torch.from_numpy(rng.integers(0, 3, (20, cfg.past + 1)))
     before = {name: {k: v.clone() for k, v in m.state_dict().items()}
               for name, m in (("content", model.content), ("style", model.style),
                               ("decoder", model.decoder), ("classifier", classifier))}
     curves = Curves()
-    _finetune_content(model, classifier, xs, ys, real, Normalizer.fit(real[0][0]), cfg, curves,
-                      torch.Generator().manual_seed(0), show=False)
+    _finetune_content(model, classifier, sim, xs, ys, real, Normalizer.fit(real[0][0]), cfg,
+                      curves, torch.Generator().manual_seed(0), show=False)
     after = {"content": model.content, "style": model.style, "decoder": model.decoder,
              "classifier": classifier}
     for name, m in after.items():
@@ -122,6 +123,7 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
         assert same == (name != "content"), name
         assert all(p.requires_grad for p in m.parameters()), f"{name} left frozen"
     assert len(curves.data["content_finetune"]["consistency"]) == 3
+    assert len(curves.data["content_finetune"]["consistency_sim"]) == 3
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")

@@ -4,10 +4,10 @@ Subscribes ``imu`` (sensor_msgs/Imu: linear_acceleration is taken as *user* acce
 gravity removed, m/s² — what the real watch reports and what mujoco_bridge publishes with
 ``imu_remove_gravity: true``) and ``uwb/range`` (sensor_msgs/Range, 5–7 Hz), both
 best effort like sensor data but 100 deep (SENSOR_STREAM_QOS: every frame counts, and a 10×
-replay comes in bursts). Publishes ``real2sim/features`` (SimDomainFeatures; header = the IMU frame's
-stamp and frame_id; channels = FEATURE_CHANNELS; float32 values), reliable with a deep
-queue (BAG_QOS, compatible with RELIABLE_QOS subscribers) so that the bursts released
-when a UWB reading arrives are not dropped.
+replay comes in bursts). Publishes ``real2sim/features`` (SimDomainFeatures; header = the
+IMU frame's stamp and frame_id; channels = FEATURE_CHANNELS; float32 values), reliable with
+a deep queue (BAG_QOS, compatible with RELIABLE_QOS subscribers) so that the bursts
+released when a UWB reading arrives are not dropped.
 
 UWB is interpolated to each IMU stamp as the offline pipeline does (np.interp), which
 holds every frame until a UWB reading stamped at or after it arrives — at most

@@ -23,7 +23,7 @@ DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models" / "squat"
 CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
 #: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
-#: shipped models among 3-12 frames; 6, 7 and 8 tie with one miscount, by the plain VAE).
+#: shipped models among 3-12 frames; 8 is best, with one miscount, by the plain VAE).
 MIN_RUN = 8
 
 

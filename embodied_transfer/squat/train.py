@@ -12,8 +12,10 @@ sim dataset, then
    posterior, one seeded ε); (c) the content encoder fine-tuned on the real training
    recordings, with simulated batches mixed in so its codes keep their meaning, and a
    consistency term: real windows converted through the frozen decoder (fixed z_s) must be
-   labelled correctly by the frozen sim-trained classifier. Real windows get a random gain
-   per channel (sensor and person differences) on top of the noise.
+   labelled correctly by the frozen sim-trained classifier; the same holds for simulated
+   windows normalised as the converter's input is (the live ``sim`` graph feeds the bridge's
+   signals through the converter). Real windows get a random gain per channel (sensor and
+   person differences) on top of the noise.
 
 The published recipe fine-tunes the content encoder before the style stage; here it is
 fine-tuned last so that the consistency term can see the decoder. Decoder, style encoder
@@ -56,6 +58,7 @@ class TrainConfig:
     lambda_mine: float = 0.1
     align_weight: float = 1.0     # fine-tuning: real/sim content codes matched per phase
     consistency_weight: float = 3.0  # fine-tuning: sim classifier on converted real windows
+    sim_consistency_weight: float = 1.0  # ... and on converted sim windows (as input arrives)
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
@@ -156,7 +159,7 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
     _train_style(model, xs, cfg, curves, gen, show)
     content.requires_grad_(True)
     # (c) content encoder fine-tuned on the real recordings
-    _finetune_content(model, classifier, xs, ys, real, real_norm, cfg, curves, gen, show)
+    _finetune_content(model, classifier, sim, xs, ys, real, real_norm, cfg, curves, gen, show)
     return model.eval()
 
 
@@ -196,17 +199,27 @@ def _train_style(model: MultiEncoderVAE, xs: torch.Tensor, cfg: TrainConfig, cur
         model.z_style.copy_(mu + eps * sigma)
 
 
-def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, xs, ys, real,
+def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, xs, ys, real,
                       real_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
                       show: bool) -> None:
     """Real phase labels + simulated ones + per-phase code alignment + consistency.
 
-    Real windows are long enough that every converted frame the classifier reads has a full
-    converter window behind it: ``past`` + the classifier's past + 1 + future frames.
+    Consistency windows are long enough that every converted frame the classifier reads has
+    a full converter window behind it: ``past`` + the classifier's past + 1 + future frames.
+    Its simulated windows (every 4th episode, every 8th frame) are normalised with the real
+    normaliser, as the converter normalises whatever arrives.
     """
     content, past = model.content, cfg.past
     cls_window = classifier.cfg.past + 1 + classifier.cfg.future
     xr, yr = _window_set(real, real_norm, past + cls_window - 1, 0, 1)
+    xl, yl = _window_set(sim[::4], real_norm, past + cls_window - 1, 0, 8)
+    centre = -1 - classifier.cfg.future
+
+    def consistency(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor | None = None):
+        converted = model.decoder(content(x) if z is None else z,
+                                  model.z_style.expand(len(x), -1))[:, -cls_window:]
+        return F.cross_entropy(classifier(converted), y[:, centre])
+
     frozen = [model.style, model.decoder, classifier]
     for m in frozen:
         m.requires_grad_(False)
@@ -228,15 +241,17 @@ def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, xs, y
         yr_all, ys_all = yb.reshape(-1), ys[isim].reshape(-1)
         align = sum(F.mse_loss(zr_all[yr_all == k].mean(0), zs_all[ys_all == k].mean(0).detach())
                     for k in range(3) if (yr_all == k).any() and (ys_all == k).any())
-        # consistency: the sim classifier labels the converted real window's centre frame
-        converted = model.decoder(z_r, model.z_style.expand(half, -1))[:, -cls_window:]
-        cons = F.cross_entropy(classifier(converted), yr[ir, -1 - classifier.cfg.future])
-        loss = real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
+        # consistency: the sim classifier labels the converted window's centre frame
+        cons = consistency(xb_r, yr[ir], z_r)
+        il = torch.randint(0, len(xl), (half,), generator=gen)
+        cons_sim = consistency(xl[il], yl[il])
+        loss = (real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
+                + cfg.sim_consistency_weight * cons_sim)
         opt.zero_grad()
         loss.backward()
         opt.step()
         curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
-                   align=float(align), consistency=cons.item())
+                   align=float(align), consistency=cons.item(), consistency_sim=cons_sim.item())
         bar.update()
     bar.close()
     for m in frozen:
