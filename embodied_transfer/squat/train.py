@@ -25,6 +25,7 @@ Curves go to ``<out>/training_curves.png`` and each checkpoint's config.json.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,18 @@ def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
 
 def _progress(steps: int, desc: str, show: bool):
     return tqdm(total=steps, desc=desc, unit="step", disable=not show, leave=False)
+
+
+@contextlib.contextmanager
+def _frozen(*modules: nn.Module):
+    """No gradients for ``modules`` inside the block (they train again after it)."""
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.requires_grad_(True)
 
 
 def train_classifier(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
@@ -155,9 +168,8 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
         bar.update()
     bar.close()
     # (b) style encoder + decoder with MINE, content frozen, simulated data only
-    content.requires_grad_(False)
-    _train_style(model, xs, cfg, curves, gen, show)
-    content.requires_grad_(True)
+    with _frozen(content):
+        _train_style(model, xs, cfg, curves, gen, show)
     # (c) content encoder fine-tuned on the real recordings
     _finetune_content(model, classifier, sim, xs, ys, real, real_norm, cfg, curves, gen, show)
     return model.eval()
@@ -220,42 +232,39 @@ def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, 
                                   model.z_style.expand(len(x), -1))[:, -cls_window:]
         return F.cross_entropy(classifier(converted), y[:, centre])
 
-    frozen = [model.style, model.decoder, classifier]
-    for m in frozen:
-        m.requires_grad_(False)
-    opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
-    bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
-    half = cfg.batch // 2
-    for _ in range(cfg.finetune_steps):
-        ir = torch.randint(0, len(xr), (half,), generator=gen)
-        isim = torch.randint(0, len(xs), (half,), generator=gen)
-        gain = torch.exp(cfg.gain_aug * torch.randn(half, 1, xr.shape[-1], generator=gen))
-        xb_r = xr[ir] * gain + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
-        z_r, z_s = content(xb_r), content(xs[isim])
-        zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
-        real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
-        sim_loss = F.cross_entropy(content.head(z_s).reshape(-1, 3), ys[isim].reshape(-1))
-        # class-conditional alignment: real codes of a phase sit where simulated codes of
-        # that phase do, which is where the decoder (trained on simulated codes) can read them
-        zr_all, zs_all = zr.reshape(-1, zr.shape[-1]), z_s.reshape(-1, z_s.shape[-1])
-        yr_all, ys_all = yb.reshape(-1), ys[isim].reshape(-1)
-        align = sum(F.mse_loss(zr_all[yr_all == k].mean(0), zs_all[ys_all == k].mean(0).detach())
-                    for k in range(3) if (yr_all == k).any() and (ys_all == k).any())
-        # consistency: the sim classifier labels the converted window's centre frame
-        cons = consistency(xb_r, yr[ir], z_r)
-        il = torch.randint(0, len(xl), (half,), generator=gen)
-        cons_sim = consistency(xl[il], yl[il])
-        loss = (real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
-                + cfg.sim_consistency_weight * cons_sim)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
-                   align=float(align), consistency=cons.item(), consistency_sim=cons_sim.item())
-        bar.update()
-    bar.close()
-    for m in frozen:
-        m.requires_grad_(True)
+    with _frozen(model.style, model.decoder, classifier):
+        opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
+        bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
+        half = cfg.batch // 2
+        for _ in range(cfg.finetune_steps):
+            ir = torch.randint(0, len(xr), (half,), generator=gen)
+            isim = torch.randint(0, len(xs), (half,), generator=gen)
+            gain = torch.exp(cfg.gain_aug * torch.randn(half, 1, xr.shape[-1], generator=gen))
+            xb_r = xr[ir] * gain + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
+            z_r, z_s = content(xb_r), content(xs[isim])
+            zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
+            real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
+            sim_loss = F.cross_entropy(content.head(z_s).reshape(-1, 3), ys[isim].reshape(-1))
+            # class-conditional alignment: real codes of a phase sit where simulated codes of
+            # that phase do, which is where the decoder (trained on simulated codes) can read them
+            zr_all, zs_all = zr.reshape(-1, zr.shape[-1]), z_s.reshape(-1, z_s.shape[-1])
+            yr_all, ys_all = yb.reshape(-1), ys[isim].reshape(-1)
+            align = sum(F.mse_loss(zr_all[yr_all == k].mean(0),
+                                   zs_all[ys_all == k].mean(0).detach())
+                        for k in range(3) if (yr_all == k).any() and (ys_all == k).any())
+            # consistency: the sim classifier labels the converted window's centre frame
+            cons = consistency(xb_r, yr[ir], z_r)
+            il = torch.randint(0, len(xl), (half,), generator=gen)
+            cons_sim = consistency(xl[il], yl[il])
+            loss = (real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
+                    + cfg.sim_consistency_weight * cons_sim)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
+                       align=float(align), consistency=cons.item(), consistency_sim=cons_sim.item())
+            bar.update()
+        bar.close()
 
 
 def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
