@@ -16,7 +16,7 @@ from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncode
                                             mine_lower_bound)
 from embodied_transfer.squat.phases import DOWN, STOP, UP
 from embodied_transfer.squat.pipeline import RepCounter
-from embodied_transfer.squat.signals import Normalizer, stack, windows
+from embodied_transfer.squat.signals import InputAdaptation, Normalizer, stack, windows
 
 REAL = real_squat_dir()
 
@@ -39,6 +39,35 @@ def test_stack_rejects_garbage():
         stack(a, a, np.array([1, np.nan, 1, 1]))
     with pytest.raises(SquatDataError, match="shapes"):
         stack(a, a[:3], np.ones(4))
+
+
+def test_input_adaptation_maps_a_stream_onto_the_normaliser_causally():
+    norm = Normalizer(np.zeros(7, np.float32), np.ones(7, np.float32))
+    ad = InputAdaptation(prior_frames=10, horizon_frames=100)
+    x = (np.random.default_rng(0).normal(size=(2000, 7)) * 3.0 + 5.0).astype(np.float32)  # gain, offset
+    out = ad.apply(x, norm)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    assert np.all(np.abs(out[1000:].mean(0)) < 0.3)
+    assert np.all(np.abs(out[1000:].std(0) - 1.0) < 0.2)
+    assert np.all(out[0] > 2.0)                       # the prior holds at first
+    stream = ad.stream(norm)
+    np.testing.assert_array_equal(np.stack([stream.update(r) for r in x[:50]]), out[:50])
+    # causal: a frame's output does not depend on what comes after it
+    np.testing.assert_array_equal(ad.apply(x[:30], norm), out[:30])
+
+
+def test_input_adaptation_does_not_blow_up_a_channel_that_stops_moving():
+    norm = Normalizer(np.zeros(7, np.float32), np.full(7, 2.0, np.float32))
+    stream = InputAdaptation(prior_frames=5, horizon_frames=20, min_std_ratio=0.25).stream(norm)
+    for _ in range(500):
+        stream.update(np.ones(7))                    # held for 25 s: running std -> 0
+    jump = stream.update(np.full(7, 1.5))
+    assert np.all(np.isfinite(jump))
+    # running mean ~(19 + 1.5) / 20; std floored at 0.25 * 2 = 0.5 instead of ~0.1
+    np.testing.assert_allclose(jump, (1.5 - 1.025) / 0.5 * 2.0, rtol=0.02)
+    for bad in ({"prior_frames": 0}, {"horizon_frames": 1}, {"min_std_ratio": 0.0}):
+        with pytest.raises(SquatDataError, match="invalid input adaptation"):
+            InputAdaptation(**bad)
 
 
 def test_rep_counter_ignores_short_runs():
@@ -68,8 +97,9 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.manual_seed(1)
     model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=5))
     norm = Normalizer(np.arange(7, dtype=np.float32), np.ones(7, np.float32))
-    Checkpoint(model, norm, norm, {"note": "test"}).save(tmp_path / "m")
+    Checkpoint(model, norm, norm, {"note": "test"}, InputAdaptation(50, 200)).save(tmp_path / "m")
     back = Checkpoint.load(tmp_path / "m", kind="multi_encoder_vae")
+    assert back.adaptation == InputAdaptation(50, 200)
     x = torch.randn(3, 6, 7)
     with torch.no_grad():
         assert torch.allclose(back.model.convert(x), model.eval().convert(x))
@@ -78,6 +108,14 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         Checkpoint.load(tmp_path / "m", kind="phase_classifier")
     with pytest.raises(SquatDataError, match="config.json missing"):
         Checkpoint.load(tmp_path / "nothing")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["input_adaptation"] = {"prior_frames": -1, "horizon_frames": 200}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SquatDataError, match="config.json.*invalid input adaptation"):
+        Checkpoint.load(tmp_path / "m")
+    config["input_adaptation"] = None                # checkpoints from before adaptation
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    assert Checkpoint.load(tmp_path / "m").adaptation is None
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(SquatDataError, match="cannot load"):
         Checkpoint.load(tmp_path / "m")

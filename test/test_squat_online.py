@@ -44,14 +44,16 @@ def small_models(x: np.ndarray, seed: int = 0):
     from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                                 PhaseClassifier)
     from embodied_transfer.squat.pipeline import Classifier, Converter
-    from embodied_transfer.squat.signals import Normalizer
+    from embodied_transfer.squat.signals import InputAdaptation, Normalizer
 
     torch.manual_seed(seed)
     norm = Normalizer.fit(x)
     vae = MultiEncoderVAE(ModelConfig("multi_encoder_vae", hidden=32, past=15)).eval()
     with torch.no_grad():
         vae.z_style.normal_()
-    converter = Converter(Checkpoint(vae, norm, Normalizer(norm.mean, norm.std * 2)))
+    converter = Converter(Checkpoint(vae, norm, Normalizer(norm.mean, norm.std * 2),
+                                     adaptation=InputAdaptation(prior_frames=20,
+                                                                horizon_frames=80)))
     classifier = Classifier(Checkpoint(
         PhaseClassifier(ModelConfig("phase_classifier", hidden=32, past=10, future=5)).eval(),
         norm))
@@ -319,6 +321,9 @@ class FakeConverter:
         self.seen.append(w.copy())
         return w[:, -1] * 2
 
+    def adapter(self):
+        return None
+
 
 class FakeClassifier:
     """Probabilities from the centre frame's first three values; keeps the windows seen."""
@@ -355,6 +360,18 @@ def test_converter_stream_uses_the_offline_causal_windows():
     stream.push(5000 * MS, x[0])                                     # gap: new window
     assert stream.events == {"new_stream": 1}
     np.testing.assert_array_equal(conv.seen[-1][0], np.repeat(x[:1], 4, 0))
+
+
+def test_converter_stream_adapts_each_stream_afresh_as_convert_does(one_thread):
+    x = np.random.default_rng(1).normal(size=(60, 7)).astype(np.float32)
+    converter, _ = small_models(x)
+    stream = ConverterStream(converter)
+    scaled = x * 3 + 1                                 # another wearer: gain and offset
+    first = [stream.push(i * 50 * MS, scaled[i]) for i in range(60)]
+    again = [stream.push(10**10 + i * 50 * MS, scaled[i]) for i in range(60)]   # after a gap
+    np.testing.assert_allclose(np.stack(first), converter.convert(scaled), atol=1e-5)
+    np.testing.assert_array_equal(np.stack(first), np.stack(again))
+    assert stream.events == {"new_stream": 1}
 
 
 def test_classifier_stream_labels_each_frame_future_frames_late_with_offline_padding():

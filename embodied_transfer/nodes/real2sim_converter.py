@@ -108,7 +108,11 @@ class Real2SimConverter(StreamNode):
         self.stream = ConverterStream(converter, new_stream_gap_s=gap,
                                       on_reject=self._on_reject)
         self.health.model_loaded = True
-        self.health.model_info = f"{converter.ckpt.cfg.kind} (past {converter.past}) from {path}"
+        ad = converter.ckpt.adaptation
+        self.health.model_info = (
+            f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "
+            + (f"{ad.prior_frames}-frame prior, {ad.horizon_frames}-frame horizon" if ad
+               else "off") + f") from {path}")
         self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
         self._start_processing(
             self._pub, self.create_subscription(Imu, "imu", self._on_imu, SENSOR_STREAM_QOS),

@@ -16,7 +16,7 @@ from torch import nn
 
 from embodied_transfer import checkpoint
 from embodied_transfer.squat.errors import SquatDataError
-from embodied_transfer.squat.signals import CHANNELS, Normalizer
+from embodied_transfer.squat.signals import CHANNELS, InputAdaptation, Normalizer
 
 @dataclass
 class ModelConfig:
@@ -181,6 +181,7 @@ class Checkpoint:
     normalizer: Normalizer                        # of the model's input domain
     output_normalizer: Normalizer | None = None   # converters: of the sim domain they emit
     info: dict = field(default_factory=dict)      # data seen, seed, metrics, command
+    adaptation: InputAdaptation | None = None     # converters: per-stream input adaptation
 
     @property
     def cfg(self) -> ModelConfig:
@@ -192,22 +193,27 @@ class Checkpoint:
             "config": asdict(self.cfg), "normalizer": self.normalizer.to_dict(),
             "output_normalizer": (self.output_normalizer.to_dict()
                                   if self.output_normalizer else None),
+            "input_adaptation": self.adaptation.to_dict() if self.adaptation else None,
             "channels": list(CHANNELS), "info": self.info})
 
     @classmethod
     def load(cls, directory: str | Path, kind: str | None = None) -> "Checkpoint":
         """Load from ``directory``; ``kind`` checks what it holds. Errors name the path."""
-        config, (cfg, norm, out_norm) = checkpoint.read_config(directory, _parse_config,
-                                                               SquatDataError, "model")
+        config, (cfg, norm, out_norm, adaptation) = checkpoint.read_config(
+            directory, _parse_config, SquatDataError, "model")
         if kind is not None and cfg.kind != kind:
             raise SquatDataError(f"'{directory}' holds a {cfg.kind}, expected a {kind}")
         if cfg.kind not in KINDS:
             raise SquatDataError(f"'{directory}': unknown model kind {cfg.kind!r}")
         model = checkpoint.load_weights(KINDS[cfg.kind](cfg), directory, SquatDataError).eval()
-        return cls(model, norm, out_norm, config.get("info", {}))
+        return cls(model, norm, out_norm, config.get("info", {}), adaptation)
 
 
-def _parse_config(config: dict) -> tuple[ModelConfig, Normalizer, Normalizer | None]:
-    out = config.get("output_normalizer")
+def _parse_config(config: dict):
+    out, adaptation = config.get("output_normalizer"), config.get("input_adaptation")
+    try:
+        adaptation = InputAdaptation(**adaptation) if adaptation else None
+    except SquatDataError as exc:          # read_config names the file for a ValueError
+        raise ValueError(str(exc)) from None
     return (ModelConfig(**config["config"]), Normalizer.from_dict(config["normalizer"]),
-            Normalizer.from_dict(out) if out else None)
+            Normalizer.from_dict(out) if out else None, adaptation)

@@ -26,7 +26,8 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
       accepted one starts a new stream: held frames are flushed, UWB readings of the old
       stream are forgotten (so a bag of recordings laid end to end gives each recording
       its offline result). :class:`ConverterStream` and :class:`ClassifierStream` apply
-      the same gap rule to their windows.
+      the same gap rule to their windows (and the converter restarts its per-stream input
+      adaptation, as :meth:`~.pipeline.Converter.convert` does for each recording).
     * **Rejected inputs** (counted per reason in ``rejected``, reported to ``on_reject``,
       never emitted): ``imu_non_finite`` (NaN/inf), ``imu_out_of_order`` (stamp before the
       last accepted IMU stamp), ``imu_repeated_stamp`` (equal to it); ``uwb_invalid``
@@ -332,6 +333,7 @@ class ConverterStream(_Counts):
 
     def reset(self) -> None:
         self._window: deque = deque(maxlen=self.size)
+        self._adapter = self.converter.adapter()
         self.last_ns: int | None = None
 
     def push(self, stamp_ns: int, values: np.ndarray) -> np.ndarray | None:
@@ -348,8 +350,10 @@ class ConverterStream(_Counts):
                 return None
             if self.gap_ns is not None and stamp_ns - self.last_ns > self.gap_ns:
                 self._event("new_stream")
-                self._window.clear()
+                self.reset()
         self.last_ns = stamp_ns
+        if self._adapter is not None:
+            x = self._adapter.update(x)
         if not self._window:
             self._window.extend([x] * self.size)
         else:

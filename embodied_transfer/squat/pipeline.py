@@ -16,7 +16,7 @@ from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
 from embodied_transfer.squat.phases import DOWN, STOP, UP
-from embodied_transfer.squat.signals import windows
+from embodied_transfer.squat.signals import AdaptiveStandardizer, windows
 
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models" / "squat"
@@ -28,7 +28,12 @@ MIN_RUN = 8
 
 
 class Converter:
-    """A converter checkpoint (plain or multi-encoder VAE) applied to physical frames."""
+    """A converter checkpoint (plain or multi-encoder VAE) applied to physical frames.
+
+    When the checkpoint carries an :class:`~.signals.InputAdaptation`, every stream (a
+    recording here, a stream of the node) is first standardised with its own running
+    statistics, frame by frame and causally.
+    """
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         if checkpoint.output_normalizer is None or not hasattr(checkpoint.model, "convert"):
@@ -36,6 +41,11 @@ class Converter:
         self.ckpt = checkpoint
         self.past = checkpoint.cfg.past
         self.net = ConverterNet(checkpoint.model)
+
+    def adapter(self) -> AdaptiveStandardizer | None:
+        """Fresh per-stream input adaptation state (None: the fixed normaliser only)."""
+        ad = self.ckpt.adaptation
+        return ad.stream(self.ckpt.normalizer) if ad else None
 
     @classmethod
     def load(cls, directory: str | Path) -> "Converter":
@@ -47,6 +57,8 @@ class Converter:
 
     def convert(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         """A whole recording (N, 7) → (N, 7), each frame from its causal window."""
+        if self.ckpt.adaptation:
+            x = self.ckpt.adaptation.apply(x, self.ckpt.normalizer)
         w = windows(x, self.past, 0)
         return np.concatenate([self.convert_windows(w[i:i + batch])
                                for i in range(0, len(w), batch)])

@@ -75,6 +75,68 @@ class Normalizer:
         return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
 
 
+@dataclass(frozen=True)
+class InputAdaptation:
+    """Causal per-stream standardisation in front of a converter (test-time adaptation).
+
+    A wearer, a watch strap or a phone position changes each channel's offset and amplitude.
+    The adapted frame is the frame standardised with running per-channel statistics of its
+    own stream, rescaled to the converter's normaliser: ``(x - m_t) / s_t * std + mean``.
+    The running statistics start from the normaliser's (worth ``prior_frames`` frames) and
+    forget with a time constant of ``horizon_frames``; ``s_t`` never falls below
+    ``min_std_ratio`` times the normaliser's std, so a channel that stops moving (UWB held
+    for seconds) is not blown up.
+    """
+
+    prior_frames: int = 100         # 5 s at 20 Hz
+    horizon_frames: int = 400       # 20 s at 20 Hz: a few squat cycles
+    min_std_ratio: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.prior_frames < 1 or self.horizon_frames < 2 or not 0 < self.min_std_ratio <= 1:
+            raise SquatDataError(f"invalid input adaptation {self}")
+
+    def stream(self, norm: Normalizer) -> "AdaptiveStandardizer":
+        return AdaptiveStandardizer(self, norm)
+
+    def apply(self, x: np.ndarray, norm: Normalizer) -> np.ndarray:
+        """A whole stream (N, C) adapted frame by frame, as :meth:`stream` would."""
+        adapter = self.stream(norm)
+        return np.stack([adapter.update(row) for row in x]) if len(x) else x.astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"prior_frames": self.prior_frames, "horizon_frames": self.horizon_frames,
+                "min_std_ratio": self.min_std_ratio}
+
+
+class AdaptiveStandardizer:
+    """The running state of one stream under an :class:`InputAdaptation` (O(C) memory)."""
+
+    def __init__(self, adaptation: InputAdaptation, norm: Normalizer) -> None:
+        self.adaptation = adaptation
+        self.mean0 = norm.mean.astype(np.float64)
+        self.std0 = norm.std.astype(np.float64)
+        self.decay = 1.0 - 1.0 / adaptation.horizon_frames
+        self.reset()
+
+    def reset(self) -> None:
+        n0 = float(self.adaptation.prior_frames)
+        self.weight = n0
+        self.sum = n0 * self.mean0
+        self.sum_sq = n0 * (self.std0 ** 2 + self.mean0 ** 2)
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        """Take one finite frame (C,) into the statistics; return it adapted (float32)."""
+        x = np.asarray(frame, dtype=np.float64)
+        self.weight = self.decay * self.weight + 1.0
+        self.sum = self.decay * self.sum + x
+        self.sum_sq = self.decay * self.sum_sq + x * x
+        mean = self.sum / self.weight
+        std = np.sqrt(np.maximum(self.sum_sq / self.weight - mean * mean, 0.0))
+        std = np.maximum(std, self.adaptation.min_std_ratio * self.std0)
+        return ((x - mean) / std * self.std0 + self.mean0).astype(np.float32)
+
+
 def windows(x: np.ndarray, past: int, future: int) -> np.ndarray:
     """Every frame's window of ``past`` frames before and ``future`` after: (N, past+1+future, C).
 

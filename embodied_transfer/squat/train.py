@@ -17,6 +17,11 @@ sim dataset, then
    signals through the converter). Real windows get a random gain per channel (sensor and
    person differences) on top of the noise.
 
+Both converters carry a per-stream input adaptation (:class:`~.signals.InputAdaptation`,
+running per-channel statistics of each stream, 5 s prior, 20 s time constant): every
+real recording and simulated episode in stage (c) is adapted as the converter will adapt
+a live stream.
+
 The published recipe fine-tunes the content encoder before the style stage; here it is
 fine-tuned last so that the consistency term can see the decoder. Decoder, style encoder
 and classifier still see simulated data only.
@@ -39,7 +44,7 @@ from tqdm import tqdm
 from embodied_transfer.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
-from embodied_transfer.squat.signals import Normalizer, windows
+from embodied_transfer.squat.signals import InputAdaptation, Normalizer, windows
 
 
 @dataclass
@@ -61,6 +66,8 @@ class TrainConfig:
     consistency_weight: float = 3.0  # fine-tuning: sim classifier on converted real windows
     sim_consistency_weight: float = 1.0  # ... and on converted sim windows (as input arrives)
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
+    adapt_prior_frames: int = 100  # converters' per-stream input adaptation (0: none) ...
+    adapt_horizon_frames: int = 400  # ... its time constant, frames
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
@@ -68,6 +75,12 @@ class TrainConfig:
     cls_future: int = 5
     stride: int = 2               # sim windows: every stride-th frame
     threads: int = 0              # torch threads (0: torch's default)
+
+
+def _adaptation(cfg: TrainConfig) -> InputAdaptation | None:
+    if not cfg.adapt_prior_frames:
+        return None
+    return InputAdaptation(cfg.adapt_prior_frames, cfg.adapt_horizon_frames)
 
 
 def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
@@ -219,12 +232,17 @@ def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, 
     Consistency windows are long enough that every converted frame the classifier reads has
     a full converter window behind it: ``past`` + the classifier's past + 1 + future frames.
     Its simulated windows (every 4th episode, every 8th frame) are normalised with the real
-    normaliser, as the converter normalises whatever arrives.
+    normaliser, as the converter normalises whatever arrives. With an input adaptation,
+    each real recording and each of those episodes is first adapted as a stream.
     """
     content, past = model.content, cfg.past
     cls_window = classifier.cfg.past + 1 + classifier.cfg.future
+    adaptation, sim = _adaptation(cfg), sim[::4]
+    if adaptation:      # each recording / episode adapted as the converter adapts a stream
+        real = [(adaptation.apply(x, real_norm), y) for x, y in real]
+        sim = [(adaptation.apply(x, real_norm), y) for x, y in sim]
     xr, yr = _window_set(real, real_norm, past + cls_window - 1, 0, 1)
-    xl, yl = _window_set(sim[::4], real_norm, past + cls_window - 1, 0, 8)
+    xl, yl = _window_set(sim, real_norm, past + cls_window - 1, 0, 8)
     centre = -1 - classifier.cfg.future
 
     def consistency(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor | None = None):
@@ -274,7 +292,7 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
     Each domain is standardised with its own statistics: simulated windows with the sim
     normaliser in training, real frames with the real one (fitted on the fine-tuning
     recordings) at conversion time; both converters store the real one as their input
-    normaliser and the sim one for their output.
+    normaliser (and the prior of their input adaptation) and the sim one for their output.
     """
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -285,14 +303,16 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
     real_norm = Normalizer.fit(np.concatenate([x for x, _ in real]))
     curves = Curves()
     info = {"train_config": cfg.__dict__, **(provenance or {})}
+    adaptation = _adaptation(cfg)
     classifier = train_classifier(sim, sim_norm, cfg, curves, gen, show)
     plain = train_plain_vae(sim, sim_norm, cfg, curves, gen, show)
     multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, classifier, cfg, curves,
                                     gen, show)
     paths = {
         "classifier": Checkpoint(classifier, sim_norm, None, info).save(out / "classifier"),
-        "plain_vae": Checkpoint(plain, real_norm, sim_norm, info).save(out / "plain_vae"),
-        "multi_encoder_vae": Checkpoint(multi, real_norm, sim_norm, info).save(
+        "plain_vae": Checkpoint(plain, real_norm, sim_norm, info, adaptation).save(
+            out / "plain_vae"),
+        "multi_encoder_vae": Checkpoint(multi, real_norm, sim_norm, info, adaptation).save(
             out / "multi_encoder_vae"),
     }
     (out / "training_curves.json").write_text(json.dumps(curves.data) + "\n")
