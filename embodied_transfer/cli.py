@@ -102,14 +102,21 @@ def _squat_parsers(sub) -> None:
     plot.add_argument("--out", required=True, help="PNG file")
 
     train = commands.add_parser("train", help="train the classifier and both converters")
-    train.add_argument("--real", nargs="+", required=True, metavar="CSV",
-                       help="real recordings for fine-tuning the content encoder")
-    train.add_argument("--sim", help="simulated dataset (.npz); default: simulate --sim-squats")
-    train.add_argument("--sim-squats", type=int, default=3000)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--steps-scale", type=float, default=1.0,
+    select = commands.add_parser("select", help="leave-one-out between real recordings: "
+                                                "fine-tuning variants scored on the left-out one")
+    for p, real_help in ((train, "real recordings for fine-tuning the content encoder"),
+                         (select, "development recordings (at least two; never the "
+                                  "held-out one)")):
+        p.add_argument("--real", nargs="+", required=True, metavar="CSV", help=real_help)
+        p.add_argument("--sim", help="simulated dataset (.npz); default: simulate --sim-squats")
+        p.add_argument("--sim-squats", type=int, default=3000)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--steps-scale", type=float, default=1.0,
                        help="multiply every stage's steps (0.1 for a quick run)")
     train.add_argument("--out", required=True, help="models directory to write")
+    select.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=V,...",
+                        help="fine-tuning settings to compare with the default (repeatable)")
+    select.add_argument("--json", required=True, help="result file to write")
 
     evaluate = commands.add_parser("evaluate", help="phase accuracy on real recordings: raw, "
                                                     "plain VAE, multi-encoder VAE")
@@ -153,7 +160,7 @@ def _squat(args: argparse.Namespace) -> int:
             print(f"{name:<10}{row['sim_mean']:>10.3f}{row['sim_std']:>10.3f}"
                   f"{row['real_mean']:>11.3f}{row['real_std']:>10.3f}")
         return 0
-    if args.squat_command == "train":
+    if args.squat_command in ("train", "select"):
         return _squat_train(args)
     if args.squat_command == "evaluate":
         from pathlib import Path
@@ -171,20 +178,31 @@ def _squat(args: argparse.Namespace) -> int:
 
 
 def _squat_train(args: argparse.Namespace) -> int:
+    """``squat train`` and ``squat select`` (same data and step options)."""
     from dataclasses import fields
 
     from embodied_transfer.sim.dataset import SquatDataset, generate
     from embodied_transfer.squat.real import read_real_csv
+    from embodied_transfer.squat.selection import leave_one_out, parse_variant, write_json
+    from embodied_transfer.squat.selection import table as selection_table
     from embodied_transfer.squat.signals import real_recording, sim_episodes
     from embodied_transfer.squat.train import TrainConfig, train_all
 
-    real = [real_recording(rec) for path in args.real for rec in read_real_csv(path)]
+    variants = dict(parse_variant(v) for v in args.variant) if args.squat_command == "select" \
+        else {}
+    recordings = [rec for path in args.real for rec in read_real_csv(path)]
     dataset = (SquatDataset.load(args.sim) if args.sim
                else generate(args.sim_squats, seed=args.seed))
     cfg = TrainConfig(seed=args.seed)
     for f in fields(cfg):
         if f.name.endswith("_steps"):
             setattr(cfg, f.name, max(1, int(getattr(cfg, f.name) * args.steps_scale)))
+    if args.squat_command == "select":
+        result = leave_one_out(sim_episodes(dataset), recordings, variants, cfg)
+        print(selection_table(result))
+        print(f"wrote {write_json(result, args.json)}")
+        return 0
+    real = [real_recording(rec) for rec in recordings]
     provenance = {"command": "embodied-transfer " + " ".join(sys.argv[1:]),
                   "sim_data": {"source": args.sim or f"simulated, seed {args.seed}",
                                "episodes": dataset.episodes, "frames": int(len(dataset.t))},

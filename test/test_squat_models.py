@@ -14,7 +14,7 @@ from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, StatisticsNetwork,
                                             mine_lower_bound)
-from embodied_transfer.squat.phases import DOWN, STOP, UP
+from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
 from embodied_transfer.squat.pipeline import RepCounter
 from embodied_transfer.squat.signals import InputAdaptation, Normalizer, stack, windows
 
@@ -121,6 +121,52 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         Checkpoint.load(tmp_path / "m")
 
 
+def test_phase_filter_checkpoint_round_trip_and_errors(tmp_path):
+    model = PhaseClassifier(ModelConfig("phase_classifier", past=3, future=2, hidden=8))
+    norm = Normalizer(np.zeros(7, np.float32), np.ones(7, np.float32))
+    pf = PhaseFilter.fit([np.repeat([STOP, DOWN, STOP, UP], 20)], sharpness=0.5)
+    Checkpoint(model, norm, phase_filter=pf).save(tmp_path / "c")
+    back = Checkpoint.load(tmp_path / "c", kind="phase_classifier").phase_filter
+    np.testing.assert_allclose(back.transitions, pf.transitions)
+    assert back.sharpness == 0.5 and back.prior.tolist() == pytest.approx(pf.prior.tolist())
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    config["phase_filter"]["sharpness"] = -1
+    (tmp_path / "c" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SquatDataError, match="config.json.*phase filter"):
+        Checkpoint.load(tmp_path / "c")
+    del config["phase_filter"]                       # checkpoints from before the filter
+    (tmp_path / "c" / "config.json").write_text(json.dumps(config))
+    assert Checkpoint.load(tmp_path / "c").phase_filter is None
+
+
+def test_phase_filter_counts_transitions_and_outlasts_a_one_frame_flip():
+    labels = np.repeat([STOP, DOWN, STOP, UP, STOP], [30, 40, 10, 40, 30])
+    pf = PhaseFilter.fit([labels])
+    np.testing.assert_allclose(pf.transitions.sum(1), 1.0)
+    assert pf.transitions[DOWN, UP] < pf.transitions[DOWN, STOP] < pf.transitions[DOWN, DOWN]
+    assert pf.prior.tolist() == pytest.approx([71 / 153, 41 / 153, 41 / 153])
+    down, up = np.array([0.1, 0.8, 0.1]), np.array([0.1, 0.3, 0.6])
+    probs = np.stack([down] * 20 + [up] + [down] * 5 + [np.array([0.1, 0.1, 0.8])] * 10)
+    filtered = pf.apply(probs)
+    assert filtered.shape == probs.shape and filtered.dtype == np.float32
+    np.testing.assert_allclose(filtered.sum(1), 1.0, rtol=1e-5)
+    phases = filtered.argmax(1)
+    assert probs.argmax(1)[20] == UP and phases[20] == DOWN      # the flip is smoothed away
+    assert (phases[:26] == DOWN).all() and (phases[-5:] == UP).all()   # a real change is not
+    state = pf.stream()                                          # frame by frame = apply
+    np.testing.assert_allclose(np.stack([state.update(p) for p in probs]), filtered)
+    def lag(sharpness: float) -> int:             # frames until the change to UP shows
+        return int(np.argmax(PhaseFilter(pf.transitions, pf.prior, sharpness)
+                             .apply(probs).argmax(1)[26:] == UP))
+    assert lag(2.0) < lag(0.5)                    # trusting the classifier more
+    for bad in (dict(transitions=np.eye(3)), dict(prior=[1.0, 0.0, 0.0]), dict(sharpness=0)):
+        kwargs = {"transitions": pf.transitions, "prior": pf.prior, **bad}
+        with pytest.raises(SquatDataError, match="phase filter"):
+            PhaseFilter(**kwargs)
+    with pytest.raises(SquatDataError, match="STOP, DOWN or UP"):
+        PhaseFilter.fit([np.array([0, 3])])
+
+
 def test_classifier_labels_the_centre_frame():
     cfg = ModelConfig("phase_classifier", past=10, future=5)
     model = PhaseClassifier(cfg).eval()
@@ -136,7 +182,7 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
     """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
     encoder learns, and the consistency terms read converted real and simulated windows."""
     from embodied_transfer.plotting import Curves
-    from embodied_transfer.squat.train import TrainConfig, _finetune_content
+    from embodied_transfer.squat.train import TrainConfig, finetune_content
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -152,7 +198,7 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
               for name, m in (("content", model.content), ("style", model.style),
                               ("decoder", model.decoder), ("classifier", classifier))}
     curves = Curves()
-    _finetune_content(model, classifier, sim, xs, ys, real, Normalizer.fit(real[0][0]), cfg,
+    finetune_content(model, classifier, sim, xs, ys, real, Normalizer.fit(real[0][0]), cfg,
                       curves, torch.Generator().manual_seed(0), show=False)
     after = {"content": model.content, "style": model.style, "decoder": model.decoder,
              "classifier": classifier}

@@ -43,6 +43,7 @@ def small_models(x: np.ndarray, seed: int = 0):
 
     from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                                 PhaseClassifier)
+    from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
     from embodied_transfer.squat.pipeline import Classifier, Converter
     from embodied_transfer.squat.signals import InputAdaptation, Normalizer
 
@@ -54,9 +55,10 @@ def small_models(x: np.ndarray, seed: int = 0):
     converter = Converter(Checkpoint(vae, norm, Normalizer(norm.mean, norm.std * 2),
                                      adaptation=InputAdaptation(prior_frames=20,
                                                                 horizon_frames=80)))
+    phases = np.repeat([STOP, DOWN, STOP, UP, STOP], 30)
     classifier = Classifier(Checkpoint(
         PhaseClassifier(ModelConfig("phase_classifier", hidden=32, past=10, future=5)).eval(),
-        norm))
+        norm, phase_filter=PhaseFilter.fit([phases], sharpness=0.5)))
     return converter, classifier
 
 
@@ -329,6 +331,7 @@ class FakeClassifier:
     """Probabilities from the centre frame's first three values; keeps the windows seen."""
 
     past, future = 3, 2
+    phase_filter = None
 
     def __init__(self) -> None:
         self.seen = []

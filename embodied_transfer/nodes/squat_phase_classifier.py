@@ -2,8 +2,9 @@
 
 Subscribes ``real2sim/features`` (SimDomainFeatures; reliable, depth 1000 = BAG_QOS, so a
 fast replay loses nothing) and publishes ``squat/phase`` (SquatPhase: header.stamp and
-frame_id of the labelled frame, phase = argmax of the classifier's probabilities,
-confidence = that probability, rep_count = completed Down→Up cycles, counted by
+frame_id of the labelled frame, phase = argmax of the classifier's probabilities (through
+the checkpoint's causal phase filter when it has one), confidence = that probability,
+rep_count = completed Down→Up cycles, counted by
 :class:`~embodied_transfer.squat.pipeline.RepCounter` with ``min_run``). Reliable, depth
 1000 as well, for the bursts of a flush.
 
@@ -80,8 +81,11 @@ class SquatPhaseClassifier(StreamNode):
         self.stream = ClassifierStream(classifier, min_run=min_run, new_stream_gap_s=gap,
                                        on_reject=self._on_reject)
         self.health.model_loaded = True
+        pf = classifier.phase_filter
         self.health.model_info = (f"phase_classifier (past {classifier.past}, future "
-                                  f"{classifier.future}) from {path}")
+                                  f"{classifier.future}; phase filter "
+                                  + (f"sharpness {pf.sharpness:g}" if pf else "none")
+                                  + f") from {path}")
         self._pub = self.create_publisher(SquatPhase, "squat/phase", BAG_QOS)
         self._start_processing(
             self._pub,

@@ -3,8 +3,10 @@
 For each recording and each condition (``raw``: real frames as they are; ``vae``: through
 the plain-VAE converter; ``proposed``: through the multi-encoder VAE) it computes frame
 accuracy on Down/Up frames (Stop excluded, as published), 3-class accuracy, and the
-repetitions counted; pooled over all frames of all recordings given. Plots: confusion
-matrices per condition and a timeline of predicted against true phases.
+repetitions counted; pooled over all frames of all recordings given. Predictions are
+those the nodes publish: the classifier's output through its phase filter (when the
+checkpoint has one); ``accuracy_unfiltered`` is the per-window argmax without it. Plots:
+confusion matrices per condition and a timeline of predicted against true phases.
 """
 from __future__ import annotations
 
@@ -30,31 +32,41 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
 def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
              min_run: int = MIN_RUN) -> dict:
     """The evaluation record (see the module docstring) for ``csv_paths``."""
-    pipelines = load_pipelines(models)
+    recordings = [rec for path in csv_paths for rec in read_real_csv(path)]
+    return {**score(load_pipelines(models), recordings, min_run), "models": str(models)}
+
+
+def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN) -> dict:
+    """The evaluation record of ``pipelines`` (condition → :class:`~.pipeline.Pipeline`,
+    e.g. from :func:`~.pipeline.load_pipelines`) on parsed real recordings."""
     truth_all, preds_all = [], {c: [] for c in CONDITIONS}
+    unfiltered_all = {c: [] for c in CONDITIONS}
     reps, timelines = [], []
-    for path in csv_paths:
-        for rec in read_real_csv(path):
-            x, y = real_recording(rec)
-            truth_all.append(y)
-            row = {"file": rec.source, "true": count_repetitions(y)}
-            timeline = {"file": rec.source, "t": rec.t - rec.t[0], "truth": y}
-            for name in CONDITIONS:
-                pred = pipelines[name].run(x)[1].argmax(axis=1)
-                preds_all[name].append(pred)
-                timeline[name] = pred
-                row[f"counted_{name}"] = RepCounter(min_run).count_all(pred)
-            row["counted"] = row["counted_proposed"]
-            reps.append(row)
-            timelines.append(timeline)
+    for rec in recordings:
+        x, y = real_recording(rec)
+        truth_all.append(y)
+        row = {"file": rec.source, "true": count_repetitions(y)}
+        timeline = {"file": rec.source, "t": rec.t - rec.t[0], "truth": y}
+        for name in CONDITIONS:
+            probs = pipelines[name].run(x, filtered=False)[1]
+            unfiltered_all[name].append(probs.argmax(axis=1))
+            pred = pipelines[name].classifier.filter(probs).argmax(axis=1)
+            preds_all[name].append(pred)
+            timeline[name] = pred
+            row[f"counted_{name}"] = RepCounter(min_run).count_all(pred)
+        row["counted"] = row["counted_proposed"]
+        reps.append(row)
+        timelines.append(timeline)
     truth = np.concatenate(truth_all)
     moving = truth != STOP
-    result = {"accuracy": {}, "accuracy_3class": {}, "confusion": {}, "reps": reps,
-              "frames": int(len(truth)), "moving_frames": int(moving.sum()),
-              "models": str(models)}
+    result = {"accuracy": {}, "accuracy_3class": {}, "accuracy_unfiltered": {},
+              "confusion": {}, "reps": reps,
+              "frames": int(len(truth)), "moving_frames": int(moving.sum())}
     for name in CONDITIONS:
         pred = np.concatenate(preds_all[name])
         result["accuracy"][name] = float(np.mean(pred[moving] == truth[moving]))
+        raw_pred = np.concatenate(unfiltered_all[name])
+        result["accuracy_unfiltered"][name] = float(np.mean(raw_pred[moving] == truth[moving]))
         result["accuracy_3class"][name] = float(np.mean(pred == truth))
         result["confusion"][name] = confusion(truth, pred).tolist()
     result["_timelines"] = timelines
@@ -62,9 +74,10 @@ def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
 
 
 def table(result: dict) -> str:
-    lines = [f"{'condition':<10}{'Down/Up acc':>12}{'3-class acc':>12}",
+    lines = [f"{'condition':<10}{'Down/Up acc':>12}{'3-class acc':>12}{'unfiltered':>12}",
              *(f"{c:<10}{result['accuracy'][c] * 100:>11.2f}%"
-               f"{result['accuracy_3class'][c] * 100:>11.2f}%" for c in CONDITIONS),
+               f"{result['accuracy_3class'][c] * 100:>11.2f}%"
+               f"{result['accuracy_unfiltered'][c] * 100:>11.2f}%" for c in CONDITIONS),
              "", f"{'recording':<48}{'true':>5}" + "".join(f"{c:>10}" for c in CONDITIONS)]
     for r in result["reps"]:
         lines.append(f"{r['file']:<48}{r['true']:>5}"

@@ -16,6 +16,7 @@ from torch import nn
 
 from embodied_transfer import checkpoint
 from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.phases import PhaseFilter
 from embodied_transfer.squat.signals import CHANNELS, InputAdaptation, Normalizer
 
 @dataclass
@@ -182,6 +183,7 @@ class Checkpoint:
     output_normalizer: Normalizer | None = None   # converters: of the sim domain they emit
     info: dict = field(default_factory=dict)      # data seen, seed, metrics, command
     adaptation: InputAdaptation | None = None     # converters: per-stream input adaptation
+    phase_filter: PhaseFilter | None = None       # classifier: temporal filter of its output
 
     @property
     def cfg(self) -> ModelConfig:
@@ -194,26 +196,29 @@ class Checkpoint:
             "output_normalizer": (self.output_normalizer.to_dict()
                                   if self.output_normalizer else None),
             "input_adaptation": self.adaptation.to_dict() if self.adaptation else None,
+            "phase_filter": self.phase_filter.to_dict() if self.phase_filter else None,
             "channels": list(CHANNELS), "info": self.info})
 
     @classmethod
     def load(cls, directory: str | Path, kind: str | None = None) -> "Checkpoint":
         """Load from ``directory``; ``kind`` checks what it holds. Errors name the path."""
-        config, (cfg, norm, out_norm, adaptation) = checkpoint.read_config(
+        config, (cfg, norm, out_norm, adaptation, phase_filter) = checkpoint.read_config(
             directory, _parse_config, SquatDataError, "model")
         if kind is not None and cfg.kind != kind:
             raise SquatDataError(f"'{directory}' holds a {cfg.kind}, expected a {kind}")
         if cfg.kind not in KINDS:
             raise SquatDataError(f"'{directory}': unknown model kind {cfg.kind!r}")
         model = checkpoint.load_weights(KINDS[cfg.kind](cfg), directory, SquatDataError).eval()
-        return cls(model, norm, out_norm, config.get("info", {}), adaptation)
+        return cls(model, norm, out_norm, config.get("info", {}), adaptation, phase_filter)
 
 
 def _parse_config(config: dict):
     out, adaptation = config.get("output_normalizer"), config.get("input_adaptation")
+    phase_filter = config.get("phase_filter")
     try:
         adaptation = InputAdaptation(**adaptation) if adaptation else None
+        phase_filter = PhaseFilter.from_dict(phase_filter) if phase_filter else None
     except SquatDataError as exc:          # read_config names the file for a ValueError
         raise ValueError(str(exc)) from None
     return (ModelConfig(**config["config"]), Normalizer.from_dict(config["normalizer"]),
-            Normalizer.from_dict(out) if out else None, adaptation)
+            Normalizer.from_dict(out) if out else None, adaptation, phase_filter)

@@ -57,7 +57,8 @@ before the start, as :func:`~.signals.windows` pads) → its simulator-domain fr
 the window ``past`` + 1 + ``future`` is padded with the first frame at the start and, by
 :meth:`~ClassifierStream.flush`, with the last frame at the end. A flush keeps the history,
 so if the stream goes on its next frames still see their real past. Labels carry the
-centre frame's stamp, the probabilities, the argmax phase, its probability and the
+centre frame's stamp, the probabilities (through the classifier checkpoint's phase
+filter, one belief per stream, when it has one), the argmax phase, its probability and the
 repetition count of a :class:`~.pipeline.RepCounter` fed in label order (kept across
 streams; :meth:`~ClassifierStream.reset_count` zeroes it).
 """
@@ -378,10 +379,12 @@ class ClassifierStream(_Counts):
         self.reset()
 
     def reset(self) -> None:
-        """Forget the window and pending frames (the repetition count is kept)."""
+        """Forget the window, pending frames and phase belief (the count is kept)."""
         self._window: deque = deque(maxlen=self.size)   # frames, padded at the start
         self._pending: deque = deque()                  # (stamp, tag) not yet labelled
         self.last_ns: int | None = None
+        pf = self.classifier.phase_filter
+        self._belief = pf.stream() if pf is not None else None
 
     def reset_count(self) -> int:
         """Zero the repetition count; returns what it was."""
@@ -416,6 +419,8 @@ class ClassifierStream(_Counts):
                 self._event("new_stream")
                 out += self.flush()
                 self._window.clear()
+                if self._belief is not None:
+                    self._belief.reset()
         self.last_ns = stamp_ns
         if not self._window:
             self._window.extend([x] * self.past)
@@ -443,6 +448,8 @@ class ClassifierStream(_Counts):
         probs = self.classifier.probabilities_windows(np.stack(windows))
         out = []
         for p, (stamp, tag) in zip(probs, frames):
+            if self._belief is not None:
+                p = self._belief.update(p)
             phase = int(np.argmax(p))
             out.append(Label(stamp, p.astype(np.float32), phase, float(p[phase]),
                              self.counter.update(phase), tag))

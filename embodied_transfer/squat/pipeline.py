@@ -15,7 +15,7 @@ import numpy as np
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
-from embodied_transfer.squat.phases import DOWN, STOP, UP
+from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
 from embodied_transfer.squat.signals import AdaptiveStandardizer, windows
 
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
@@ -82,10 +82,23 @@ class Classifier:
         """(B, past+1+future, 7) physical windows → (B, 3) probabilities of the centre frame."""
         return softmax(self.net(self.ckpt.normalizer(w)))
 
-    def probabilities(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, batch: int = 4096, filtered: bool = True
+                      ) -> np.ndarray:
+        """Probabilities (N, 3) of every frame of a recording (N, 7); ``filtered``: through
+        the checkpoint's :class:`~.phases.PhaseFilter`, as the stream does, if it has one."""
         w = windows(x, self.past, self.future)
-        return np.concatenate([self.probabilities_windows(w[i:i + batch])
-                               for i in range(0, len(w), batch)])
+        p = np.concatenate([self.probabilities_windows(w[i:i + batch])
+                            for i in range(0, len(w), batch)])
+        return self.filter(p) if filtered else p
+
+    @property
+    def phase_filter(self) -> PhaseFilter | None:
+        return self.ckpt.phase_filter
+
+    def filter(self, probabilities: np.ndarray) -> np.ndarray:
+        """One stream's per-frame probabilities through the phase filter (if any)."""
+        pf = self.ckpt.phase_filter
+        return pf.apply(probabilities) if pf is not None else probabilities
 
 
 class RepCounter:
@@ -125,10 +138,10 @@ class Pipeline:
     def __init__(self, classifier: Classifier, converter: Converter | None = None) -> None:
         self.classifier, self.converter = classifier, converter
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray, filtered: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Physical frames (N, 7) → (sim-domain frames, probabilities (N, 3))."""
         sim = self.converter.convert(x) if self.converter else x
-        return sim, self.classifier.probabilities(sim)
+        return sim, self.classifier.probabilities(sim, filtered=filtered)
 
 
 def load_pipelines(models: str | Path = DEFAULT_MODELS) -> dict[str, Pipeline]:

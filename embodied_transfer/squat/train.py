@@ -20,7 +20,10 @@ sim dataset, then
 Both converters carry a per-stream input adaptation (:class:`~.signals.InputAdaptation`,
 running per-channel statistics of each stream, 5 s prior, 20 s time constant): every
 real recording and simulated episode in stage (c) is adapted as the converter will adapt
-a live stream.
+a live stream. The classifier's output goes through a causal HMM filter
+(:class:`~.phases.PhaseFilter`) whose transitions are counted on the simulated labels; its
+sharpness was chosen by leave-one-out between the development recordings
+(:mod:`~.selection`).
 
 The published recipe fine-tunes the content encoder before the style stage; here it is
 fine-tuned last so that the consistency term can see the decoder. Decoder, style encoder
@@ -44,6 +47,7 @@ from tqdm import tqdm
 from embodied_transfer.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
+from embodied_transfer.squat.phases import PhaseFilter
 from embodied_transfer.squat.signals import InputAdaptation, Normalizer, windows
 
 
@@ -68,6 +72,7 @@ class TrainConfig:
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
     adapt_prior_frames: int = 100  # converters' per-stream input adaptation (0: none) ...
     adapt_horizon_frames: int = 400  # ... its time constant, frames
+    phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
@@ -81,6 +86,13 @@ def _adaptation(cfg: TrainConfig) -> InputAdaptation | None:
     if not cfg.adapt_prior_frames:
         return None
     return InputAdaptation(cfg.adapt_prior_frames, cfg.adapt_horizon_frames)
+
+
+def phase_filter(sim, cfg: TrainConfig) -> PhaseFilter | None:
+    """The classifier's phase filter: transitions counted on the simulated labels."""
+    if not cfg.phase_filter_sharpness:
+        return None
+    return PhaseFilter.fit([y for _, y in sim], cfg.phase_filter_sharpness)
 
 
 def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
@@ -165,6 +177,16 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
                             show=True):
     """The three stages; ``real`` holds the fine-tuning recordings (signals, labels) and
     ``classifier`` is the frozen sim-trained classifier of the consistency term."""
+    model, xs, ys = train_sim_stages(sim, sim_norm, cfg, curves, gen, show)
+    # (c) content encoder fine-tuned on the real recordings
+    finetune_content(model, classifier, sim, xs, ys, real, real_norm, cfg, curves, gen, show)
+    return model.eval()
+
+
+def train_sim_stages(sim, sim_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
+                     show=True) -> tuple[MultiEncoderVAE, torch.Tensor, torch.Tensor]:
+    """Stages (a) and (b) of the multi-encoder VAE, on simulated data only; returns the
+    model and the simulated window set (windows, labels) that fine-tuning mixes in."""
     xs, ys = _window_set(sim, sim_norm, cfg.past, 0, cfg.stride)
     model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=cfg.past))
     content = model.content
@@ -183,9 +205,7 @@ def train_multi_encoder_vae(sim, real, sim_norm: Normalizer, real_norm: Normaliz
     # (b) style encoder + decoder with MINE, content frozen, simulated data only
     with _frozen(content):
         _train_style(model, xs, cfg, curves, gen, show)
-    # (c) content encoder fine-tuned on the real recordings
-    _finetune_content(model, classifier, sim, xs, ys, real, real_norm, cfg, curves, gen, show)
-    return model.eval()
+    return model, xs, ys
 
 
 def _train_style(model: MultiEncoderVAE, xs: torch.Tensor, cfg: TrainConfig, curves: Curves,
@@ -224,7 +244,7 @@ def _train_style(model: MultiEncoderVAE, xs: torch.Tensor, cfg: TrainConfig, cur
         model.z_style.copy_(mu + eps * sigma)
 
 
-def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, xs, ys, real,
+def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, xs, ys, real,
                       real_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
                       show: bool) -> None:
     """Real phase labels + simulated ones + per-phase code alignment + consistency.
@@ -280,7 +300,8 @@ def _finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, 
             loss.backward()
             opt.step()
             curves.add("content_finetune", real=real_loss.item(), sim=sim_loss.item(),
-                       align=float(align), consistency=cons.item(), consistency_sim=cons_sim.item())
+                       align=float(torch.as_tensor(align).detach()), consistency=cons.item(),
+                       consistency_sim=cons_sim.item())
             bar.update()
         bar.close()
 
@@ -309,7 +330,8 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
     multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, classifier, cfg, curves,
                                     gen, show)
     paths = {
-        "classifier": Checkpoint(classifier, sim_norm, None, info).save(out / "classifier"),
+        "classifier": Checkpoint(classifier, sim_norm, None, info,
+                                 phase_filter=phase_filter(sim, cfg)).save(out / "classifier"),
         "plain_vae": Checkpoint(plain, real_norm, sim_norm, info, adaptation).save(
             out / "plain_vae"),
         "multi_encoder_vae": Checkpoint(multi, real_norm, sim_norm, info, adaptation).save(

@@ -1,0 +1,142 @@
+"""Leave-one-out selection of the Real2Sim fine-tuning settings, held-out data untouched.
+
+``embodied-transfer squat select`` trains the simulated stages once (classifier, plain VAE,
+content encoder on simulated labels, style encoder + decoder with MINE), then for every
+variant of the fine-tuning settings and every development recording fine-tunes a copy of
+the content encoder on the *other* recordings (input normaliser fitted on them too) and
+scores the raw, plain-VAE and proposed pipelines on the one left out. The mean over the
+folds ("LOO") is what the recipe's settings are chosen by; the recording held out for the
+final report is never given to it.
+
+A variant is ``NAME:field=value,field=value`` over :class:`~.train.TrainConfig` fields
+read by fine-tuning or conversion (``consistency_weight``, ``gain_aug``,
+``adapt_prior_frames``, ...); the variant ``default`` (the shipped recipe) always runs.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embodied_transfer.plotting import Curves
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.evaluate import CONDITIONS, score
+from embodied_transfer.squat.models import Checkpoint
+from embodied_transfer.squat.pipeline import MIN_RUN, Classifier, Converter, Pipeline
+from embodied_transfer.squat.signals import Normalizer, real_recording
+from embodied_transfer.squat.train import (TrainConfig, _adaptation, finetune_content,
+                                           phase_filter, train_classifier, train_plain_vae,
+                                           train_sim_stages)
+
+#: TrainConfig fields that change only how the trained models are applied: variants that
+#: differ in these alone share their fine-tuned content encoders.
+CONVERSION_ONLY_FIELDS = frozenset({"phase_filter_sharpness"})
+#: TrainConfig fields the simulated stages read: a variant may not change them, since those
+#: stages are trained once for all variants.
+SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_steps",
+                              "content_steps", "style_steps", "beta_kld", "lambda_mine",
+                              "code_noise", "past", "stride", "cls_past", "cls_future",
+                              "threads"})
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``"name:field=value,..."`` → (name, overrides), values typed like the field."""
+    name, _, spec = text.partition(":")
+    if not name or not spec:
+        raise SquatDataError(f"variant {text!r}: expected NAME:field=value[,field=value]")
+    known = {f.name: f for f in fields(TrainConfig)}
+    overrides = {}
+    for item in spec.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in known:
+            raise SquatDataError(f"variant {name!r}: {item!r} is not field=value of a "
+                                 f"TrainConfig field")
+        if key in SIM_STAGE_FIELDS:
+            raise SquatDataError(f"variant {name!r}: {key} is read by the simulated stages, "
+                                 f"which all variants share")
+        kind = type(getattr(TrainConfig(), key))
+        try:
+            overrides[key] = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise SquatDataError(f"variant {name!r}: {key}={value!r} is not a "
+                                 f"{kind.__name__}") from None
+    return name, overrides
+
+
+def leave_one_out(sim, recordings: list, variants: dict[str, dict],
+                  cfg: TrainConfig = TrainConfig(), min_run: int = MIN_RUN,
+                  show: bool = True) -> dict:
+    """LOO scores of each variant (name → TrainConfig overrides) over ``recordings``
+    (parsed real recordings, at least two); see the module docstring."""
+    if len(recordings) < 2:
+        raise SquatDataError("leave-one-out needs at least two real recordings")
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sim_norm = Normalizer.fit(np.concatenate([x for x, _ in sim]))
+    curves = Curves()
+    classifier = train_classifier(sim, sim_norm, cfg, curves, gen, show)
+    plain = train_plain_vae(sim, sim_norm, cfg, curves, gen, show)
+    multi, xs, ys = train_sim_stages(sim, sim_norm, cfg, curves, gen, show)
+    signals = [real_recording(rec) for rec in recordings]
+    result = {"recordings": [rec.source for rec in recordings], "min_run": min_run,
+              "base_config": dict(cfg.__dict__), "variants": {}}
+    finetuned = {}      # fine-tuning settings → (model, input normaliser) per fold
+    for name, overrides in {"default": {}, **variants}.items():
+        vcfg = replace(cfg, **overrides)
+        classify = Classifier(Checkpoint(classifier, sim_norm,
+                                         phase_filter=phase_filter(sim, vcfg)))
+        key = tuple(sorted((k, v) for k, v in overrides.items()
+                           if k not in CONVERSION_ONLY_FIELDS))
+        folds = []
+        for k, held in enumerate(recordings):
+            if (key, k) not in finetuned:
+                train = [s for i, s in enumerate(signals) if i != k]
+                real_norm = Normalizer.fit(np.concatenate([x for x, _ in train]))
+                model = copy.deepcopy(multi)
+                finetune_content(model, classifier, sim, xs, ys, train, real_norm, vcfg,
+                                 Curves(), torch.Generator().manual_seed(vcfg.seed), show)
+                finetuned[key, k] = model.eval(), real_norm
+            model, real_norm = finetuned[key, k]
+            adaptation = _adaptation(vcfg)
+            pipelines = {"raw": Pipeline(classify), **{
+                cond: Pipeline(classify, Converter(Checkpoint(net, real_norm, sim_norm,
+                                                              adaptation=adaptation)))
+                for cond, net in (("vae", plain), ("proposed", model))}}
+            r = score(pipelines, [held], min_run)
+            folds.append({"held_out": held.source, "accuracy": r["accuracy"],
+                          "accuracy_unfiltered": r["accuracy_unfiltered"],
+                          "reps_true": r["reps"][0]["true"],
+                          "reps_counted": {c: r["reps"][0][f"counted_{c}"] for c in CONDITIONS}})
+        result["variants"][name] = {
+            "overrides": overrides, "folds": folds,
+            "loo": {c: float(np.mean([f["accuracy"][c] for f in folds])) for c in CONDITIONS},
+            "loo_unfiltered": {c: float(np.mean([f["accuracy_unfiltered"][c] for f in folds]))
+                               for c in CONDITIONS},
+            "rep_errors": {c: int(sum(abs(f["reps_counted"][c] - f["reps_true"]) for f in folds))
+                           for c in CONDITIONS}}
+    return result
+
+
+def table(result: dict) -> str:
+    """One line per variant: LOO Down/Up accuracy per condition and repetition miscounts."""
+    lines = [f"{'variant':<24}" + "".join(f"{c:>10}" for c in CONDITIONS)
+             + f"{'proposed unfiltered':>21}{'rep errors (proposed)':>23}"]
+    for name, v in result["variants"].items():
+        lines.append(f"{name:<24}" + "".join(f"{v['loo'][c] * 100:>9.1f}%" for c in CONDITIONS)
+                     + f"{v['loo_unfiltered']['proposed'] * 100:>20.1f}%"
+                     + f"{v['rep_errors']['proposed']:>23}")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -1,0 +1,88 @@
+"""Leave-one-out selection of the Real2Sim fine-tuning settings (no ROS)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embodied_transfer.squat.data import real_squat_dir
+from embodied_transfer.squat.errors import SquatDataError
+from embodied_transfer.squat.selection import leave_one_out, parse_variant
+from embodied_transfer.squat.train import TrainConfig
+
+REAL = real_squat_dir()
+
+
+def test_variants_parse_typed_and_reject_what_they_cannot_change():
+    assert parse_variant("no_adapt:adapt_prior_frames=0,gain_aug=0.3") == (
+        "no_adapt", {"adapt_prior_frames": 0, "gain_aug": 0.3})
+    name, over = parse_variant("w:consistency_weight=5")
+    assert isinstance(over["consistency_weight"], float)
+    for bad, words in (("nocolon", "NAME:field"), ("x:bogus=1", "not field=value"),
+                       ("x:gain_aug", "not field=value"), ("x:gain_aug=high", "not a float"),
+                       ("x:classifier_steps=10", "simulated stages")):
+        with pytest.raises(SquatDataError, match=words):
+            parse_variant(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny_sim():
+    from embodied_transfer.sim.dataset import generate
+    from embodied_transfer.squat.signals import sim_episodes
+
+    return sim_episodes(generate(6, seed=2, workers=1, progress=False))
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
+def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch):
+    """The recording a fold scores is never in what that fold fine-tunes on; the LOO score
+    is the mean over the folds, for the default recipe and each variant."""
+    from embodied_transfer.squat import selection
+    from embodied_transfer.squat.real import read_real_csv
+    from embodied_transfer.squat.signals import real_recording
+
+    recordings = [rec for name in ("recording_1.csv", "recording_2.csv")
+                  for rec in read_real_csv(REAL / name)]
+    seen = []
+    real_finetune = selection.finetune_content
+
+    def spy(model, classifier, sim, xs, ys, real, real_norm, cfg, *rest):
+        seen.append(([len(x) for x, _ in real], cfg.gain_aug, cfg.adapt_prior_frames))
+        return real_finetune(model, classifier, sim, xs, ys, real, real_norm, cfg, *rest)
+    monkeypatch.setattr(selection, "finetune_content", spy)
+    cfg = TrainConfig(classifier_steps=2, vae_steps=2, content_steps=2, style_steps=2,
+                      finetune_steps=2, batch=16)
+    result = leave_one_out(tiny_sim, recordings, {
+        "no_adapt": {"adapt_prior_frames": 0, "gain_aug": 0.2},
+        "unfiltered": {"phase_filter_sharpness": 0.0}}, cfg, show=False)
+    lengths = [len(real_recording(rec)[0]) for rec in recordings]
+    # "unfiltered" changes only how the models are applied: no fine-tuning of its own
+    assert seen == [([lengths[1]], 0.5, 100), ([lengths[0]], 0.5, 100),
+                    ([lengths[1]], 0.2, 0), ([lengths[0]], 0.2, 0)]
+    assert list(result["variants"]) == ["default", "no_adapt", "unfiltered"]
+    unfiltered = result["variants"]["unfiltered"]
+    assert unfiltered["loo"] == unfiltered["loo_unfiltered"]
+    assert unfiltered["loo_unfiltered"] == result["variants"]["default"]["loo_unfiltered"]
+    for v in result["variants"].values():
+        assert [f["held_out"] for f in v["folds"]] == [rec.source for rec in recordings]
+        for c in ("raw", "vae", "proposed"):
+            assert v["loo"][c] == pytest.approx(np.mean([f["accuracy"][c] for f in v["folds"]]))
+            assert 0.0 <= v["loo"][c] <= 1.0
+        assert [f["reps_true"] for f in v["folds"]] == [12, 14]
+    # raw does not depend on the fine-tuning settings; the converters do
+    raw = [f["accuracy"]["raw"] for v in result["variants"].values() for f in v["folds"]]
+    assert raw[:2] == raw[2:4]
+    json.dumps(result)          # the command writes it as JSON
+
+
+def test_select_needs_two_recordings(tiny_sim):
+    with pytest.raises(SquatDataError, match="at least two"):
+        leave_one_out(tiny_sim, [], {}, show=False)
+
+
+def test_select_command_bad_variant_is_one_line(tmp_path, cli):
+    rc, out, err = cli("squat", "select", "--real", str(tmp_path / "a.csv"), "--variant",
+                       "oops", "--json", str(tmp_path / "r.json"))
+    assert rc == 2 and err.startswith("embodied-transfer: error:") and "Traceback" not in err
+    assert "variant 'oops'" in err
