@@ -178,15 +178,10 @@ def test_classifier_labels_the_centre_frame():
         assert not torch.allclose(model(x), model(y))
 
 
-def test_real_fine_tuning_moves_only_the_content_encoder():
-    """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
-    encoder learns, and the consistency terms read converted real and simulated windows."""
-    from embodied_transfer.plotting import Curves
-    from embodied_transfer.squat.train import TrainConfig, finetune_content
-
+def _tiny_fine_tuning_setup(cfg):
+    """A tiny multi-encoder VAE, classifier, one real and one sim stream, sim windows."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = TrainConfig(finetune_steps=3, batch=8, past=4)
     model = MultiEncoderVAE(ModelConfig("multi_encoder_vae", past=cfg.past, hidden=8))
     classifier = PhaseClassifier(ModelConfig("phase_classifier", past=3, future=2, hidden=8))
     labels = np.repeat([STOP, DOWN, UP, STOP], 10)
@@ -194,6 +189,17 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
     sim = [(rng.normal(size=(40, 7)).astype(np.float32), labels[::-1].copy())]
     xs = torch.randn(20, cfg.past + 1, 7)
     ys = torch.from_numpy(rng.integers(0, 3, (20, cfg.past + 1)))
+    return model, classifier, real, sim, xs, ys
+
+
+def test_real_fine_tuning_moves_only_the_content_encoder():
+    """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
+    encoder learns, and the consistency terms read converted real and simulated windows."""
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat.train import TrainConfig, finetune_content
+
+    cfg = TrainConfig(finetune_steps=3, batch=8, past=4)
+    model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
     before = {name: {k: v.clone() for k, v in m.state_dict().items()}
               for name, m in (("content", model.content), ("style", model.style),
                               ("decoder", model.decoder), ("classifier", classifier))}
@@ -208,6 +214,32 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
         assert all(p.requires_grad for p in m.parameters()), f"{name} left frozen"
     assert len(curves.data["content_finetune"]["consistency"]) == 3
     assert len(curves.data["content_finetune"]["consistency_sim"]) == 3
+
+
+def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
+    """finetune_soup=2: two members from the same content weights, each with its own
+    batches (the generator runs on), and the content encoder ends as their mean."""
+    import copy
+
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat.train import TrainConfig, finetune_content
+
+    cfg = TrainConfig(finetune_steps=2, batch=8, past=4)
+    model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
+    norm = Normalizer.fit(real[0][0])
+
+    def tune(soup: int, gen: torch.Generator) -> dict:
+        m = copy.deepcopy(model)
+        finetune_content(m, classifier, sim, xs, ys, real, norm,
+                         TrainConfig(**{**cfg.__dict__, "finetune_soup": soup}), Curves(), gen,
+                         show=False)
+        return m.content.state_dict()
+    gen = torch.Generator().manual_seed(0)
+    first, second = tune(1, gen), tune(1, gen)
+    souped = tune(2, torch.Generator().manual_seed(0))
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    for k in first:
+        torch.testing.assert_close(souped[k], (first[k] + second[k]) / 2)
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")

@@ -61,6 +61,7 @@ class TrainConfig:
     vae_steps: int = 2500
     content_steps: int = 2500
     finetune_steps: int = 800
+    finetune_soup: int = 1        # fine-tune this many members (own batches), average weights
     style_steps: int = 2500
     lr: float = 2e-3
     finetune_lr: float = 5e-4
@@ -253,7 +254,9 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     a full converter window behind it: ``past`` + the classifier's past + 1 + future frames.
     Its simulated windows (every 4th episode, every 8th frame) are normalised with the real
     normaliser, as the converter normalises whatever arrives. With an input adaptation,
-    each real recording and each of those episodes is first adapted as a stream.
+    each real recording and each of those episodes is first adapted as a stream. With
+    ``finetune_soup`` > 1, that many members are fine-tuned from the same starting weights,
+    each on its own batches, and the content encoder keeps their mean weights.
     """
     content, past = model.content, cfg.past
     cls_window = classifier.cfg.past + 1 + classifier.cfg.future
@@ -270,7 +273,7 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
                                   model.z_style.expand(len(x), -1))[:, -cls_window:]
         return F.cross_entropy(classifier(converted), y[:, centre])
 
-    with _frozen(model.style, model.decoder, classifier):
+    def fine_tune_member() -> dict:
         opt = torch.optim.Adam(content.parameters(), lr=cfg.finetune_lr)
         bar = _progress(cfg.finetune_steps, "content encoder (real fine-tune)", show)
         half = cfg.batch // 2
@@ -304,6 +307,17 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
                        consistency_sim=cons_sim.item())
             bar.update()
         bar.close()
+        return {k: v.detach().clone() for k, v in content.state_dict().items()}
+
+    start = {k: v.clone() for k, v in content.state_dict().items()}
+    soup = []
+    with _frozen(model.style, model.decoder, classifier):
+        for member in range(cfg.finetune_soup):
+            if member:
+                content.load_state_dict(start)
+            soup.append(fine_tune_member())
+    if len(soup) > 1:       # the members' mean weights (they share the starting point)
+        content.load_state_dict({k: torch.stack([m[k] for m in soup]).mean(0) for k in start})
 
 
 def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
