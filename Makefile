@@ -97,11 +97,12 @@ models: setup
 	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout
 
 # How the Real2Sim settings were chosen: leave-one-out between recordings 1 and 2 (recording_3
-# untouched), the simulated stages trained once (about 20 min on 2 cores); see the model card.
+# untouched), the simulated stages trained once (about 25 min on 2 cores); see the model card.
 SELECT_VARIANTS := sharp05:phase_filter_sharpness=0.5 sharp03:phase_filter_sharpness=0.3 \
   sharp02:phase_filter_sharpness=0.2 unfiltered:phase_filter_sharpness=0 \
   no_adapt:adapt_prior_frames=0 no_adapt_unfiltered:adapt_prior_frames=0,phase_filter_sharpness=0 \
-  horizon200:adapt_horizon_frames=200 horizon800:adapt_horizon_frames=800
+  horizon200:adapt_horizon_frames=200 horizon800:adapt_horizon_frames=800 \
+  soup3:finetune_soup=3
 select: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer squat select --sim-squats 3000 --seed 0 \
 	  --real $(REAL_DATA)/recording_1.csv $(REAL_DATA)/recording_2.csv \
