@@ -178,6 +178,39 @@ def test_classifier_labels_the_centre_frame():
         assert not torch.allclose(model(x), model(y))
 
 
+def test_cyclic_phase_filter_knows_the_bottom_pause_leads_up():
+    """Four states (standing, down, bottom pause, up): after Down, a Stop is the bottom
+    pause, from which the belief moves to Up, never back to Down; standing leads Down."""
+    from embodied_transfer.squat.phases import CYCLIC_STATES, cyclic_states
+
+    assert cyclic_states(np.array([0, 0, 1, 1, 0, 0, 2, 2, 0, 1, 0])).tolist() == [
+        0, 0, 1, 1, 3, 3, 2, 2, 0, 1, 3]
+    cycle = np.repeat([STOP, DOWN, STOP, UP, STOP], [30, 40, 10, 40, 30])
+    plain, cyclic = PhaseFilter.fit([cycle] * 50), PhaseFilter.fit([cycle] * 50, cyclic=True)
+    assert cyclic.state_phase == CYCLIC_STATES and cyclic.transitions.shape == (4, 4)
+    np.testing.assert_allclose(cyclic.phase_prior, plain.prior, rtol=1e-3)   # same phases
+    flat = np.tile(plain.prior, (10, 1))                  # 0.5 s of evidence that says nothing
+
+    def drift(pf: PhaseFilter, start_state: int) -> np.ndarray:
+        state = pf.stream()
+        state.belief = np.eye(len(pf.state_phase))[start_state]
+        return np.stack([state.update(p) for p in flat])[-1]
+    after_bottom = drift(cyclic, 3)
+    assert after_bottom[UP] > 0.3 and after_bottom[UP] > 10 * after_bottom[DOWN]
+    from_standing = drift(cyclic, 0)
+    assert from_standing[DOWN] > 0.1 and from_standing[DOWN] > 10 * from_standing[UP]
+    undecided = drift(plain, STOP)              # one Stop state cannot tell which comes next
+    assert undecided[DOWN] == pytest.approx(undecided[UP], rel=0.2)
+    back = PhaseFilter.from_dict(json.loads(json.dumps(cyclic.to_dict())))
+    assert back.state_phase == CYCLIC_STATES
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=50)
+    np.testing.assert_allclose(back.apply(probs), cyclic.apply(probs))
+    legacy = {k: v for k, v in plain.to_dict().items() if k != "state_phase"}
+    assert PhaseFilter.from_dict(legacy).state_phase == (STOP, DOWN, UP)
+    with pytest.raises(SquatDataError, match="phase filter"):
+        PhaseFilter(cyclic.transitions, cyclic.prior, state_phase=(STOP, DOWN, DOWN, STOP))
+
+
 def _tiny_fine_tuning_setup(cfg):
     """A tiny multi-encoder VAE, classifier, one real and one sim stream, sim windows."""
     torch.manual_seed(0)

@@ -19,8 +19,11 @@ def test_variants_parse_typed_and_reject_what_they_cannot_change():
         "no_adapt", {"adapt_prior_frames": 0, "gain_aug": 0.3})
     name, over = parse_variant("w:consistency_weight=5")
     assert isinstance(over["consistency_weight"], float)
+    assert parse_variant("c:phase_filter_cyclic=true")[1] == {"phase_filter_cyclic": True}
+    assert parse_variant("c:phase_filter_cyclic=0")[1] == {"phase_filter_cyclic": False}
     for bad, words in (("nocolon", "NAME:field"), ("x:bogus=1", "not field=value"),
                        ("x:gain_aug", "not field=value"), ("x:gain_aug=high", "not a float"),
+                       ("x:phase_filter_cyclic=maybe", "not a bool"),
                        ("x:classifier_steps=10", "simulated stages")):
         with pytest.raises(SquatDataError, match=words):
             parse_variant(bad)

@@ -35,40 +35,74 @@ def count_repetitions(phases: np.ndarray) -> int:
     return reps
 
 
+#: Hidden states of the cyclic phase filter and the phase each one emits: standing, going
+#: down, paused at the bottom, going up (a Stop after Down is the bottom pause).
+CYCLIC_STATES: tuple[int, ...] = (STOP, DOWN, UP, STOP)
+_BOTTOM = 3
+
+
+def cyclic_states(labels: np.ndarray) -> np.ndarray:
+    """Phase labels → cyclic filter states: a STOP run after a DOWN run is the bottom pause."""
+    states, last = np.asarray(labels, dtype=np.int64).copy(), STOP
+    for i, value in enumerate(states.tolist()):
+        if value == STOP and last == DOWN:
+            states[i] = _BOTTOM
+        elif value != STOP:
+            last = value
+    return states
+
+
 class PhaseFilter:
     """A causal HMM forward filter over per-frame phase probabilities.
 
     Squats move Stop → Down → Stop → Up → Stop, and a phase lasts many frames; a classifier
-    that reads one window at a time ignores that. The filter keeps a belief over the three
-    phases, moves it with a transition matrix and weighs it with each frame's classifier
-    output, as a hybrid HMM does: ``b_t ∝ (b_{t-1} A) · (p_t / prior)^sharpness``. The
-    transitions and the prior are counted on *simulated* label sequences
-    (:meth:`fit`); ``sharpness`` (< 1 trusts the classifier less) is chosen on the
-    development recordings. One frame costs a 3×3 product: no latency and O(1) memory.
+    that reads one window at a time ignores that. The filter keeps a belief over hidden
+    states, each emitting one phase (``state_phase``), moves it with a transition matrix
+    and weighs it with each frame's classifier output, as a hybrid HMM does:
+    ``b_t ∝ (b_{t-1} A) · (p_t[phase] / prior[phase])^sharpness``; the output is the belief
+    summed per phase. The plain filter has one state per phase; the cyclic one
+    (:data:`CYCLIC_STATES`) tells the pause at the bottom from standing, so a squat must go
+    round the whole cycle. Transitions and prior are counted on *simulated* label
+    sequences (:meth:`fit`); ``sharpness`` (< 1 trusts the classifier less) is chosen on the
+    development recordings. One frame costs a K×K product (K ≤ 4): no latency, O(1) memory.
     """
 
-    def __init__(self, transitions, prior, sharpness: float = 1.0) -> None:
+    def __init__(self, transitions, prior, sharpness: float = 1.0,
+                 state_phase=(STOP, DOWN, UP)) -> None:
         a = np.asarray(transitions, dtype=np.float64)
         q = np.asarray(prior, dtype=np.float64)
-        if (a.shape != (3, 3) or q.shape != (3,) or not np.all(np.isfinite(a))
+        phases = np.asarray(state_phase, dtype=np.int64)
+        k = len(phases)
+        if (a.shape != (k, k) or q.shape != (k,) or not np.all(np.isfinite(a))
                 or not np.all(a > 0) or not np.allclose(a.sum(1), 1.0, atol=1e-6)
                 or not np.all(q > 0) or not np.isclose(q.sum(), 1.0, atol=1e-6)
-                or not 0 < float(sharpness) <= 4):
-            raise SquatDataError("phase filter needs a positive 3x3 row-stochastic transition "
-                                 "matrix, a positive prior summing to 1 and 0 < sharpness <= 4")
+                or not 0 < float(sharpness) <= 4
+                or sorted(set(phases.tolist())) != [STOP, DOWN, UP]):
+            raise SquatDataError("phase filter needs states emitting every phase, a positive "
+                                 "row-stochastic transition matrix and a positive prior over "
+                                 "them summing to 1, and 0 < sharpness <= 4")
         self.transitions, self.prior, self.sharpness = a, q, float(sharpness)
+        self.state_phase = tuple(phases.tolist())
+        self._emits = np.eye(3)[phases]                        # (K, 3) state → its phase
+        self.phase_prior = q @ self._emits
 
     @classmethod
-    def fit(cls, label_sequences, sharpness: float = 1.0) -> "PhaseFilter":
+    def fit(cls, label_sequences, sharpness: float = 1.0, cyclic: bool = False
+            ) -> "PhaseFilter":
         """Transition and prior frequencies of phase label sequences (add-one smoothed)."""
-        counts, seen = np.ones((3, 3)), np.ones(3)
+        state_phase = CYCLIC_STATES if cyclic else (STOP, DOWN, UP)
+        k = len(state_phase)
+        counts, seen = np.ones((k, k)), np.ones(k)
         for y in label_sequences:
             y = np.asarray(y, dtype=np.int64)
             if len(y) and (y.min() < 0 or y.max() > 2):
                 raise SquatDataError("phase labels must be STOP, DOWN or UP (0-2)")
+            if cyclic:
+                y = cyclic_states(y)
             np.add.at(counts, (y[:-1], y[1:]), 1)
-            seen += np.bincount(y, minlength=3)
-        return cls(counts / counts.sum(1, keepdims=True), seen / seen.sum(), sharpness)
+            seen += np.bincount(y, minlength=k)
+        return cls(counts / counts.sum(1, keepdims=True), seen / seen.sum(), sharpness,
+                   state_phase)
 
     def stream(self) -> "PhaseFilterState":
         return PhaseFilterState(self)
@@ -81,11 +115,12 @@ class PhaseFilter:
 
     def to_dict(self) -> dict:
         return {"transitions": self.transitions.tolist(), "prior": self.prior.tolist(),
-                "sharpness": self.sharpness}
+                "sharpness": self.sharpness, "state_phase": list(self.state_phase)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PhaseFilter":
-        return cls(d["transitions"], d["prior"], d["sharpness"])
+        return cls(d["transitions"], d["prior"], d["sharpness"],
+                   d.get("state_phase", (STOP, DOWN, UP)))
 
 
 class PhaseFilterState:
@@ -102,7 +137,7 @@ class PhaseFilterState:
         """Take one frame's classifier probabilities (3,); return the filtered ones (float32)."""
         f = self.filter
         evidence = (np.maximum(np.asarray(probabilities, dtype=np.float64), 1e-12)
-                    / f.prior) ** f.sharpness
-        belief = (self.belief @ f.transitions) * evidence
+                    / f.phase_prior) ** f.sharpness
+        belief = (self.belief @ f.transitions) * (f._emits @ evidence)
         self.belief = belief / belief.sum()
-        return self.belief.astype(np.float32)
+        return (self.belief @ f._emits).astype(np.float32)

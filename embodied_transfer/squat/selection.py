@@ -34,7 +34,7 @@ from embodied_transfer.squat.train import (TrainConfig, _adaptation, finetune_co
 
 #: TrainConfig fields that change only how the trained models are applied: variants that
 #: differ in these alone share their fine-tuned content encoders.
-CONVERSION_ONLY_FIELDS = frozenset({"phase_filter_sharpness"})
+CONVERSION_ONLY_FIELDS = frozenset({"phase_filter_sharpness", "phase_filter_cyclic"})
 #: TrainConfig fields the simulated stages read: a variant may not change them, since those
 #: stages are trained once for all variants.
 SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_steps",
@@ -61,11 +61,19 @@ def parse_variant(text: str) -> tuple[str, dict]:
                                  f"which all variants share")
         kind = type(getattr(TrainConfig(), key))
         try:
-            overrides[key] = kind(float(value)) if kind is int else kind(value)
+            overrides[key] = (_boolean(value) if kind is bool
+                              else kind(float(value)) if kind is int else kind(value))
         except ValueError:
             raise SquatDataError(f"variant {name!r}: {key}={value!r} is not a "
                                  f"{kind.__name__}") from None
     return name, overrides
+
+
+def _boolean(text: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if text.strip().lower() not in words:
+        raise ValueError(text)
+    return words[text.strip().lower()]
 
 
 def leave_one_out(sim, recordings: list, variants: dict[str, dict],

@@ -74,6 +74,7 @@ class TrainConfig:
     adapt_prior_frames: int = 100  # converters' per-stream input adaptation (0: none) ...
     adapt_horizon_frames: int = 400  # ... its time constant, frames
     phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
+    phase_filter_cyclic: bool = False  # ... with the bottom pause a state of its own
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
@@ -93,7 +94,8 @@ def phase_filter(sim, cfg: TrainConfig) -> PhaseFilter | None:
     """The classifier's phase filter: transitions counted on the simulated labels."""
     if not cfg.phase_filter_sharpness:
         return None
-    return PhaseFilter.fit([y for _, y in sim], cfg.phase_filter_sharpness)
+    return PhaseFilter.fit([y for _, y in sim], cfg.phase_filter_sharpness,
+                           cyclic=cfg.phase_filter_cyclic)
 
 
 def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
