@@ -28,7 +28,7 @@ from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint
 from embodied_transfer.squat.pipeline import MIN_RUN, Classifier, Converter, Pipeline
 from embodied_transfer.squat.signals import Normalizer, real_recording
-from embodied_transfer.squat.train import (TrainConfig, _adaptation, finetune_content,
+from embodied_transfer.squat.train import (TrainConfig, finetune_content, input_adaptation,
                                            phase_filter, train_classifier, train_plain_vae,
                                            train_sim_stages)
 
@@ -112,7 +112,7 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                                  Curves(), torch.Generator().manual_seed(vcfg.seed), show)
                 finetuned[key, k] = model.eval(), real_norm
             model, real_norm = finetuned[key, k]
-            adaptation = _adaptation(vcfg)
+            adaptation = input_adaptation(vcfg)
             pipelines = {"raw": Pipeline(classify), **{
                 cond: Pipeline(classify, Converter(Checkpoint(net, real_norm, sim_norm,
                                                               adaptation=adaptation)))

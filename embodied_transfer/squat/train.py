@@ -84,7 +84,8 @@ class TrainConfig:
     threads: int = 0              # torch threads (0: torch's default)
 
 
-def _adaptation(cfg: TrainConfig) -> InputAdaptation | None:
+def input_adaptation(cfg: TrainConfig) -> InputAdaptation | None:
+    """The converters' per-stream input adaptation (None when ``adapt_prior_frames`` is 0)."""
     if not cfg.adapt_prior_frames:
         return None
     return InputAdaptation(cfg.adapt_prior_frames, cfg.adapt_horizon_frames)
@@ -262,7 +263,7 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     """
     content, past = model.content, cfg.past
     cls_window = classifier.cfg.past + 1 + classifier.cfg.future
-    adaptation, sim = _adaptation(cfg), sim[::4]
+    adaptation, sim = input_adaptation(cfg), sim[::4]
     if adaptation:      # each recording / episode adapted as the converter adapts a stream
         real = [(adaptation.apply(x, real_norm), y) for x, y in real]
         sim = [(adaptation.apply(x, real_norm), y) for x, y in sim]
@@ -340,7 +341,7 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
     real_norm = Normalizer.fit(np.concatenate([x for x, _ in real]))
     curves = Curves()
     info = {"train_config": cfg.__dict__, **(provenance or {})}
-    adaptation = _adaptation(cfg)
+    adaptation = input_adaptation(cfg)
     classifier = train_classifier(sim, sim_norm, cfg, curves, gen, show)
     plain = train_plain_vae(sim, sim_norm, cfg, curves, gen, show)
     multi = train_multi_encoder_vae(sim, real, sim_norm, real_norm, classifier, cfg, curves,
