@@ -160,8 +160,10 @@ def _squat(args: argparse.Namespace) -> int:
             print(f"{name:<10}{row['sim_mean']:>10.3f}{row['sim_std']:>10.3f}"
                   f"{row['real_mean']:>11.3f}{row['real_std']:>10.3f}")
         return 0
-    if args.squat_command in ("train", "select"):
+    if args.squat_command == "train":
         return _squat_train(args)
+    if args.squat_command == "select":
+        return _squat_select(args)
     if args.squat_command == "evaluate":
         from pathlib import Path
 
@@ -177,19 +179,15 @@ def _squat(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled squat command {args.squat_command}")
 
 
-def _squat_train(args: argparse.Namespace) -> int:
-    """``squat train`` and ``squat select`` (same data and step options)."""
+def _squat_training_data(args: argparse.Namespace):
+    """What ``squat train`` and ``squat select`` share: the parsed real recordings, the
+    simulated dataset and the TrainConfig with ``--seed`` and ``--steps-scale`` applied."""
     from dataclasses import fields
 
     from embodied_transfer.sim.dataset import SquatDataset, generate
     from embodied_transfer.squat.real import read_real_csv
-    from embodied_transfer.squat.selection import leave_one_out, parse_variant, write_json
-    from embodied_transfer.squat.selection import table as selection_table
-    from embodied_transfer.squat.signals import real_recording, sim_episodes
-    from embodied_transfer.squat.train import TrainConfig, train_all
+    from embodied_transfer.squat.train import TrainConfig
 
-    variants = dict(parse_variant(v) for v in args.variant) if args.squat_command == "select" \
-        else {}
     recordings = [rec for path in args.real for rec in read_real_csv(path)]
     dataset = (SquatDataset.load(args.sim) if args.sim
                else generate(args.sim_squats, seed=args.seed))
@@ -197,11 +195,14 @@ def _squat_train(args: argparse.Namespace) -> int:
     for f in fields(cfg):
         if f.name.endswith("_steps"):
             setattr(cfg, f.name, max(1, int(getattr(cfg, f.name) * args.steps_scale)))
-    if args.squat_command == "select":
-        result = leave_one_out(sim_episodes(dataset), recordings, variants, cfg)
-        print(selection_table(result))
-        print(f"wrote {write_json(result, args.json)}")
-        return 0
+    return recordings, dataset, cfg
+
+
+def _squat_train(args: argparse.Namespace) -> int:
+    from embodied_transfer.squat.signals import real_recording, sim_episodes
+    from embodied_transfer.squat.train import train_all
+
+    recordings, dataset, cfg = _squat_training_data(args)
     real = [real_recording(rec) for rec in recordings]
     provenance = {"command": "embodied-transfer " + " ".join(sys.argv[1:]),
                   "sim_data": {"source": args.sim or f"simulated, seed {args.seed}",
@@ -210,6 +211,19 @@ def _squat_train(args: argparse.Namespace) -> int:
     paths = train_all(sim_episodes(dataset), real, args.out, cfg, provenance)
     for name, path in paths.items():
         print(f"{name:<18} {path}")
+    return 0
+
+
+def _squat_select(args: argparse.Namespace) -> int:
+    from embodied_transfer.squat.evaluate import write_json
+    from embodied_transfer.squat.selection import leave_one_out, parse_variant, table
+    from embodied_transfer.squat.signals import sim_episodes
+
+    variants = dict(parse_variant(v) for v in args.variant)     # before any slow work
+    recordings, dataset, cfg = _squat_training_data(args)
+    result = leave_one_out(sim_episodes(dataset), recordings, variants, cfg)
+    print(table(result))
+    print(f"wrote {write_json(result, args.json)}")
     return 0
 
 

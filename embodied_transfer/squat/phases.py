@@ -83,8 +83,8 @@ class PhaseFilter:
                                  "them summing to 1, and 0 < sharpness <= 4")
         self.transitions, self.prior, self.sharpness = a, q, float(sharpness)
         self.state_phase = tuple(phases.tolist())
-        self._emits = np.eye(3)[phases]                        # (K, 3) state → its phase
-        self.phase_prior = q @ self._emits
+        self.emits = np.eye(3)[phases]                         # (K, 3) state → its phase
+        self.phase_prior = q @ self.emits
 
     @classmethod
     def fit(cls, label_sequences, sharpness: float = 1.0, cyclic: bool = False
@@ -138,6 +138,6 @@ class PhaseFilterState:
         f = self.filter
         evidence = (np.maximum(np.asarray(probabilities, dtype=np.float64), 1e-12)
                     / f.phase_prior) ** f.sharpness
-        belief = (self.belief @ f.transitions) * (f._emits @ evidence)
+        belief = (self.belief @ f.transitions) * (f.emits @ evidence)
         self.belief = belief / belief.sum()
-        return (self.belief @ f._emits).astype(np.float32)
+        return (self.belief @ f.emits).astype(np.float32)

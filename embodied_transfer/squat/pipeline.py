@@ -97,7 +97,7 @@ class Classifier:
 
     def filter(self, probabilities: np.ndarray) -> np.ndarray:
         """One stream's per-frame probabilities through the phase filter (if any)."""
-        pf = self.ckpt.phase_filter
+        pf = self.phase_filter
         return pf.apply(probabilities) if pf is not None else probabilities
 
 

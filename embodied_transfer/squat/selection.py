@@ -15,9 +15,7 @@ read by fine-tuning or conversion (``consistency_weight``, ``gain_aug``,
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import fields, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -102,6 +100,7 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                                          phase_filter=phase_filter(sim, vcfg)))
         key = tuple(sorted((k, v) for k, v in overrides.items()
                            if k not in CONVERSION_ONLY_FIELDS))
+        adaptation = input_adaptation(vcfg)
         folds = []
         for k, held in enumerate(recordings):
             if (key, k) not in finetuned:
@@ -112,7 +111,6 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                                  Curves(), torch.Generator().manual_seed(vcfg.seed), show)
                 finetuned[key, k] = model.eval(), real_norm
             model, real_norm = finetuned[key, k]
-            adaptation = input_adaptation(vcfg)
             pipelines = {"raw": Pipeline(classify), **{
                 cond: Pipeline(classify, Converter(Checkpoint(net, real_norm, sim_norm,
                                                               adaptation=adaptation)))
@@ -141,10 +139,3 @@ def table(result: dict) -> str:
                      + f"{v['loo_unfiltered']['proposed'] * 100:>20.1f}%"
                      + f"{v['rep_errors']['proposed']:>23}")
     return "\n".join(lines)
-
-
-def write_json(result: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path

@@ -249,8 +249,8 @@ def _train_style(model: MultiEncoderVAE, xs: torch.Tensor, cfg: TrainConfig, cur
 
 
 def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, xs, ys, real,
-                      real_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
-                      show: bool) -> None:
+                     real_norm: Normalizer, cfg: TrainConfig, curves: Curves, gen,
+                     show: bool) -> None:
     """Real phase labels + simulated ones + per-phase code alignment + consistency.
 
     Consistency windows are long enough that every converted frame the classifier reads has
