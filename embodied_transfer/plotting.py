@@ -39,9 +39,9 @@ def save_figure(fig, out: str | Path, dpi: int = 100) -> Path:
 
 def plot_curves(curves: Curves, out: str | Path,
                 panels: Sequence[tuple[str, Sequence[str], bool]] | None = None,
-                dpi: int = 100) -> Path:
+                dpi: int = 100, xlabel: str = "step") -> Path:
     """One panel per (stage, curve names, log scale), default one per stage with all its
-    curves; each curve is a moving mean over about 1 % of its steps."""
+    curves; each curve is a moving mean over about 1 % of its points (``xlabel``)."""
     if panels is None:
         panels = [(stage, list(v), False) for stage, v in curves.data.items()]
     plt = pyplot()
@@ -52,7 +52,7 @@ def plot_curves(curves: Curves, out: str | Path,
             k = max(1, len(v) // 100)
             ax.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
         ax.set_title(stage, fontsize=9)
-        ax.set_xlabel("step")
+        ax.set_xlabel(xlabel)
         if log:
             ax.set_yscale("log")
         ax.legend(fontsize=7)

@@ -26,6 +26,39 @@ def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
     assert trials["trials"] == 2 and len(trials["rows"]) == 2 and "succeeded" in out
 
 
+def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tmp_path):
+    from safetensors.torch import load_file
+
+    from embodied_transfer.grasp.backends import load_backend
+
+    rc, _, err = cli("grasp", "export", "--out", str(tmp_path / "d"), "--scenes", "2",
+                     "--seed", "4", "--workers", "1", timeout=120)
+    assert rc == 0, err
+    data = str(tmp_path / "d" / "instructed")
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--vision-dataset", str(tmp_path / "d" / "plain"), "--val", data,
+                     "--vision-epochs", "2", "--epochs", "1", "--out", str(tmp_path / "m"),
+                     timeout=300)
+    assert rc == 0, err
+    vision = json.loads((tmp_path / "m" / "vision_pretraining.json").read_text())
+    assert vision["epochs"] == 2 and len(vision["val_epochs"]) == 2 and vision["shift"] > 0
+    assert (tmp_path / "m" / "vision_pretraining.png").is_file()
+    meta = json.loads((tmp_path / "m" / "grasp_vlm.json").read_text())
+    assert meta["vision_frozen"] is True and meta["kind"] == "tiny-vlm"
+    # end to end without the stage: the tower is trained with the rest, so it differs
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--vision-epochs", "0", "--epochs", "1", "--out", str(tmp_path / "e2e"),
+                     timeout=300)
+    assert rc == 0, err
+    assert not (tmp_path / "e2e" / "vision_pretraining.json").exists()
+    assert json.loads((tmp_path / "e2e" / "grasp_vlm.json").read_text())["vision_frozen"] is False
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("m", "e2e"))
+    tower = [k for k in a if "vision_tower" in k]
+    assert any(not (a[k].shape == b[k].shape and (a[k] == b[k]).all()) for k in tower)
+    backend = load_backend("tiny-vlm", tmp_path / "m")
+    assert backend.name == "tiny-vlm"
+
+
 def test_bad_input_gives_one_line_errors(cli, tmp_path):
     import numpy as np
 

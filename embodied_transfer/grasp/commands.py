@@ -27,7 +27,8 @@ def add_parsers(sub) -> None:
     train = gsub.add_parser("train", help="train a backend on a Cornell-layout dataset")
     train.add_argument("--backend", choices=BACKENDS, required=True)
     train.add_argument("--dataset", required=True, nargs="+", help="training dataset dir(s)")
-    train.add_argument("--val", help="validation dataset (cnn: picks the best epoch)")
+    train.add_argument("--val", help="validation dataset (cnn: picks the best epoch; tiny-vlm: "
+                                     "scores the vision pre-training)")
     train.add_argument("--out", required=True, help="output model (or adapter) directory")
     train.add_argument("--model", default="",
                        help="vlm: base model dir or hub id to LoRA-tune")
@@ -38,6 +39,13 @@ def add_parsers(sub) -> None:
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--lr", type=float, default=None)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--vision-epochs", type=int, default=None,
+                       help="tiny-vlm: epochs of vision-tower pre-training on the scenes' "
+                            "object metadata, then the tower stays frozen (0: none, the "
+                            "tower is trained end to end with the rest)")
+    train.add_argument("--vision-dataset", nargs="+", default=None,
+                       help="tiny-vlm: further dataset dir(s) whose object metadata the vision "
+                            "pre-training also sees (scenes only, no answers)")
 
     evaluate = gsub.add_parser("evaluate", help="rectangle (and target) accuracy on a dataset")
     _backend_args(evaluate)

@@ -25,6 +25,12 @@ TINY_VLM_FLIPS = True
 #: tiny-vlm image normalisation: the training images' mean colour (the table's, so the
 #: padding and the table are near zero) and this spread for every channel.
 TINY_VLM_IMAGE_STD = 0.25
+#: tiny-vlm: epochs of vision-tower pre-training (:mod:`~embodied_transfer.grasp.vision_pretrain`)
+#: before reasoning tuning with the tower frozen (0 trains the tower end to end instead), the
+#: random shift of its images (processed pixels) and the tower's depth.
+TINY_VLM_VISION_EPOCHS = 20
+TINY_VLM_VISION_SHIFT = 8
+TINY_VLM_VISION_LAYERS = 4
 
 
 def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
@@ -36,25 +42,31 @@ def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
                                       abs(g.theta)))
 
 
+def _mirror(w: int, h: int, horizontal: bool, vertical: bool):
+    """Column and row maps of a mirroring: ``u`` → ``w - 1 - u``, ``v`` → ``h - 1 - v``."""
+    return ((lambda x: w - 1 - x) if horizontal else (lambda x: x),
+            (lambda y: h - 1 - y) if vertical else (lambda y: y))
+
+
+def flip_objects(objects: list[ObjectInfo], width: int, height: int, horizontal: bool,
+                 vertical: bool) -> list[ObjectInfo]:
+    """``objects`` with their centres mirrored as :func:`flip_scene` mirrors the image."""
+    u, v = _mirror(width, height, horizontal, vertical)
+    return [ObjectInfo(o.name, o.category, o.colour, u(o.u), v(o.v)) for o in objects]
+
+
 def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizontal: bool,
                vertical: bool) -> tuple[np.ndarray, list[ObjectInfo], Grasp]:
     """The image mirrored left-right and/or top-bottom, with its objects' centres and the
     grasp mirrored alike (a view of ``rgb``, no copy): column ``u`` → ``w - 1 - u``, row ``v``
     → ``h - 1 - v``, and each mirror negates the closing-axis angle."""
     h, w = rgb.shape[:2]
-
-    def u(x: float) -> float:
-        return w - 1 - x if horizontal else x
-
-    def v(y: float) -> float:
-        return h - 1 - y if vertical else y
-
+    u, v = _mirror(w, h, horizontal, vertical)
     axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
     image = np.flip(rgb, axes) if axes else rgb
     sign = -1.0 if horizontal != vertical else 1.0
-    moved = [ObjectInfo(o.name, o.category, o.colour, u(o.u), v(o.v)) for o in objects]
-    return image, moved, Grasp(u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width,
-                               grasp.height)
+    return image, flip_objects(objects, w, h, horizontal, vertical), Grasp(
+        u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width, grasp.height)
 
 
 #: The mirrorings ``flips=True`` adds: (horizontal, vertical).
@@ -122,16 +134,31 @@ def train(args) -> Path:
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 
     if args.backend == "tiny-vlm":
+        import shutil
         import tempfile
+
+        from embodied_transfer.grasp.vision_pretrain import (CURVES_FILE, RESULT_FILE,
+                                                             pretrain_vision, scenes_of)
 
         examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
                                       flips=TINY_VLM_FLIPS)
+        vision_epochs = TINY_VLM_VISION_EPOCHS if args.vision_epochs is None \
+            else args.vision_epochs
         with tempfile.TemporaryDirectory() as tmp:
             base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed,
                                   image_mean=mean_colour(examples),
-                                  image_std=(TINY_VLM_IMAGE_STD,) * 3)
+                                  image_std=(TINY_VLM_IMAGE_STD,) * 3,
+                                  vision_layers=TINY_VLM_VISION_LAYERS)
+            if vision_epochs:
+                val = scenes_of([read_dataset(args.val)], flips=False) if args.val else None
+                extra = [read_dataset(d) for d in args.vision_dataset or ()]
+                pretrain_vision(base, scenes_of(datasets + extra, flips=TINY_VLM_FLIPS),
+                                val_scenes=val, epochs=vision_epochs,
+                                shift=TINY_VLM_VISION_SHIFT, seed=args.seed)
             train_vlm(base, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr,
-                      seed=args.seed)
+                      seed=args.seed, freeze_vision=bool(vision_epochs))
+            for name in (RESULT_FILE, CURVES_FILE) if vision_epochs else ():
+                shutil.copy(base / name, out / name)
         return out
     examples = reasoning_examples(datasets, reasoning=not args.numbers_only)
     if not args.model:

@@ -340,14 +340,17 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
               lora_targets: Sequence[str] | None = None, train_projector: bool = True,
               warmup: float = 0.05, max_grad_norm: float = 1.0, weight_decay: float = 0.0,
               device: str | None = None, dtype=None, threads: int = 0,
-              gradient_checkpointing: bool | None = None, cache: bool = True) -> dict[str, Path]:
+              gradient_checkpointing: bool | None = None, cache: bool = True,
+              freeze_vision: bool = False) -> dict[str, Path]:
     """Reasoning-tune ``model_dir_or_id`` on ``examples`` ((rgb, instruction, answer) each).
 
     ``cache``: encode every example once before training (:func:`encode_examples`: images
     shared by several examples are processed and stored once) instead of in every epoch.
 
     ``lora``: adapters on the language model (saved alone, with ``base_model`` in
-    ``grasp_vlm.json``) or every weight (full model + processor saved). ``lr`` defaults to
+    ``grasp_vlm.json``) or every weight (full model + processor saved); ``freeze_vision``
+    keeps the vision tower as it is (LLaVA's recipe; for a tiny model after
+    :func:`~embodied_transfer.grasp.vision_pretrain.pretrain_vision`). ``lr`` defaults to
     2e-4 (LoRA) or 1e-3 (full); linear warm-up over ``warmup`` of the steps, then cosine
     decay to 10 %. Deterministic for a ``seed`` on the CPU. Returns the paths written
     (``model``, ``curves``, ``curves_json``, ``meta``).
@@ -373,6 +376,8 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
                        trainable=True)
     if gradient_checkpointing if gradient_checkpointing is not None else (lora and cuda):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if freeze_vision:
+        model.model.vision_tower.requires_grad_(False)
     if lora:
         model = _lora_model(model, lora_r, lora_alpha, lora_dropout, lora_targets, train_projector)
     model.train()
@@ -435,6 +440,7 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
         "kind": "lora-adapter" if lora else meta.get("kind", "full"),
         "lora": lora, "examples": len(triples), "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "seed": seed, "steps": total, "seconds": round(seconds, 1),
+        "vision_frozen": freeze_vision,
         "final_epoch_loss": curves["epoch_loss"][-1],
         "image_size": list(sizes.pop()) if len(sizes) == 1 else None,
     })
