@@ -10,7 +10,8 @@ import pytest
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.cornell import read_dataset
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
-from embodied_transfer.grasp.evaluate import draw_samples, evaluate, on_target, summary
+from embodied_transfer.grasp.evaluate import (draw_samples, evaluate, on_target, scene_reading,
+                                             summary)
 from embodied_transfer.grasp.reasoning import ObjectInfo
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.toy_scenes import make_dataset
@@ -76,6 +77,7 @@ def test_oracle_scores_one(plain):
     assert r["rectangle_accuracy"] == 1.0
     assert r["parse_failures"] == 0 and r["failures"] == []
     assert r["target_accuracy"] is None and r["n_target"] == 0      # no instructions
+    assert r["scene_reading"] is None                               # no object list
     assert r["ms_per_image"] >= 0 and r["ms_median"] >= 0
     assert r["ids"] == plain.ids and r["correct"] == [True] * 5
     assert len(r["predictions"]) == 5 and r["backend"] == "oracle"
@@ -121,6 +123,27 @@ def test_target_accuracy_on_instructed_samples(instructed):
     r = evaluate(instructed, Oracle(instructed))
     assert r["rectangle_accuracy"] == 1.0 and r["target_accuracy"] == 1.0
     assert evaluate(instructed, Silent())["target_accuracy"] == 0.0
+
+
+def test_scene_reading_matches_listed_objects_to_the_true_ones():
+    objs = [ObjectInfo("red_mug", "mug", "red", 10, 10),
+            ObjectInfo("blue_box", "box", "blue", 100, 10),
+            ObjectInfo("red_can", "can", "red", 100, 100)]
+    # the mug read as a can, the box right, the can 30 px off (not placed), one extra item
+    text = ("I see a red can at (12, 14), a blue box at (101, 9), a red can at (130, 100) "
+            "and a green bowl at (60, 60). grasp: [12, 14, 0, 10]")
+    r = scene_reading([(objs, "red_mug", Prediction(None, text=text)),
+                       (objs, "blue_box", Prediction(None, reasoning=text)),
+                       (objs, None, Prediction(None, text="grasp: [1, 1, 0, 5]"))])
+    assert r["answers"] == 2 and r["count"] == 0.0 and r["objects"] == 6
+    assert r["placed"] == pytest.approx(4 / 6)
+    assert r["colour"] == 1.0 and r["category"] == 0.5
+    assert r["target_label_placed"] == 0.5       # the box yes; the mug's item says "can"
+    one = "I see a red mug at (10, 10), a blue box at (100, 10) and a red can at (99, 99)."
+    assert scene_reading([(objs, "red_can", Prediction(None, text=one))]) == {
+        "answers": 1, "count": 1.0, "objects": 3, "placed": 1.0, "colour": 1.0,
+        "category": 1.0, "target_label_placed": 1.0}
+    assert scene_reading([(objs, "red_mug", Prediction(None, text="no list"))]) is None
 
 
 def test_draw_samples_writes_a_png(plain, instructed, tmp_path):

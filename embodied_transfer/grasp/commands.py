@@ -123,6 +123,12 @@ def run(args) -> int:
               + (f", target accuracy {target * 100:.1f} %" if target is not None else "")
               + f", {out['ms_per_image']:.1f} ms per image, {out['parse_failures']} without a "
                 "grasp")
+        if out.get("scene_reading"):
+            r = out["scene_reading"]
+            print(f"scene reading: {r['placed'] * 100:.1f} % of {r['objects']} objects placed "
+                  f"within 20 px, of those colour {r['colour'] * 100:.1f} % and category "
+                  f"{r['category'] * 100:.1f} % right; object count right in "
+                  f"{r['count'] * 100:.1f} % of {r['answers']} answers")
         _write_json(args.json, out)
         if args.png:
             draw_samples(dataset, dict(zip(result["ids"], result["predictions"])), args.png)

@@ -20,6 +20,10 @@ Metrics of :func:`evaluate`:
     error and raw text.
 ``ms_per_image``
     the mean wall time of ``backend.predict`` (``ms_median`` its median).
+``scene_reading``
+    for answers that list the objects they see (:func:`~embodied_transfer.grasp.reasoning.
+    parse_scene`), how well they read the scene (:func:`scene_reading`); None for backends
+    without such reasoning.
 
 The returned dict also holds ``predictions`` (``Prediction`` per evaluated sample, in
 dataset order), ``ids`` and ``correct`` (per sample: True/False, None when unscored), for
@@ -36,7 +40,7 @@ import numpy as np
 
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
-from embodied_transfer.grasp.reasoning import ObjectInfo
+from embodied_transfer.grasp.reasoning import ObjectInfo, parse_scene
 from embodied_transfer.grasp.rectangles import Grasp, correct
 
 PER_SAMPLE_KEYS = ("predictions", "ids", "correct", "on_target")
@@ -59,12 +63,56 @@ def on_target(grasp: Grasp | None, objects: Sequence[ObjectInfo], target: str | 
     return all(mine < d for d in dist.values())
 
 
+#: A listed object "is" a true one when its written centre is within this many pixels.
+PLACED_PX = 20.0
+
+
+def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Prediction]],
+                  radius: float = PLACED_PX) -> dict | None:
+    """How answers' object lists match the scenes, over (true objects, target name,
+    prediction) cases whose answer lists at least one object.
+
+    ``count``: answers listing as many objects as there are; ``placed``: true objects with a
+    listed one within ``radius`` px (each listed one used once, nearest pairs first);
+    ``colour`` / ``category``: of the placed ones, right; ``target_label_placed``: of the
+    answers with a target, those where the item carrying the target's label is the one
+    placed on the target. None when no answer lists objects.
+    """
+    answers = count = total = placed = colour = category = targeted = on_target = 0
+    for objects, target, pred in cases:
+        listed = parse_scene(pred.reasoning or pred.text)
+        if not listed or not objects:
+            continue
+        answers += 1
+        count += len(listed) == len(objects)
+        total += len(objects)
+        match: dict[int, int] = {}
+        for d, i, j in sorted((math.hypot(o.u - item.u, o.v - item.v), i, j)
+                              for i, o in enumerate(objects) for j, item in enumerate(listed)):
+            if d <= radius and i not in match and j not in match.values():
+                match[i] = j
+        placed += len(match)
+        colour += sum(objects[i].colour == listed[j].colour for i, j in match.items())
+        category += sum(objects[i].category == listed[j].category for i, j in match.items())
+        names = [o.name for o in objects]
+        if target in names:
+            targeted += 1
+            i = names.index(target)
+            on_target += i in match and listed[match[i]].label() == objects[i].label()
+    if not answers:
+        return None
+    return {"answers": answers, "count": count / answers, "objects": total,
+            "placed": placed / total, "colour": colour / max(placed, 1),
+            "category": category / max(placed, 1),
+            "target_label_placed": on_target / targeted if targeted else None}
+
+
 def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
     """Run ``backend`` on the first ``limit`` samples (all: None) and score it (see module)."""
     n = len(dataset) if limit is None else min(int(limit), len(dataset))
     if n <= 0:
         raise GraspError("nothing to evaluate: the dataset is empty or limit is 0")
-    predictions, ids, right, targeted, times, failures = [], [], [], [], [], []
+    predictions, ids, right, targeted, times, failures, cases = [], [], [], [], [], [], []
     for i in range(n):
         sample = dataset[i]
         start = time.perf_counter()
@@ -77,6 +125,7 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
             failures.append({"id": sample.id, "error": pred.error or "no grasp",
                              "text": pred.text})
         predictions.append(pred)
+        cases.append((sample.objects, sample.target, pred))
         ids.append(sample.id)
         right.append(correct(pred.grasp, sample.grasps) if sample.grasps else None)
         targeted.append(on_target(pred.grasp, sample.objects, sample.target)
@@ -95,6 +144,7 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
         "failures": failures,
         "ms_per_image": float(ms.mean()),
         "ms_median": float(np.median(ms)),
+        "scene_reading": scene_reading(cases),
         "predictions": predictions,
         "ids": ids,
         "correct": right,
