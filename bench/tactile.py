@@ -32,7 +32,8 @@ def metrics() -> dict:
 
     r = evaluate()
     keys = ("retrieval_top1", "retrieval_top5", "retrieval_gallery", "retrieval_by_pair",
-            "retrieval_repeat", "retrieval_frames_top1", "retrieval_frames_top5",
+            "retrieval_repeat", "retrieval_hold_top1", "retrieval_hold_top5",
+            "retrieval_frames_top1", "retrieval_frames_top5",
             "retrieval_frames_gallery", "reconstruction_error", "conversion_error",
             "transfer_accuracy", "glove_accuracy", "chance", "data")
     return {k: r[k] for k in keys}

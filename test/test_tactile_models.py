@@ -109,7 +109,8 @@ def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
                               "--episodes", "16"])
     assert commands.run(args) == 0
     result = json.loads((tmp_path / "m.json").read_text())
-    for key in ("retrieval_top1", "retrieval_top5", "reconstruction_error"):
+    for key in ("retrieval_top1", "retrieval_top5", "retrieval_hold_top1", "retrieval_hold_top5",
+                "reconstruction_error"):
         assert 0.0 <= result[key] <= 1.0
     assert set(result["transfer_accuracy"]) == {"none", "uv_direct", "patch_match", "aligned"}
     assert set(result["retrieval_repeat"]) == {GLOVE, ROBOT}
@@ -118,6 +119,21 @@ def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
                               "--model", str(tmp_path / "nothing")])
     with pytest.raises(TactileError, match="no tactile model"):
         commands.run(args)
+
+
+def test_pooled_latents_are_unit_means_of_their_groups():
+    from embodied_transfer.tactile.evaluate import _pooled
+
+    class Identity:                  # encode = the rows themselves, unit length
+        @staticmethod
+        def encode(domain, x):
+            return torch.nn.functional.normalize(x, dim=-1)
+
+    x = np.array([[1, 0], [0, 1], [3, 0], [0, 2], [1, 1]], np.float32)
+    z = _pooled(Identity(), GLOVE, x, [np.array([0, 1]), np.array([2]), np.array([3, 4])])
+    s = np.sqrt(0.5)
+    np.testing.assert_allclose(z, [[s, s], [1, 0], [np.sin(np.pi / 8), np.cos(np.pi / 8)]],
+                               atol=1e-6)
 
 
 def test_repeat_retrieval_finds_a_devices_own_second_reading():
