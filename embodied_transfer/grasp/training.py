@@ -48,6 +48,12 @@ def _mirror(w: int, h: int, horizontal: bool, vertical: bool):
             (lambda y: h - 1 - y) if vertical else (lambda y: y))
 
 
+def flip_image(rgb: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+    """``rgb`` mirrored left-right and/or top-bottom (a view, no copy)."""
+    axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
+    return np.flip(rgb, axes) if axes else rgb
+
+
 def flip_objects(objects: list[ObjectInfo], width: int, height: int, horizontal: bool,
                  vertical: bool) -> list[ObjectInfo]:
     """``objects`` with their centres mirrored as :func:`flip_scene` mirrors the image."""
@@ -62,11 +68,10 @@ def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizon
     → ``h - 1 - v``, and each mirror negates the closing-axis angle."""
     h, w = rgb.shape[:2]
     u, v = _mirror(w, h, horizontal, vertical)
-    axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
-    image = np.flip(rgb, axes) if axes else rgb
     sign = -1.0 if horizontal != vertical else 1.0
-    return image, flip_objects(objects, w, h, horizontal, vertical), Grasp(
-        u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width, grasp.height)
+    moved = Grasp(u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width, grasp.height)
+    return (flip_image(rgb, horizontal, vertical),
+            flip_objects(objects, w, h, horizontal, vertical), moved)
 
 
 #: The mirrorings ``flips=True`` adds: (horizontal, vertical).

@@ -66,22 +66,24 @@ def patch_targets(objects: Sequence[ObjectInfo], width: int, height: int, image_
 def scenes_of(datasets, flips: bool = True) -> list[tuple[np.ndarray, list[ObjectInfo]]]:
     """(rgb, objects) of every distinct image with object metadata, mirrored four ways
     (:data:`~embodied_transfer.grasp.training.FLIPS`) when ``flips``."""
-    from embodied_transfer.grasp.training import FLIPS, flip_objects
+    import hashlib
+
+    from embodied_transfer.grasp.training import FLIPS, flip_image, flip_objects
 
     out, seen = [], set()
     for dataset in datasets:
         for sample in dataset:
             if not sample.objects:
                 continue
-            key = (sample.rgb.tobytes(), tuple(sample.objects))
+            key = (hashlib.blake2b(sample.rgb.tobytes(), digest_size=16).digest(),
+                   tuple(sample.objects))
             if key in seen:
                 continue
             seen.add(key)
             h, w = sample.rgb.shape[:2]
             for horizontal, vertical in (FLIPS if flips else FLIPS[:1]):
-                axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
-                rgb = np.flip(sample.rgb, axes) if axes else sample.rgb
-                out.append((rgb, flip_objects(list(sample.objects), w, h, horizontal, vertical)))
+                out.append((flip_image(sample.rgb, horizontal, vertical),
+                            flip_objects(list(sample.objects), w, h, horizontal, vertical)))
     if not out:
         raise GraspError("vision pre-training needs samples with object metadata "
                          "(pcdNNNNmeta.json)")
