@@ -150,6 +150,20 @@ def test_tiny_vlm_records_its_image_normalisation(tmp_path):
     assert meta["image_mean"] == [0.7, 0.6, 0.5] and meta["image_std"] == [0.25] * 3
 
 
+def test_tiny_vlm_build_is_the_same_in_every_process(tmp_path):
+    """torch's global seed differs per process: nothing in the build may draw from it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from embodied_transfer.grasp.vlm_train import build_tiny_vlm; "
+            f"build_tiny_vlm(sys.argv[1], ['pick up the red box'], **{TINY!r})")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True,
+                       capture_output=True, timeout=120)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == \
+        (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
 def test_encode_examples_matches_encode_example_and_shares_images(backend, data):
     proc = backend.processor
     triples = [data[0], (data[0][0].copy(), "grab the red box", data[1][2]), data[2],

@@ -172,7 +172,7 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
     if position_init == "sincos":
-        _sincos_patch_positions(model, image_size // patch_size)
+        _sincos_patch_positions(model, image_size // patch_size, seed)
     elif position_init != "random":
         raise GraspError(f"position_init must be 'sincos' or 'random', got {position_init!r}")
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
@@ -194,8 +194,9 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
     return out
 
 
-def _sincos_patch_positions(model, grid: int) -> None:
-    """2-D sine/cosine patch positions (CLS: zero), std matched to the patch embeddings."""
+def _sincos_patch_positions(model, grid: int, seed: int = 0) -> None:
+    """2-D sine/cosine patch positions (CLS: zero), std matched to the patch embeddings (of
+    random patches drawn from their own ``seed``: torch's global seed differs per process)."""
     import torch
     from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
@@ -210,7 +211,8 @@ def _sincos_patch_positions(model, grid: int) -> None:
         table[1:, 2 * i * quarter:(2 * i + 1) * quarter] = np.sin(phase)
         table[1:, (2 * i + 1) * quarter:(2 * i + 2) * quarter] = np.cos(phase)
     with torch.no_grad():
-        x = torch.randn(64, 3, emb.patch_size, emb.patch_size)
+        x = torch.randn(64, 3, emb.patch_size, emb.patch_size,
+                        generator=torch.Generator().manual_seed(seed))
         content = emb.patch_embedding(x).std().item()
         scale = content / max(float(table[1:].std()), 1e-6)
         emb.position_embedding.weight.copy_(torch.from_numpy(table * scale))
