@@ -123,6 +123,13 @@ def _tensors(processor, scenes, vocab) -> dict:
                       ["pixel_values"][0].to(torch.float16))
         h, w = rgb.shape[:2]
         targets.append(patch_targets(objects, w, h, size, patch, *vocab))
+    return _stack(pixels, targets)
+
+
+def _stack(pixels: list, targets: list[dict]) -> dict:
+    """A batch dict: the per-image target arrays and pixel tensors stacked."""
+    import torch
+
     out = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
     out["pixel_values"] = torch.stack(pixels)
     return out
@@ -144,8 +151,6 @@ def shift_image(pixels, dx: int, dy: int):
 def _shifted_batch(data, scenes, idx, shifts, processor, vocab) -> dict:
     """The batch ``idx`` with image ``idx[j]`` moved by ``shifts[j]`` (dx, dy processed
     pixels) and its targets recomputed for the moved objects."""
-    import torch
-
     ip = processor.image_processor
     size, patch = int(ip.crop_size["height"]), int(processor.patch_size)
     pixels, targets = [], []
@@ -157,13 +162,12 @@ def _shifted_batch(data, scenes, idx, shifts, processor, vocab) -> dict:
                  for o in objects]
         pixels.append(shift_image(data["pixel_values"][i], dx, dy))
         targets.append(patch_targets(moved, w, h, size, patch, *vocab))
-    out = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
-    out["pixel_values"] = torch.stack(pixels)
-    return out
+    return _stack(pixels, targets)
 
 
-def _losses(heads, tokens, batch):
-    import torch
+def _loss(heads, tokens, batch):
+    """Objectness BCE on every patch; category / colour CE and centre offset (smooth L1, ×4)
+    on the patches holding a centre."""
     from torch.nn import functional as F
 
     obj, cat, col, off = heads(tokens)
@@ -173,7 +177,7 @@ def _losses(heads, tokens, batch):
         loss = loss + F.cross_entropy(cat[has], batch["category"][has]) \
             + F.cross_entropy(col[has], batch["colour"][has]) \
             + 4.0 * F.smooth_l1_loss(off[has], batch["offset"][has], beta=0.1)
-    return loss, (obj, cat, col, off)
+    return loss
 
 
 def _scores(heads, tower, data, patch_px: float, batch_size: int = 64) -> dict:
@@ -250,8 +254,7 @@ def pretrain_vision(model_dir: str | Path, scenes, *, val_scenes=None, epochs: i
                                         rng.integers(-shift, shift + 1, (len(idx), 2)),
                                         processor, vocab)
                          if shift else {k: v[idx] for k, v in data.items()})
-                loss, _ = _losses(heads, _image_tokens(tower, batch["pixel_values"].float()),
-                                  batch)
+                loss = _loss(heads, _image_tokens(tower, batch["pixel_values"].float()), batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
