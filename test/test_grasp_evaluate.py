@@ -131,7 +131,8 @@ def test_scene_reading_matches_listed_objects_to_the_true_ones():
             ObjectInfo("red_can", "can", "red", 100, 100)]
     # the mug read as a can, the box right, the can 30 px off (not placed), one extra item
     text = ("I see a red can at (12, 14), a blue box at (101, 9), a red can at (130, 100) "
-            "and a green bowl at (60, 60). grasp: [12, 14, 0, 10]")
+            "and a green bowl at (60, 60). The blue box at (101, 9) is a box. "
+            "grasp: [12, 14, 0, 10]")
     r = scene_reading([(objs, "red_mug", Prediction(None, text=text)),
                        (objs, "blue_box", Prediction(None, reasoning=text)),
                        (objs, None, Prediction(None, text="grasp: [1, 1, 0, 5]"))])
@@ -139,10 +140,12 @@ def test_scene_reading_matches_listed_objects_to_the_true_ones():
     assert r["placed"] == pytest.approx(4 / 6)
     assert r["colour"] == 1.0 and r["category"] == 0.5
     assert r["target_label_placed"] == 0.5       # the box yes; the mug's item says "can"
-    one = "I see a red mug at (10, 10), a blue box at (100, 10) and a red can at (99, 99)."
+    assert r["named_copied"] == 1.0
+    one = ("I see a red mug at (10, 10), a blue box at (100, 10) and a red can at (99, 99). "
+           "The red can at (100, 10) is a can.")            # the box's position: not a copy
     assert scene_reading([(objs, "red_can", Prediction(None, text=one))]) == {
         "answers": 1, "count": 1.0, "objects": 3, "placed": 1.0, "colour": 1.0,
-        "category": 1.0, "target_label_placed": 1.0}
+        "category": 1.0, "target_label_placed": 1.0, "named_copied": 0.0}
     assert scene_reading([(objs, "red_mug", Prediction(None, text="no list"))]) is None
 
 

@@ -128,7 +128,9 @@ def run(args) -> int:
             print(f"scene reading: {r['placed'] * 100:.1f} % of {r['objects']} objects placed "
                   f"within 20 px, of those colour {r['colour'] * 100:.1f} % and category "
                   f"{r['category'] * 100:.1f} % right; object count right in "
-                  f"{r['count'] * 100:.1f} % of {r['answers']} answers")
+                  f"{r['count'] * 100:.1f} % of {r['answers']} answers"
+                  + (f"; the named object's position copied from the list in "
+                     f"{r['named_copied'] * 100:.1f} %" if r["named_copied"] is not None else ""))
         _write_json(args.json, out)
         if args.png:
             draw_samples(dataset, dict(zip(result["ids"], result["predictions"])), args.png)

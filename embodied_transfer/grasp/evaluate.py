@@ -32,6 +32,7 @@ dataset order), ``ids`` and ``correct`` (per sample: True/False, None when unsco
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -65,6 +66,8 @@ def on_target(grasp: Grasp | None, objects: Sequence[ObjectInfo], target: str | 
 
 #: A listed object "is" a true one when its written centre is within this many pixels.
 PLACED_PX = 20.0
+#: The reasoning's sentence about the named object: "The red mug at (83, 154) is ...".
+NAMED = re.compile(r"\bThe (\w+ \w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
 
 
 def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Prediction]],
@@ -76,9 +79,12 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
     listed one within ``radius`` px (each listed one used once, nearest pairs first);
     ``colour`` / ``category``: of the placed ones, right; ``target_label_placed``: of the
     answers with a target, those where the item carrying the target's label is the one
-    placed on the target. None when no answer lists objects.
+    placed on the target; ``named_copied``: of the answers whose "The <label> at (u, v)"
+    sentence names a listed label, those that copy that item's position exactly. None when
+    no answer lists objects.
     """
     answers = count = total = placed = colour = category = targeted = on_target = 0
+    named = copied = 0
     for objects, target, pred in cases:
         listed = parse_scene(pred.reasoning or pred.text)
         if not listed or not objects:
@@ -94,6 +100,11 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
         placed += len(match)
         colour += sum(objects[i].colour == listed[j].colour for i, j in match.items())
         category += sum(objects[i].category == listed[j].category for i, j in match.items())
+        said = NAMED.search(pred.reasoning or pred.text)
+        items = {(item.label(), int(item.u), int(item.v)) for item in listed}
+        if said and said.group(1) in {item.label() for item in listed}:
+            named += 1
+            copied += (said.group(1), int(said.group(2)), int(said.group(3))) in items
         names = [o.name for o in objects]
         if target in names:
             targeted += 1
@@ -104,7 +115,8 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
     return {"answers": answers, "count": count / answers, "objects": total,
             "placed": placed / total, "colour": colour / max(placed, 1),
             "category": category / max(placed, 1),
-            "target_label_placed": on_target / targeted if targeted else None}
+            "target_label_placed": on_target / targeted if targeted else None,
+            "named_copied": copied / named if named else None}
 
 
 def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
