@@ -43,6 +43,8 @@ def add_parsers(sub) -> None:
                        help="tiny-vlm: epochs of vision-tower pre-training on the scenes' "
                             "object metadata, then the tower stays frozen (0: none, the "
                             "tower is trained end to end with the rest)")
+    train.add_argument("--vision-layers", type=int, default=None,
+                       help="tiny-vlm: layers of the vision tower (default 2)")
     train.add_argument("--vision-dataset", nargs="+", default=None,
                        help="tiny-vlm: further dataset dir(s) whose object metadata the vision "
                             "pre-training also sees (scenes only, no answers)")
