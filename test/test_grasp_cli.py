@@ -27,6 +27,7 @@ def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
 
 
 def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tmp_path):
+    """Stage 0 + frozen tuning, end to end, and stage 0 + frozen + unfrozen epochs."""
     from safetensors.torch import load_file
 
     from embodied_transfer.grasp.backends import load_backend
@@ -57,6 +58,21 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     assert any(not (a[k].shape == b[k].shape and (a[k] == b[k]).all()) for k in tower)
     backend = load_backend("tiny-vlm", tmp_path / "m")
     assert backend.name == "tiny-vlm"
+    assert meta["answer_format"] == "restate" and meta["unfreeze_epochs"] == 0
+    # the same stage 0 and frozen epoch, then one epoch with the tower trained too
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--vision-dataset", str(tmp_path / "d" / "plain"), "--val", data,
+                     "--vision-epochs", "2", "--epochs", "1", "--unfreeze-epochs", "1",
+                     "--answer-format", "target-last", "--out", str(tmp_path / "u"),
+                     timeout=300)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "u" / "grasp_vlm.json").read_text())
+    assert meta["vision_frozen"] is False and meta["unfreeze_epochs"] == 1
+    assert meta["answer_format"] == "target-last" and meta["frozen_epochs"] == 1
+    assert (tmp_path / "u" / "training_curves_frozen.json").is_file()
+    assert (tmp_path / "u" / "vision_pretraining.json").is_file()
+    c = load_file(tmp_path / "u" / "model.safetensors")
+    assert any(not (a[k] == c[k]).all() for k in tower)
 
 
 def test_bad_input_gives_one_line_errors(cli, tmp_path):

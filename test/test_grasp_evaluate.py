@@ -134,18 +134,25 @@ def test_scene_reading_matches_listed_objects_to_the_true_ones():
             "and a green bowl at (60, 60). The blue box at (101, 9) is a box. "
             "grasp: [12, 14, 0, 10]")
     r = scene_reading([(objs, "red_mug", Prediction(None, text=text)),
-                       (objs, "blue_box", Prediction(None, reasoning=text)),
+                       (objs, "blue_box", Prediction(Grasp(100, 12, 0, 10), reasoning=text)),
                        (objs, None, Prediction(None, text="grasp: [1, 1, 0, 5]"))])
     assert r["answers"] == 2 and r["count"] == 0.0 and r["objects"] == 6
     assert r["placed"] == pytest.approx(4 / 6)
     assert r["colour"] == 1.0 and r["category"] == 0.5
     assert r["target_label_placed"] == 0.5       # the box yes; the mug's item says "can"
     assert r["named_copied"] == 1.0
+    assert r["grasp_follows_list"] == 1.0        # only the box's label is listed; no grasp
     one = ("I see a red mug at (10, 10), a blue box at (100, 10) and a red can at (99, 99). "
            "The red can at (100, 10) is a can.")            # the box's position: not a copy
-    assert scene_reading([(objs, "red_can", Prediction(None, text=one))]) == {
+    assert scene_reading([(objs, "red_can", Prediction(Grasp(100, 10, 0, 9), text=one))]) == {
         "answers": 1, "count": 1.0, "objects": 3, "placed": 1.0, "colour": 1.0,
-        "category": 1.0, "target_label_placed": 1.0, "named_copied": 0.0}
+        "category": 1.0, "target_label_placed": 1.0, "named_copied": 0.0,
+        "grasp_follows_list": 0.0}                  # the grasp sits on the box, 89 px away
+    # the target-last format: no second sentence; the grasp follows the last item
+    last = "I see a red mug at (10, 10), a red can at (99, 99) and the blue box at (100, 10)."
+    r = scene_reading([(objs, "blue_box", Prediction(Grasp(101, 11, 0, 9), text=last))])
+    assert r["named_copied"] is None and r["grasp_follows_list"] == 1.0
+    assert r["target_label_placed"] == 1.0 and r["placed"] == 1.0
     assert scene_reading([(objs, "red_mug", Prediction(None, text="no list"))]) is None
 
 

@@ -130,6 +130,11 @@ def test_answer_with_reasoning_parses_and_keeps_the_reasoning():
     assert answer(RED_MUG, g, W, H).startswith("I see a red mug at (60, 200). The red mug")
     assert parsed.grasp.x == 60 and parsed.grasp.y == 200
     assert answer(RED_MUG, g, W, H, reasoning=False) == "grasp: [60, 200, 15, 30]"
+    # target last: the named object closes the list and is not placed a second time
+    last = answer(ORANGE_BOWL, g, W, H, objects=[RED_MUG, ORANGE_BOWL], target_last=True)
+    assert last.startswith("I see a red mug at (60, 200) and the orange bowl at (257, 117). "
+                           "It is a wide open hemisphere, ")
+    assert last.count("(") == 2 and parse_answer(last, W, H).grasp.x == 60
     assert "red mug" in instruction(RED_MUG, np.random.default_rng(0))
 
 
@@ -185,6 +190,13 @@ def test_scene_text_lists_objects_in_reading_order_and_parses_back():
         ("orange", "bowl", 257.0, 117.0), ("red", "mug", 83.0, 154.0)]
     assert parsed[0].name == "blue_can"
     assert scene_text(objects[:1], H) == "I see a blue can at (164, 41)."
+    # the named object closes the list, with "the"; the others keep their reading order
+    last = scene_text(objects, H, target=objects[0])
+    assert last == ("I see a white box at (20, 119), an orange bowl at (257, 117), a red mug "
+                    "at (83, 154) and the blue can at (164, 41).")
+    assert [o.name for o in parse_scene(last)] == ["white_box", "orange_bowl", "red_mug",
+                                                   "blue_can"]
+    assert scene_text(objects[:1], H, target=objects[0]) == "I see the blue can at (164, 41)."
     assert parse_scene("grasp: [1, 2, 3, 4]") == [] and parse_scene(None) == []  # type: ignore
     with pytest.raises(GraspParseError):
         scene_text([], H)

@@ -48,6 +48,13 @@ def add_parsers(sub) -> None:
     train.add_argument("--vision-dataset", nargs="+", default=None,
                        help="tiny-vlm: further dataset dir(s) whose object metadata the vision "
                             "pre-training also sees (scenes only, no answers)")
+    train.add_argument("--unfreeze-epochs", type=int, default=None,
+                       help="tiny-vlm, after --vision-epochs: further epochs with every weight "
+                            "trained, at half the learning rate (default 0)")
+    train.add_argument("--answer-format", choices=("target-last", "restate"), default=None,
+                       help="tiny-vlm/vlm reasoning: the named object closes the object list "
+                            "(target-last), or the list is in reading order and the named "
+                            "object is placed again after it (restate)")
 
     evaluate = gsub.add_parser("evaluate", help="rectangle (and target) accuracy on a dataset")
     _backend_args(evaluate)
@@ -132,7 +139,10 @@ def run(args) -> int:
                   f"{r['category'] * 100:.1f} % right; object count right in "
                   f"{r['count'] * 100:.1f} % of {r['answers']} answers"
                   + (f"; the named object's position copied from the list in "
-                     f"{r['named_copied'] * 100:.1f} %" if r["named_copied"] is not None else ""))
+                     f"{r['named_copied'] * 100:.1f} %" if r["named_copied"] is not None else "")
+                  + (f"; the grasp follows the named object's listed position in "
+                     f"{r['grasp_follows_list'] * 100:.1f} %"
+                     if r["grasp_follows_list"] is not None else ""))
         _write_json(args.json, out)
         if args.png:
             draw_samples(dataset, dict(zip(result["ids"], result["predictions"])), args.png)

@@ -80,11 +80,13 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
     ``colour`` / ``category``: of the placed ones, right; ``target_label_placed``: of the
     answers with a target, those where the item carrying the target's label is the one
     placed on the target; ``named_copied``: of the answers whose "The <label> at (u, v)"
-    sentence names a listed label, those that copy that item's position exactly. None when
-    no answer lists objects.
+    sentence names a listed label, those that copy that item's position exactly;
+    ``grasp_follows_list``: of the answers listing the target's label, those whose grasp
+    centre lies within ``radius`` px of that item's listed position (in either answer format,
+    the step from the list to the numbers). None when no answer lists objects.
     """
     answers = count = total = placed = colour = category = targeted = on_target = 0
-    named = copied = 0
+    named = copied = labelled = follows = 0
     for objects, target, pred in cases:
         listed = parse_scene(pred.reasoning or pred.text)
         if not listed or not objects:
@@ -110,13 +112,19 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
             targeted += 1
             i = names.index(target)
             on_target += i in match and listed[match[i]].label() == objects[i].label()
+            item = next((it for it in listed if it.label() == objects[i].label()), None)
+            if item is not None:
+                labelled += 1
+                follows += pred.grasp is not None and math.hypot(
+                    pred.grasp.x - item.u, pred.grasp.y - item.v) <= radius
     if not answers:
         return None
     return {"answers": answers, "count": count / answers, "objects": total,
             "placed": placed / total, "colour": colour / max(placed, 1),
             "category": category / max(placed, 1),
             "target_label_placed": on_target / targeted if targeted else None,
-            "named_copied": copied / named if named else None}
+            "named_copied": copied / named if named else None,
+            "grasp_follows_list": follows / labelled if labelled else None}
 
 
 def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:

@@ -93,16 +93,25 @@ def reading_order(objects: Sequence[ObjectInfo], height: int) -> list[ObjectInfo
     return sorted(objects, key=lambda o: (int(o.v // band), o.u, o.v, o.name))
 
 
-def scene_text(objects: Sequence[ObjectInfo], height: int) -> str:
-    """"I see a red can at (181, 181), ... and an orange bowl at (257, 117)." (reading order)."""
+def scene_text(objects: Sequence[ObjectInfo], height: int,
+               target: ObjectInfo | None = None) -> str:
+    """"I see a red can at (181, 181), ... and an orange bowl at (257, 117)." (reading order).
+
+    With a ``target`` (one of ``objects``) it is named last, after the others in reading
+    order: "I see a red can at (181, 181) and the orange bowl at (257, 117)."
+    """
     if not objects:
         raise GraspParseError("a scene description needs at least one object", "")
-    items = [f"{_article(o.colour)} {o.label()} {_at(o)}" for o in reading_order(objects, height)]
+    ordered = reading_order(objects, height)
+    if target is not None:
+        ordered = [o for o in ordered if o.name != target.name] + [target]
+    items = [f"{'the' if o is target else _article(o.colour)} {o.label()} {_at(o)}"
+             for o in ordered]
     listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
     return f"I see {listed}."
 
 
-SCENE_ITEM = re.compile(r"\ban? (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
+SCENE_ITEM = re.compile(r"\b(?:an?|the) (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
 
 
 def parse_scene(reasoning: str) -> list[ObjectInfo]:
@@ -128,13 +137,16 @@ def _where(obj: ObjectInfo, width: int, height: int) -> str:
 
 
 def reasoning_text(obj: ObjectInfo, width: int, height: int,
-                   objects: Sequence[ObjectInfo] | None = None) -> str:
+                   objects: Sequence[ObjectInfo] | None = None, target_last: bool = False) -> str:
     """Template reasoning: what is on the table and where (``objects``, default ``obj``
     alone), which of them is the named object and where it is, its shape, how such objects
-    are grasped."""
+    are grasped. ``target_last``: the named object closes the list (:func:`scene_text`) and
+    is not placed again, so the grasp line follows its position directly."""
     shape, strategy = CATEGORY_TEXT.get(obj.category, ("an object", "grasp it across its body"))
-    scene = scene_text(list(objects) if objects else [obj], height)
-    return (f"{scene} The {obj.label()} {_at(obj)} is {shape}, {_where(obj, width, height)}. "
+    scene = scene_text(list(objects) if objects else [obj], height,
+                       target=obj if target_last else None)
+    named = "It is" if target_last else f"The {obj.label()} {_at(obj)} is"
+    return (f"{scene} {named} {shape}, {_where(obj, width, height)}. "
             f"{strategy[0].upper()}{strategy[1:]}.")
 
 
@@ -148,11 +160,12 @@ def format_grasp(grasp: Grasp) -> str:
 
 
 def answer(obj: ObjectInfo, grasp: Grasp, width: int, height: int, *, reasoning: bool = True,
-           objects: Sequence[ObjectInfo] | None = None) -> str:
-    """The training answer: reasoning (about ``obj`` among ``objects``) then the grasp line
-    (or the grasp line alone)."""
+           objects: Sequence[ObjectInfo] | None = None, target_last: bool = False) -> str:
+    """The training answer: reasoning (about ``obj`` among ``objects``, see
+    :func:`reasoning_text`) then the grasp line (or the grasp line alone)."""
     line = format_grasp(grasp)
-    return f"{reasoning_text(obj, width, height, objects)}\n{line}" if reasoning else line
+    return (f"{reasoning_text(obj, width, height, objects, target_last)}\n{line}"
+            if reasoning else line)
 
 
 @dataclass(frozen=True)

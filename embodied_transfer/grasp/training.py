@@ -33,6 +33,12 @@ TINY_VLM_IMAGE_STD = 0.25
 TINY_VLM_VISION_EPOCHS = 0
 TINY_VLM_VISION_SHIFT = 8
 TINY_VLM_VISION_LAYERS = 2
+#: tiny-vlm, after a frozen-tower stage: epochs with every weight trained (at half the rate).
+TINY_VLM_UNFREEZE_EPOCHS = 0
+#: The reasoning's answer format (:func:`~embodied_transfer.grasp.reasoning.scene_text`):
+#: ``target-last`` names the instructed object at the end of the object list, ``restate``
+#: lists in reading order and places the named object again after the list.
+ANSWER_FORMAT = "restate"
 
 
 def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
@@ -80,7 +86,8 @@ def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizon
 FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
-def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False) -> list[tuple]:
+def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False,
+                       target_last: bool = False) -> list[tuple]:
     """(rgb, instruction, answer) for every instructed sample with target metadata.
 
     The reasoning lists every object of the sample's metadata (:func:`answer`); ``flips``
@@ -103,7 +110,7 @@ def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False) ->
                                              horizontal, vertical)
                 examples.append((rgb, sample.instruction,
                                  answer(objects[index], g, w, h, reasoning=reasoning,
-                                        objects=objects)))
+                                        objects=objects, target_last=target_last)))
     if not examples:
         raise GraspError("no instructed sample with target metadata (pcdNNNNinstruction.txt "
                          "and pcdNNNNmeta.json) in the dataset(s)")
@@ -122,6 +129,11 @@ def mean_colour(examples, limit: int = 200) -> list[float]:
     return [round(float(c), 3) for c in total / max(n, 1) / 255.0]
 
 
+def _or(value, default):
+    """``value`` unless it was not given (None)."""
+    return default if value is None else value
+
+
 def train(args) -> Path:
     """Run the training the parsed ``grasp train`` arguments ask for; returns the output dir."""
     from embodied_transfer.grasp.cornell import read_dataset
@@ -132,6 +144,7 @@ def train(args) -> Path:
     batch = args.batch_size or batch
     lr = args.lr or lr
     out = Path(args.out)
+    target_last = _or(args.answer_format, ANSWER_FORMAT) == "target-last"
     if args.backend == "cnn":
         from embodied_transfer.grasp.backends.cnn import train_cnn
 
@@ -148,9 +161,9 @@ def train(args) -> Path:
                                                              pretrain_vision, scenes_of)
 
         examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
-                                      flips=TINY_VLM_FLIPS)
-        vision_epochs = TINY_VLM_VISION_EPOCHS if args.vision_epochs is None \
-            else args.vision_epochs
+                                      flips=TINY_VLM_FLIPS, target_last=target_last)
+        vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
+        unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
             base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed,
                                   image_mean=mean_colour(examples),
@@ -162,14 +175,36 @@ def train(args) -> Path:
                 pretrain_vision(base, scenes_of(datasets + extra, flips=TINY_VLM_FLIPS),
                                 val_scenes=val, epochs=vision_epochs,
                                 shift=TINY_VLM_VISION_SHIFT, seed=args.seed)
-            train_vlm(base, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr,
-                      seed=args.seed, freeze_vision=bool(vision_epochs))
+            frozen = Path(tmp) / "frozen" if unfreeze else out
+            train_vlm(base, examples, frozen, lora=False, epochs=epochs, batch_size=batch,
+                      lr=lr, seed=args.seed, freeze_vision=bool(vision_epochs))
+            if unfreeze:
+                train_vlm(frozen, examples, out, lora=False, epochs=unfreeze,
+                          batch_size=batch, lr=lr / 2, seed=args.seed)
+                for suffix in (".json", ".png"):
+                    shutil.copy(frozen / f"training_curves{suffix}",
+                                out / f"training_curves_frozen{suffix}")
             for name in (RESULT_FILE, CURVES_FILE) if vision_epochs else ():
                 shutil.copy(base / name, out / name)
+        _record(out, {"answer_format": "target-last" if target_last else "restate",
+                      "vision_epochs": vision_epochs, "frozen_epochs": epochs if vision_epochs
+                      else 0, "unfreeze_epochs": unfreeze})
         return out
-    examples = reasoning_examples(datasets, reasoning=not args.numbers_only)
+    examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
+                                  target_last=target_last)
     if not args.model:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
     train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
               seed=args.seed, allow_download=args.allow_download)
+    _record(out, {"answer_format": "target-last" if target_last else "restate"})
     return out
+
+
+def _record(out: Path, recipe: dict) -> None:
+    """Add the training recipe's choices to the model's ``grasp_vlm.json``."""
+    import json
+
+    from embodied_transfer.grasp.vlm_train import META_FILE
+
+    meta = json.loads((out / META_FILE).read_text())
+    (out / META_FILE).write_text(json.dumps({**meta, **recipe}, indent=1) + "\n")
