@@ -148,8 +148,8 @@ def test_scene_reading_matches_listed_objects_to_the_true_ones():
         "answers": 1, "count": 1.0, "objects": 3, "placed": 1.0, "colour": 1.0,
         "category": 1.0, "target_label_placed": 1.0, "named_copied": 0.0,
         "grasp_follows_list": 0.0}                  # the grasp sits on the box, 89 px away
-    # the target-last format: no second sentence; the grasp follows the last item
-    last = "I see a red mug at (10, 10), a red can at (99, 99) and the blue box at (100, 10)."
+    # the scan format: no second sentence; the grasp follows the marked, last item
+    last = "I see a red mug at (10, 10), a red can at (99, 99), a blue box at (100, 10): the one"
     r = scene_reading([(objs, "blue_box", Prediction(Grasp(101, 11, 0, 9), text=last))])
     assert r["named_copied"] is None and r["grasp_follows_list"] == 1.0
     assert r["target_label_placed"] == 1.0 and r["placed"] == 1.0

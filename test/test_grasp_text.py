@@ -130,11 +130,16 @@ def test_answer_with_reasoning_parses_and_keeps_the_reasoning():
     assert answer(RED_MUG, g, W, H).startswith("I see a red mug at (60, 200). The red mug")
     assert parsed.grasp.x == 60 and parsed.grasp.y == 200
     assert answer(RED_MUG, g, W, H, reasoning=False) == "grasp: [60, 200, 15, 30]"
-    # target last: the named object closes the list and is not placed a second time
-    last = answer(ORANGE_BOWL, g, W, H, objects=[RED_MUG, ORANGE_BOWL], target_last=True)
-    assert last.startswith("I see a red mug at (60, 200) and the orange bowl at (257, 117). "
-                           "It is a wide open hemisphere, ")
-    assert last.count("(") == 2 and parse_answer(last, W, H).grasp.x == 60
+    # scan: the list stops at the named object, marks it, and does not place it again
+    scan = answer(ORANGE_BOWL, g, W, H, objects=[RED_MUG, ORANGE_BOWL], answer_format="scan")
+    assert scan.startswith("I see an orange bowl at (257, 117): the one to pick. It is a wide "
+                           "open hemisphere, ")
+    scan = answer(RED_MUG, g, W, H, objects=[RED_MUG, ORANGE_BOWL], answer_format="scan")
+    assert scan.startswith("I see an orange bowl at (257, 117), a red mug at (60, 200): the one "
+                           "to pick. It is a cylinder with a handle")
+    assert scan.count("(") == 2 and parse_answer(scan, W, H).grasp.x == 60
+    with pytest.raises(GraspParseError, match="answer format"):
+        answer(RED_MUG, g, W, H, answer_format="last")
     assert "red mug" in instruction(RED_MUG, np.random.default_rng(0))
 
 
@@ -190,13 +195,15 @@ def test_scene_text_lists_objects_in_reading_order_and_parses_back():
         ("orange", "bowl", 257.0, 117.0), ("red", "mug", 83.0, 154.0)]
     assert parsed[0].name == "blue_can"
     assert scene_text(objects[:1], H) == "I see a blue can at (164, 41)."
-    # the named object closes the list, with "the"; the others keep their reading order
-    last = scene_text(objects, H, target=objects[0])
-    assert last == ("I see a white box at (20, 119), an orange bowl at (257, 117), a red mug "
-                    "at (83, 154) and the blue can at (164, 41).")
-    assert [o.name for o in parse_scene(last)] == ["white_box", "orange_bowl", "red_mug",
-                                                   "blue_can"]
-    assert scene_text(objects[:1], H, target=objects[0]) == "I see the blue can at (164, 41)."
+    # scan: reading order up to the target (the orange bowl, third), which is marked
+    scan = scene_text(objects, H, objects[2], "scan")
+    assert scan == ("I see a blue can at (164, 41), a white box at (20, 119), an orange bowl "
+                    "at (257, 117): the one to pick.")
+    assert [o.name for o in parse_scene(scan)] == ["blue_can", "white_box", "orange_bowl"]
+    assert scene_text(objects[:1], H, objects[0], "scan") == ("I see a blue can at (164, 41): "
+                                                              "the one to pick.")
+    with pytest.raises(GraspParseError, match="target"):
+        scene_text(objects[1:], H, objects[0], "scan")
     assert parse_scene("grasp: [1, 2, 3, 4]") == [] and parse_scene(None) == []  # type: ignore
     with pytest.raises(GraspParseError):
         scene_text([], H)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.reasoning import ANSWER_FORMATS
 
 
 def add_parsers(sub) -> None:
@@ -51,10 +52,10 @@ def add_parsers(sub) -> None:
     train.add_argument("--unfreeze-epochs", type=int, default=None,
                        help="tiny-vlm, after --vision-epochs: further epochs with every weight "
                             "trained, at half the learning rate (default 0)")
-    train.add_argument("--answer-format", choices=("target-last", "restate"), default=None,
-                       help="tiny-vlm/vlm reasoning: the named object closes the object list "
-                            "(target-last), or the list is in reading order and the named "
-                            "object is placed again after it (restate)")
+    train.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None,
+                       help="reasoning: list every object in reading order and place the "
+                            "named one again (restate), or list in reading order up to the "
+                            "named object and mark it (scan)")
 
     evaluate = gsub.add_parser("evaluate", help="rectangle (and target) accuracy on a dataset")
     _backend_args(evaluate)

@@ -93,25 +93,37 @@ def reading_order(objects: Sequence[ObjectInfo], height: int) -> list[ObjectInfo
     return sorted(objects, key=lambda o: (int(o.v // band), o.u, o.v, o.name))
 
 
-def scene_text(objects: Sequence[ObjectInfo], height: int,
-               target: ObjectInfo | None = None) -> str:
+#: Answer formats (:func:`scene_text`): ``restate`` lists every object in reading order and
+#: places the named one again after the list; ``scan`` lists in reading order up to the named
+#: object, marks it and stops, so the grasp line follows the position written last.
+ANSWER_FORMATS = ("restate", "scan")
+PICK_MARK = ": the one to pick"
+
+
+def scene_text(objects: Sequence[ObjectInfo], height: int, target: ObjectInfo | None = None,
+               answer_format: str = "restate") -> str:
     """"I see a red can at (181, 181), ... and an orange bowl at (257, 117)." (reading order).
 
-    With a ``target`` (one of ``objects``) it is named last, after the others in reading
-    order: "I see a red can at (181, 181) and the orange bowl at (257, 117)."
+    ``scan`` (needs ``target``, one of ``objects``): the list stops at the target and marks
+    it: "I see a red can at (181, 181), an orange bowl at (257, 117): the one to pick."
     """
     if not objects:
         raise GraspParseError("a scene description needs at least one object", "")
+    if answer_format not in ANSWER_FORMATS:
+        raise GraspParseError(f"unknown answer format {answer_format!r} "
+                              f"(one of {', '.join(ANSWER_FORMATS)})", "")
     ordered = reading_order(objects, height)
-    if target is not None:
-        ordered = [o for o in ordered if o.name != target.name] + [target]
-    items = [f"{'the' if o is target else _article(o.colour)} {o.label()} {_at(o)}"
-             for o in ordered]
+    items = [f"{_article(o.colour)} {o.label()} {_at(o)}" for o in ordered]
+    if answer_format == "scan":
+        names = [o.name for o in ordered]
+        if target is None or target.name not in names:
+            raise GraspParseError("a scan answer needs its target among the objects", "")
+        return f"I see {', '.join(items[:names.index(target.name) + 1])}{PICK_MARK}."
     listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
     return f"I see {listed}."
 
 
-SCENE_ITEM = re.compile(r"\b(?:an?|the) (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
+SCENE_ITEM = re.compile(r"\ban? (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
 
 
 def parse_scene(reasoning: str) -> list[ObjectInfo]:
@@ -137,15 +149,15 @@ def _where(obj: ObjectInfo, width: int, height: int) -> str:
 
 
 def reasoning_text(obj: ObjectInfo, width: int, height: int,
-                   objects: Sequence[ObjectInfo] | None = None, target_last: bool = False) -> str:
+                   objects: Sequence[ObjectInfo] | None = None,
+                   answer_format: str = "restate") -> str:
     """Template reasoning: what is on the table and where (``objects``, default ``obj``
-    alone), which of them is the named object and where it is, its shape, how such objects
-    are grasped. ``target_last``: the named object closes the list (:func:`scene_text`) and
-    is not placed again, so the grasp line follows its position directly."""
+    alone, :func:`scene_text`), which of them is the named object and where it is (placed
+    again after the list in the ``restate`` format, marked in the list by ``scan``), its
+    shape, how such objects are grasped."""
     shape, strategy = CATEGORY_TEXT.get(obj.category, ("an object", "grasp it across its body"))
-    scene = scene_text(list(objects) if objects else [obj], height,
-                       target=obj if target_last else None)
-    named = "It is" if target_last else f"The {obj.label()} {_at(obj)} is"
+    scene = scene_text(list(objects) if objects else [obj], height, obj, answer_format)
+    named = "It is" if answer_format == "scan" else f"The {obj.label()} {_at(obj)} is"
     return (f"{scene} {named} {shape}, {_where(obj, width, height)}. "
             f"{strategy[0].upper()}{strategy[1:]}.")
 
@@ -160,11 +172,11 @@ def format_grasp(grasp: Grasp) -> str:
 
 
 def answer(obj: ObjectInfo, grasp: Grasp, width: int, height: int, *, reasoning: bool = True,
-           objects: Sequence[ObjectInfo] | None = None, target_last: bool = False) -> str:
+           objects: Sequence[ObjectInfo] | None = None, answer_format: str = "restate") -> str:
     """The training answer: reasoning (about ``obj`` among ``objects``, see
     :func:`reasoning_text`) then the grasp line (or the grasp line alone)."""
     line = format_grasp(grasp)
-    return (f"{reasoning_text(obj, width, height, objects, target_last)}\n{line}"
+    return (f"{reasoning_text(obj, width, height, objects, answer_format)}\n{line}"
             if reasoning else line)
 
 

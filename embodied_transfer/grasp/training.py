@@ -35,9 +35,7 @@ TINY_VLM_VISION_SHIFT = 8
 TINY_VLM_VISION_LAYERS = 2
 #: tiny-vlm, after a frozen-tower stage: epochs with every weight trained (at half the rate).
 TINY_VLM_UNFREEZE_EPOCHS = 0
-#: The reasoning's answer format (:func:`~embodied_transfer.grasp.reasoning.scene_text`):
-#: ``target-last`` names the instructed object at the end of the object list, ``restate``
-#: lists in reading order and places the named object again after the list.
+#: The reasoning's answer format (:data:`~embodied_transfer.grasp.reasoning.ANSWER_FORMATS`).
 ANSWER_FORMAT = "restate"
 
 
@@ -87,7 +85,7 @@ FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
 def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False,
-                       target_last: bool = False) -> list[tuple]:
+                       answer_format: str = "restate") -> list[tuple]:
     """(rgb, instruction, answer) for every instructed sample with target metadata.
 
     The reasoning lists every object of the sample's metadata (:func:`answer`); ``flips``
@@ -110,7 +108,7 @@ def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False,
                                              horizontal, vertical)
                 examples.append((rgb, sample.instruction,
                                  answer(objects[index], g, w, h, reasoning=reasoning,
-                                        objects=objects, target_last=target_last)))
+                                        objects=objects, answer_format=answer_format)))
     if not examples:
         raise GraspError("no instructed sample with target metadata (pcdNNNNinstruction.txt "
                          "and pcdNNNNmeta.json) in the dataset(s)")
@@ -144,7 +142,7 @@ def train(args) -> Path:
     batch = args.batch_size or batch
     lr = args.lr or lr
     out = Path(args.out)
-    target_last = _or(args.answer_format, ANSWER_FORMAT) == "target-last"
+    answer_format = _or(args.answer_format, ANSWER_FORMAT)
     if args.backend == "cnn":
         from embodied_transfer.grasp.backends.cnn import train_cnn
 
@@ -161,7 +159,7 @@ def train(args) -> Path:
                                                              pretrain_vision, scenes_of)
 
         examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
-                                      flips=TINY_VLM_FLIPS, target_last=target_last)
+                                      flips=TINY_VLM_FLIPS, answer_format=answer_format)
         vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
         unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
@@ -186,17 +184,17 @@ def train(args) -> Path:
                                 out / f"training_curves_frozen{suffix}")
             for name in (RESULT_FILE, CURVES_FILE) if vision_epochs else ():
                 shutil.copy(base / name, out / name)
-        _record(out, {"answer_format": "target-last" if target_last else "restate",
+        _record(out, {"answer_format": answer_format,
                       "vision_epochs": vision_epochs, "frozen_epochs": epochs if vision_epochs
                       else 0, "unfreeze_epochs": unfreeze})
         return out
     examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
-                                  target_last=target_last)
+                                  answer_format=answer_format)
     if not args.model:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
     train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
               seed=args.seed, allow_download=args.allow_download)
-    _record(out, {"answer_format": "target-last" if target_last else "restate"})
+    _record(out, {"answer_format": answer_format})
     return out
 
 
