@@ -63,12 +63,13 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
                      "--vision-dataset", str(tmp_path / "d" / "plain"), "--val", data,
                      "--vision-epochs", "2", "--epochs", "1", "--unfreeze-epochs", "1",
-                     "--answer-format", "scan", "--out", str(tmp_path / "u"),
+                     "--answer-format", "scan", "--number-tokens", "--out", str(tmp_path / "u"),
                      timeout=300)
     assert rc == 0, err
     meta = json.loads((tmp_path / "u" / "grasp_vlm.json").read_text())
     assert meta["vision_frozen"] is False and meta["unfreeze_epochs"] == 1
     assert meta["answer_format"] == "scan" and meta["frozen_epochs"] == 1
+    assert meta["tiny_vlm"]["number_tokens"] is True
     assert (tmp_path / "u" / "training_curves_frozen.json").is_file()
     assert (tmp_path / "u" / "vision_pretraining.json").is_file()
     c = load_file(tmp_path / "u" / "model.safetensors")

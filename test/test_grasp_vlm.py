@@ -150,6 +150,25 @@ def test_tiny_vlm_records_its_image_normalisation(tmp_path):
     assert meta["image_mean"] == [0.7, 0.6, 0.5] and meta["image_std"] == [0.25] * 3
 
 
+def test_number_tokens_make_every_coordinate_one_token_and_decode_back(tmp_path):
+    from embodied_transfer.grasp.vlm_train import build_tokenizer, grasp_vocab_texts
+
+    text = answer(ObjectInfo("w", "sphere", "white", 289, 128), Grasp(289, 128, -0.33, 25),
+                  320, 240)
+    digits = build_tokenizer(grasp_vocab_texts())
+    numbers = build_tokenizer(grasp_vocab_texts(), number_tokens=True)
+    assert all(len(numbers(str(n), add_special_tokens=False).input_ids) == 1
+               for n in range(1000))
+    assert len(digits("289", add_special_tokens=False).input_ids) == 3
+    ids = numbers(text).input_ids
+    assert numbers.decode(ids, skip_special_tokens=True) == text
+    assert len(ids) < len(digits(text).input_ids)
+    d = build_tiny_vlm(tmp_path / "n", ["pick up the red box"], number_tokens=True, **TINY)
+    assert json.loads((d / "grasp_vlm.json").read_text())["tiny_vlm"]["number_tokens"] is True
+    tok = load_processor(d).tokenizer
+    assert tok.convert_ids_to_tokens(tok("(172, 47)").input_ids)[2:6] == ["172", ",", "Ġ", "47"]
+
+
 def test_tiny_vlm_build_is_the_same_in_every_process(tmp_path):
     """torch's global seed differs per process: nothing in the build may draw from it."""
     import subprocess

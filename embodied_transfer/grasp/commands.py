@@ -52,6 +52,9 @@ def add_parsers(sub) -> None:
     train.add_argument("--unfreeze-epochs", type=int, default=None,
                        help="tiny-vlm, after --vision-epochs: further epochs with every weight "
                             "trained, at half the learning rate (default 0)")
+    train.add_argument("--number-tokens", action=argparse.BooleanOptionalAction, default=None,
+                       help="tiny-vlm: every whole number 0-999 one token in the built "
+                            "tokenizer, instead of one token per digit")
     train.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None,
                        help="reasoning: list every object in reading order and place the "
                             "named one again (restate), or list in reading order up to the "

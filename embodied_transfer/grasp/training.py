@@ -35,6 +35,8 @@ TINY_VLM_VISION_SHIFT = 8
 TINY_VLM_VISION_LAYERS = 2
 #: tiny-vlm, after a frozen-tower stage: epochs with every weight trained (at half the rate).
 TINY_VLM_UNFREEZE_EPOCHS = 0
+#: tiny-vlm tokenizer: every whole number 0-999 one token (False: single digits).
+TINY_VLM_NUMBER_TOKENS = False
 #: The reasoning's answer format (:data:`~embodied_transfer.grasp.reasoning.ANSWER_FORMATS`).
 ANSWER_FORMAT = "restate"
 
@@ -166,7 +168,8 @@ def train(args) -> Path:
             base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed,
                                   image_mean=mean_colour(examples),
                                   image_std=(TINY_VLM_IMAGE_STD,) * 3,
-                                  vision_layers=args.vision_layers or TINY_VLM_VISION_LAYERS)
+                                  vision_layers=args.vision_layers or TINY_VLM_VISION_LAYERS,
+                                  number_tokens=_or(args.number_tokens, TINY_VLM_NUMBER_TOKENS))
             if vision_epochs:
                 val = scenes_of([read_dataset(args.val)], flips=False) if args.val else None
                 extra = [read_dataset(d) for d in args.vision_dataset or ()]

@@ -83,9 +83,17 @@ def grasp_vocab_texts(colours: Iterable[str] = ("red", "green", "blue", "yellow"
     return texts
 
 
-def build_tokenizer(vocab_texts: Iterable[str], vocab_size: int = 512, max_length: int = 512):
-    """A byte-level BPE tokenizer trained on ``vocab_texts`` (digits always single tokens).
+#: With ``number_tokens``, every whole number up to this one is a single token.
+NUMBER_TOKENS_MAX = 999
 
+
+def build_tokenizer(vocab_texts: Iterable[str], vocab_size: int = 512, max_length: int = 512,
+                    number_tokens: bool = False):
+    """A byte-level BPE tokenizer trained on ``vocab_texts``.
+
+    Digits are single tokens, or with ``number_tokens`` every whole number 0-999 is one
+    token (as Llama 3 keeps up to three digits together, or the location tokens of grounding
+    VLMs): copying a position is then one token per coordinate; ``vocab_size`` grows by 1000.
     Any text encodes (byte fallback) and decodes back exactly; ``<s>`` is prepended to every
     encoding with special tokens; ``<image>`` is the image placeholder.
     """
@@ -94,14 +102,18 @@ def build_tokenizer(vocab_texts: Iterable[str], vocab_size: int = 512, max_lengt
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Digits(individual_digits=not number_tokens),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+    numbers = NUMBER_TOKENS_MAX + 1 if number_tokens else 0
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size + numbers,
+                                  special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   min_frequency=2, show_progress=False)
     prompts = [FIXED_PROMPT.replace("<image>", "").format(instruction=t) for t in vocab_texts]
-    tok.train_from_iterator([*vocab_texts, *prompts, "0123456789 -,.:[]"], trainer)
+    every_number = [" ".join(map(str, range(numbers)))] * 2
+    tok.train_from_iterator([*vocab_texts, *prompts, "0123456789 -,.:[]", *every_number],
+                            trainer)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", bos)])
@@ -117,7 +129,8 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
                    text_layers: int = 3, text_heads: int = 4, vocab_size: int = 512,
                    max_positions: int = 512, chat_template: bool = True,
                    position_init: str = "sincos", image_mean: Sequence[float] | None = None,
-                   image_std: Sequence[float] | None = None, seed: int = 0) -> Path:
+                   image_std: Sequence[float] | None = None, seed: int = 0,
+                   number_tokens: bool = False) -> Path:
     """A small LLaVA (CLIP vision tower, projector, Llama decoder) with random weights.
 
     Saved with ``save_pretrained`` (model, byte-level BPE tokenizer, ``CLIPImageProcessor``
@@ -133,7 +146,8 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
     learns the text long before it learns to look (see the module docstring).
 
     ``image_mean`` / ``image_std`` (0..1 per channel; default CLIP's) normalise the images;
-    the padding to a square takes the mean colour.
+    the padding to a square takes the mean colour. ``number_tokens``: see
+    :func:`build_tokenizer`.
     """
     import torch
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, GenerationConfig, LlamaConfig,
@@ -143,7 +157,7 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
         raise GraspError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
     out = Path(out_dir)
     texts = list(vocab_texts) if vocab_texts is not None else grasp_vocab_texts()
-    tokenizer = build_tokenizer(texts, vocab_size, max_positions)
+    tokenizer = build_tokenizer(texts, vocab_size, max_positions, number_tokens)
     norm = {} if image_mean is None else {"image_mean": list(image_mean)}
     if image_std is not None:
         norm["image_std"] = list(image_std)
@@ -186,7 +200,7 @@ def build_tiny_vlm(out_dir: str | Path, vocab_texts: Iterable[str] | None = None
     sizes = {"image_size": image_size, "patch_size": patch_size, "vision_hidden": vision_hidden,
              "vision_layers": vision_layers, "text_hidden": text_hidden,
              "text_layers": text_layers, "vocab": len(tokenizer),
-             "position_init": position_init,
+             "position_init": position_init, "number_tokens": number_tokens,
              "image_mean": [float(c) for c in image_processor.image_mean],
              "image_std": [float(c) for c in image_processor.image_std],
              "parameters": sum(p.numel() for p in model.parameters())}
