@@ -110,23 +110,28 @@ select: setup
 	  $(foreach v,$(SELECT_VARIANTS),--variant $(v)) --json $(MODELS_DIR)/selection_loo.json
 
 # The shipped grasp models (embodied_transfer/models/grasp, see its MODEL_CARD.md): tabletop
-# scenes seeds 0 and 3 (training), seed 2 (validation), one torch thread.
+# scenes seeds 0 and 3 (training), seed 2 (validation), seed 4 (scenes only, for the tiny
+# VLM's vision stage), one torch thread. The tiny VLMs: stage 0 (20 epochs, 4-layer tower),
+# 5 epochs with the tower frozen, 2 with every weight (about 75 min each on one core).
 GRASP_MODELS := embodied_transfer/models/grasp
 GRASP_DATA   ?= build/grasp_data
+TINY_VLM_RECIPE = --vision-epochs 20 --vision-layers 4 --epochs 5 --unfreeze-epochs 2 \
+  --answer-format restate --no-number-tokens --vision-dataset $(GRASP_DATA)/vis4/plain \
+  --val $(GRASP_DATA)/val/instructed --dataset $(GRASP_DATA)/train/instructed \
+  $(GRASP_DATA)/train2/instructed
 grasp-models: setup
 	rm -rf $(GRASP_DATA)
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train --scenes 700 --seed 0
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train2 --scenes 700 --seed 3
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/val --scenes 60 --seed 2
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/vis4 --scenes 1000 --seed 4
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 25 \
 	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
 	  --out $(GRASP_MODELS)/cnn
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
-	  --dataset $(GRASP_DATA)/train/instructed $(GRASP_DATA)/train2/instructed \
-	  --out $(GRASP_MODELS)/tiny_vlm
+	  $(TINY_VLM_RECIPE) --out $(GRASP_MODELS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
-	  --dataset $(GRASP_DATA)/train/instructed $(GRASP_DATA)/train2/instructed \
-	  --out $(GRASP_MODELS)/tiny_vlm_numbers_only
+	  $(TINY_VLM_RECIPE) --out $(GRASP_MODELS)/tiny_vlm_numbers_only
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

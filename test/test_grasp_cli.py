@@ -38,7 +38,8 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     data = str(tmp_path / "d" / "instructed")
     rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
                      "--vision-dataset", str(tmp_path / "d" / "plain"), "--val", data,
-                     "--vision-epochs", "2", "--epochs", "1", "--out", str(tmp_path / "m"),
+                     "--vision-epochs", "2", "--epochs", "1", "--unfreeze-epochs", "0",
+                     "--out", str(tmp_path / "m"),
                      timeout=300)
     assert rc == 0, err
     vision = json.loads((tmp_path / "m" / "vision_pretraining.json").read_text())

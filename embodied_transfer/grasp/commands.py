@@ -43,15 +43,15 @@ def add_parsers(sub) -> None:
     train.add_argument("--vision-epochs", type=int, default=None,
                        help="tiny-vlm: epochs of vision-tower pre-training on the scenes' "
                             "object metadata, then the tower stays frozen (0: none, the "
-                            "tower is trained end to end with the rest)")
+                            "tower is trained end to end with the rest; default 20)")
     train.add_argument("--vision-layers", type=int, default=None,
-                       help="tiny-vlm: layers of the vision tower (default 2)")
+                       help="tiny-vlm: layers of the vision tower (default 4)")
     train.add_argument("--vision-dataset", nargs="+", default=None,
                        help="tiny-vlm: further dataset dir(s) whose object metadata the vision "
                             "pre-training also sees (scenes only, no answers)")
     train.add_argument("--unfreeze-epochs", type=int, default=None,
                        help="tiny-vlm, after --vision-epochs: further epochs with every weight "
-                            "trained, at half the learning rate (default 0)")
+                            "trained, at half the learning rate (default 2)")
     train.add_argument("--number-tokens", action=argparse.BooleanOptionalAction, default=None,
                        help="tiny-vlm: every whole number 0-999 one token in the built "
                             "tokenizer, instead of one token per digit")

@@ -19,7 +19,7 @@ from embodied_transfer.grasp.reasoning import ObjectInfo
 from embodied_transfer.grasp.rectangles import Grasp
 
 #: Defaults per backend: epochs, batch size, learning rate.
-DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (3, 8, 2e-3), "vlm": (2, 4, 2e-4)}
+DEFAULTS = {"cnn": (20, 16, 2e-3), "tiny-vlm": (5, 8, 2e-3), "vlm": (2, 4, 2e-4)}
 #: tiny-vlm: train on every instructed sample mirrored four ways (:func:`flip_scene`).
 TINY_VLM_FLIPS = True
 #: tiny-vlm image normalisation: the training images' mean colour (the table's, so the
@@ -27,14 +27,13 @@ TINY_VLM_FLIPS = True
 TINY_VLM_IMAGE_STD = 0.25
 #: tiny-vlm: epochs of vision-tower pre-training (:mod:`~embodied_transfer.grasp.vision_pretrain`)
 #: before reasoning tuning with the tower frozen (0 trains the tower end to end instead), the
-#: random shift of its images (processed pixels) and the tower's depth. Off by default: with
-#: the tower frozen the decoder copies the named object's position from its own list worse
-#: (see the grasp MODEL_CARD, session 8), so the shipped models are trained end to end.
-TINY_VLM_VISION_EPOCHS = 0
+#: random shift of its images (processed pixels), the tower's depth, and the epochs with every
+#: weight trained after the frozen ones (at half the rate). The shipped recipe (grasp
+#: MODEL_CARD, session 9): stage 0, 5 frozen epochs, 2 unfrozen.
+TINY_VLM_VISION_EPOCHS = 20
 TINY_VLM_VISION_SHIFT = 8
-TINY_VLM_VISION_LAYERS = 2
-#: tiny-vlm, after a frozen-tower stage: epochs with every weight trained (at half the rate).
-TINY_VLM_UNFREEZE_EPOCHS = 0
+TINY_VLM_VISION_LAYERS = 4
+TINY_VLM_UNFREEZE_EPOCHS = 2
 #: tiny-vlm tokenizer: every whole number 0-999 one token (False: single digits).
 TINY_VLM_NUMBER_TOKENS = False
 #: The reasoning's answer format (:data:`~embodied_transfer.grasp.reasoning.ANSWER_FORMATS`).
