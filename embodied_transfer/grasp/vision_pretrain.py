@@ -7,7 +7,8 @@ tower is trained on the scenes' metadata, CenterNet-style, on the same image tok
 language model will read: for every patch, whether an object's centre lies in it, that
 object's category and colour, and where in the patch the centre is. The heads are dropped
 afterwards and :func:`~embodied_transfer.grasp.vlm_train.train_vlm` keeps the tower frozen
-(``freeze_vision``), as LLaVA keeps its CLIP tower frozen.
+(``freeze_vision``), as LLaVA keeps its CLIP tower frozen; ``grasp train`` then trains every
+weight for a few more epochs (``--unfreeze-epochs``, the shipped recipe).
 
 Targets follow the processor's geometry exactly: the image is padded to a centred square
 (:func:`~embodied_transfer.grasp.backends.vlm.prepare_image`) and resized to
