@@ -112,13 +112,17 @@ select: setup
 # The shipped grasp models (embodied_transfer/models/grasp, see its MODEL_CARD.md): tabletop
 # scenes seeds 0 and 3 (training), seed 2 (validation), seed 4 (scenes only, for the tiny
 # VLM's vision stage), one torch thread. The tiny VLMs: stage 0 (20 epochs, 4-layer tower),
-# 5 epochs with the tower frozen, 2 with every weight (about 75 min each on one core).
+# 5 epochs with the tower frozen, 2 with every weight (lr 1e-3), then 2 more with every
+# weight (lr 5e-4, --init), about 95 min each on one core.
 GRASP_MODELS := embodied_transfer/models/grasp
 GRASP_DATA   ?= build/grasp_data
+GRASP_STEPS  ?= build/grasp_steps
+TINY_VLM_DATA = --dataset $(GRASP_DATA)/train/instructed $(GRASP_DATA)/train2/instructed \
+  --answer-format restate
 TINY_VLM_RECIPE = --vision-epochs 20 --vision-layers 4 --epochs 5 --unfreeze-epochs 2 \
-  --answer-format restate --no-number-tokens --vision-dataset $(GRASP_DATA)/vis4/plain \
-  --val $(GRASP_DATA)/val/instructed --dataset $(GRASP_DATA)/train/instructed \
-  $(GRASP_DATA)/train2/instructed
+  --no-number-tokens --vision-dataset $(GRASP_DATA)/vis4/plain \
+  --val $(GRASP_DATA)/val/instructed $(TINY_VLM_DATA)
+TINY_VLM_MORE = --epochs 2 --lr 5e-4 $(TINY_VLM_DATA)
 grasp-models: setup
 	rm -rf $(GRASP_DATA)
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train --scenes 700 --seed 0
@@ -129,9 +133,14 @@ grasp-models: setup
 	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
 	  --out $(GRASP_MODELS)/cnn
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
-	  $(TINY_VLM_RECIPE) --out $(GRASP_MODELS)/tiny_vlm
+	  $(TINY_VLM_RECIPE) --out $(GRASP_STEPS)/tiny_vlm
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
+	  --init $(GRASP_STEPS)/tiny_vlm $(TINY_VLM_MORE) --out $(GRASP_MODELS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
-	  $(TINY_VLM_RECIPE) --out $(GRASP_MODELS)/tiny_vlm_numbers_only
+	  $(TINY_VLM_RECIPE) --out $(GRASP_STEPS)/tiny_vlm_numbers_only
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
+	  --init $(GRASP_STEPS)/tiny_vlm_numbers_only $(TINY_VLM_MORE) \
+	  --out $(GRASP_MODELS)/tiny_vlm_numbers_only
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

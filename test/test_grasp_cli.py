@@ -75,6 +75,22 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     assert (tmp_path / "u" / "vision_pretraining.json").is_file()
     c = load_file(tmp_path / "u" / "model.safetensors")
     assert any(not (a[k] == c[k]).all() for k in tower)
+    # --init: one more epoch of every weight from that model, its earlier curves kept
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--init", str(tmp_path / "u"), "--epochs", "1", "--lr", "5e-4",
+                     "--answer-format", "scan", "--out", str(tmp_path / "c"), timeout=300)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "c" / "grasp_vlm.json").read_text())
+    assert meta["continued_epochs"] == 1 and meta["lr"] == 5e-4 and meta["unfreeze_epochs"] == 1
+    assert meta["recipe_steps"][-1]["epochs"] == 1 and meta["tiny_vlm"]["number_tokens"] is True
+    for name in ("vision_pretraining.json", "training_curves_frozen.json",
+                 "training_curves_previous.json", "training_curves.json"):
+        assert (tmp_path / "c" / name).is_file(), name
+    d = load_file(tmp_path / "c" / "model.safetensors")
+    assert any(not (c[k] == d[k]).all() for k in c)
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
+    assert rc != 0 and "--init" in err and "Traceback" not in err
 
 
 def test_bad_input_gives_one_line_errors(cli, tmp_path):

@@ -52,6 +52,9 @@ def add_parsers(sub) -> None:
     train.add_argument("--unfreeze-epochs", type=int, default=None,
                        help="tiny-vlm, after --vision-epochs: further epochs with every weight "
                             "trained, at half the learning rate (default 2)")
+    train.add_argument("--init", default="",
+                       help="tiny-vlm: continue from this trained tiny VLM (its tokenizer, "
+                            "processor and weights; every weight trained, no stage 0)")
     train.add_argument("--number-tokens", action=argparse.BooleanOptionalAction, default=None,
                        help="tiny-vlm: every whole number 0-999 one token in the built "
                             "tokenizer, instead of one token per digit")

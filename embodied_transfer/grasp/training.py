@@ -161,6 +161,9 @@ def train(args) -> Path:
 
         examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
                                       flips=TINY_VLM_FLIPS, answer_format=answer_format)
+        if args.init:
+            return _continue(Path(args.init), examples, out, epochs, batch, lr, args.seed,
+                             answer_format)
         vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
         unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
@@ -197,6 +200,39 @@ def train(args) -> Path:
     train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
               seed=args.seed, allow_download=args.allow_download)
     _record(out, {"answer_format": answer_format})
+    return out
+
+
+#: Curves of the earlier steps a continued tiny VLM keeps: file in ``--init`` → file in the output.
+CARRIED_CURVES = {"vision_pretraining.json": "vision_pretraining.json",
+                  "vision_pretraining.png": "vision_pretraining.png",
+                  "training_curves_frozen.json": "training_curves_frozen.json",
+                  "training_curves_frozen.png": "training_curves_frozen.png",
+                  "training_curves.json": "training_curves_previous.json",
+                  "training_curves.png": "training_curves_previous.png"}
+
+
+def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: float, seed: int,
+              answer_format: str) -> Path:
+    """``grasp train --init``: more epochs of every weight of a trained tiny VLM."""
+    import json
+    import shutil
+
+    from embodied_transfer.grasp.vlm_train import META_FILE, train_vlm
+
+    if not (init / META_FILE).is_file():
+        raise GraspError(f"--init {init}: not a tiny VLM made by grasp train (no {META_FILE})")
+    before = json.loads((init / META_FILE).read_text())
+    train_vlm(init, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
+    for src, dst in CARRIED_CURVES.items():
+        if (init / src).is_file():
+            shutil.copy(init / src, out / dst)
+    steps = before.get("recipe_steps", []) + [{k: before[k] for k in (
+        "epochs", "lr", "vision_frozen", "final_epoch_loss") if k in before}]
+    keep = {k: before[k] for k in ("vision_epochs", "frozen_epochs", "unfreeze_epochs")
+            if k in before}
+    _record(out, {**keep, "answer_format": answer_format, "recipe_steps": steps,
+                  "continued_epochs": epochs})
     return out
 
 
