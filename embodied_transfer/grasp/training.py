@@ -9,7 +9,10 @@ every sample mirrored four ways (:func:`flip_scene`), both with and without reas
 """
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -153,9 +156,6 @@ def train(args) -> Path:
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 
     if args.backend == "tiny-vlm":
-        import shutil
-        import tempfile
-
         from embodied_transfer.grasp.vision_pretrain import (CURVES_FILE, RESULT_FILE,
                                                              pretrain_vision, scenes_of)
 
@@ -215,9 +215,6 @@ CARRIED_CURVES = {"vision_pretraining.json": "vision_pretraining.json",
 def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: float, seed: int,
               answer_format: str) -> Path:
     """``grasp train --init``: more epochs of every weight of a trained tiny VLM."""
-    import json
-    import shutil
-
     from embodied_transfer.grasp.vlm_train import META_FILE, train_vlm
 
     if not (init / META_FILE).is_file():
@@ -238,8 +235,6 @@ def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: floa
 
 def _record(out: Path, recipe: dict) -> None:
     """Add the training recipe's choices to the model's ``grasp_vlm.json``."""
-    import json
-
     from embodied_transfer.grasp.vlm_train import META_FILE
 
     meta = json.loads((out / META_FILE).read_text())
