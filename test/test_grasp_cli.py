@@ -82,6 +82,7 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     assert rc == 0, err
     meta = json.loads((tmp_path / "c" / "grasp_vlm.json").read_text())
     assert meta["continued_epochs"] == 1 and meta["lr"] == 5e-4 and meta["unfreeze_epochs"] == 1
+    assert meta["numbers_only"] is False and meta["answer_format"] == "scan"
     assert meta["recipe_steps"][-1]["epochs"] == 1 and meta["tiny_vlm"]["number_tokens"] is True
     for name in ("vision_pretraining.json", "training_curves_frozen.json",
                  "training_curves_previous.json", "training_curves.json"):
@@ -91,6 +92,16 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
                      "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
     assert rc != 0 and "--init" in err and "Traceback" not in err
+    # options --init would ignore, or answers of another kind, are refused before training
+    for extra, message in ((["--vision-layers", "2"], "--vision-layers"),
+                           (["--number-tokens"], "--number-tokens"),
+                           (["--answer-format", "restate"], "'scan' answers"),
+                           (["--numbers-only"], "leave out --numbers-only"),
+                           (["--backend", "cnn"], "does not apply to --backend cnn")):
+        rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                         "--init", str(tmp_path / "c"), "--out", str(tmp_path / "x"), *extra)
+        assert rc != 0 and message in err and "Traceback" not in err, (extra, err)
+        assert not (tmp_path / "x").exists()
 
 
 def test_bad_input_gives_one_line_errors(cli, tmp_path):

@@ -140,13 +140,15 @@ def train(args) -> Path:
     """Run the training the parsed ``grasp train`` arguments ask for; returns the output dir."""
     from embodied_transfer.grasp.cornell import read_dataset
 
+    answer_format = _or(args.answer_format, ANSWER_FORMAT)
+    if args.init:
+        answer_format = _check_init_args(args)
     datasets = [read_dataset(d) for d in args.dataset]
     epochs, batch, lr = DEFAULTS[args.backend]
     epochs = args.epochs or epochs
     batch = args.batch_size or batch
     lr = args.lr or lr
     out = Path(args.out)
-    answer_format = _or(args.answer_format, ANSWER_FORMAT)
     if args.backend == "cnn":
         from embodied_transfer.grasp.backends.cnn import train_cnn
 
@@ -163,7 +165,7 @@ def train(args) -> Path:
                                       flips=TINY_VLM_FLIPS, answer_format=answer_format)
         if args.init:
             return _continue(Path(args.init), examples, out, epochs, batch, lr, args.seed,
-                             answer_format)
+                             answer_format, args.numbers_only)
         vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
         unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +191,7 @@ def train(args) -> Path:
                                 out / f"training_curves_frozen{suffix}")
             for name in (RESULT_FILE, CURVES_FILE) if vision_epochs else ():
                 shutil.copy(base / name, out / name)
-        _record(out, {"answer_format": answer_format,
+        _record(out, {"answer_format": answer_format, "numbers_only": args.numbers_only,
                       "vision_epochs": vision_epochs, "frozen_epochs": epochs if vision_epochs
                       else 0, "unfreeze_epochs": unfreeze})
         return out
@@ -199,7 +201,7 @@ def train(args) -> Path:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
     train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
               seed=args.seed, allow_download=args.allow_download)
-    _record(out, {"answer_format": answer_format})
+    _record(out, {"answer_format": answer_format, "numbers_only": args.numbers_only})
     return out
 
 
@@ -212,13 +214,46 @@ CARRIED_CURVES = {"vision_pretraining.json": "vision_pretraining.json",
                   "training_curves.png": "training_curves_previous.png"}
 
 
+#: ``grasp train`` options that shape a new tiny VLM; a continued one (``--init``) keeps its own.
+NEW_MODEL_OPTIONS = {"vision_epochs": "--vision-epochs", "vision_layers": "--vision-layers",
+                     "vision_dataset": "--vision-dataset", "unfreeze_epochs": "--unfreeze-epochs",
+                     "number_tokens": "--number-tokens", "val": "--val", "model": "--model"}
+
+
+def _check_init_args(args) -> str:
+    """``--init`` continues a tiny VLM as it is: refuse options it would silently ignore or
+    answers of another kind than it was trained on; returns the answer format to use."""
+    from embodied_transfer.grasp.vlm_train import META_FILE
+
+    if args.backend != "tiny-vlm":
+        raise GraspError(f"--init continues a tiny VLM; it does not apply to --backend "
+                         f"{args.backend}")
+    given = [flag for attr, flag in NEW_MODEL_OPTIONS.items()
+             if getattr(args, attr, None) not in (None, "", [])]
+    if given:
+        raise GraspError(f"--init {args.init}: {', '.join(given)} shape a new model and cannot "
+                         f"change a trained one; leave them out")
+    meta_file = Path(args.init) / META_FILE
+    if not meta_file.is_file():
+        raise GraspError(f"--init {args.init}: not a tiny VLM made by grasp train "
+                         f"(no {META_FILE})")
+    before = json.loads(meta_file.read_text())
+    trained = before.get("answer_format", ANSWER_FORMAT)
+    if args.answer_format not in (None, trained):
+        raise GraspError(f"--init {args.init} was trained on {trained!r} answers, not "
+                         f"{args.answer_format!r}")
+    if before.get("numbers_only", args.numbers_only) != args.numbers_only:
+        kind = "numbers-only" if before["numbers_only"] else "reasoning"
+        raise GraspError(f"--init {args.init} was trained on {kind} answers: "
+                         f"{'add' if before['numbers_only'] else 'leave out'} --numbers-only")
+    return trained
+
+
 def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: float, seed: int,
-              answer_format: str) -> Path:
+              answer_format: str, numbers_only: bool) -> Path:
     """``grasp train --init``: more epochs of every weight of a trained tiny VLM."""
     from embodied_transfer.grasp.vlm_train import META_FILE, train_vlm
 
-    if not (init / META_FILE).is_file():
-        raise GraspError(f"--init {init}: not a tiny VLM made by grasp train (no {META_FILE})")
     before = json.loads((init / META_FILE).read_text())
     train_vlm(init, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
     for src, dst in CARRIED_CURVES.items():
@@ -228,7 +263,8 @@ def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: floa
         "epochs", "lr", "vision_frozen", "final_epoch_loss") if k in before}]
     keep = {k: before[k] for k in ("vision_epochs", "frozen_epochs", "unfreeze_epochs")
             if k in before}
-    _record(out, {**keep, "answer_format": answer_format, "recipe_steps": steps,
+    _record(out, {**keep, "answer_format": answer_format,
+                  "numbers_only": numbers_only, "recipe_steps": steps,
                   "continued_epochs": epochs})
     return out
 
