@@ -85,10 +85,21 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     assert meta["numbers_only"] is False and meta["answer_format"] == "scan"
     assert meta["recipe_steps"][-1]["epochs"] == 1 and meta["tiny_vlm"]["number_tokens"] is True
     for name in ("vision_pretraining.json", "training_curves_frozen.json",
-                 "training_curves_previous.json", "training_curves.json"):
+                 "training_curves_step1.json", "training_curves.json"):
         assert (tmp_path / "c" / name).is_file(), name
     d = load_file(tmp_path / "c" / "model.safetensors")
     assert any(not (c[k] == d[k]).all() for k in c)
+    # a second continuation keeps every earlier step's curves, one file per step
+    rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
+                     "--init", str(tmp_path / "c"), "--epochs", "1", "--lr", "2e-4",
+                     "--out", str(tmp_path / "c2"), timeout=300)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "c2" / "grasp_vlm.json").read_text())
+    assert [s["lr"] for s in meta["recipe_steps"]] == [1e-3, 5e-4] and meta["lr"] == 2e-4
+    assert meta["answer_format"] == "scan"          # the model's own, --answer-format left out
+    for name in ("training_curves_frozen.json", "training_curves_step1.json",
+                 "training_curves_step2.json", "vision_pretraining.png"):
+        assert (tmp_path / "c2" / name).is_file(), name
     rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
                      "--init", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
     assert rc != 0 and "--init" in err and "Traceback" not in err

@@ -205,13 +205,20 @@ def train(args) -> Path:
     return out
 
 
-#: Curves of the earlier steps a continued tiny VLM keeps: file in ``--init`` → file in the output.
-CARRIED_CURVES = {"vision_pretraining.json": "vision_pretraining.json",
-                  "vision_pretraining.png": "vision_pretraining.png",
-                  "training_curves_frozen.json": "training_curves_frozen.json",
-                  "training_curves_frozen.png": "training_curves_frozen.png",
-                  "training_curves.json": "training_curves_previous.json",
-                  "training_curves.png": "training_curves_previous.png"}
+#: Curve files of the earlier steps that a continued tiny VLM keeps as they are.
+CARRIED_CURVES = ("vision_pretraining.*", "training_curves_*.*")
+
+
+def _carry_curves(init: Path, out: Path, step: int) -> None:
+    """Copy ``init``'s earlier curves into ``out``; its own last curves become
+    ``training_curves_step{step}.*`` (``recipe_steps[step - 1]`` describes that step)."""
+    for pattern in CARRIED_CURVES:
+        for src in init.glob(pattern):
+            shutil.copy(src, out / src.name)
+    for suffix in (".json", ".png"):
+        if (init / f"training_curves{suffix}").is_file():
+            shutil.copy(init / f"training_curves{suffix}",
+                        out / f"training_curves_step{step}{suffix}")
 
 
 #: ``grasp train`` options that shape a new tiny VLM; a continued one (``--init``) keeps its own.
@@ -256,11 +263,9 @@ def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: floa
 
     before = json.loads((init / META_FILE).read_text())
     train_vlm(init, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
-    for src, dst in CARRIED_CURVES.items():
-        if (init / src).is_file():
-            shutil.copy(init / src, out / dst)
     steps = before.get("recipe_steps", []) + [{k: before[k] for k in (
         "epochs", "lr", "vision_frozen", "final_epoch_loss") if k in before}]
+    _carry_curves(init, out, len(steps))
     keep = {k: before[k] for k in ("vision_epochs", "frozen_epochs", "unfreeze_epochs")
             if k in before}
     _record(out, {**keep, "answer_format": answer_format,
