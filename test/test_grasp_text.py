@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
-from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, format_grasp, instruction,
-                                               parse_answer, parse_scene, reading_order,
-                                               scene_text)
+from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, consistent_prefix,
+                                               format_grasp, instruction, parse_answer,
+                                               parse_scene, reading_order, scene_text)
 from embodied_transfer.grasp.rectangles import (Grasp, angle_difference, correct, iou, matches,
                                                 wrap_angle)
 
@@ -207,3 +207,24 @@ def test_scene_text_lists_objects_in_reading_order_and_parses_back():
     assert parse_scene("grasp: [1, 2, 3, 4]") == [] and parse_scene(None) == []  # type: ignore
     with pytest.raises(GraspParseError):
         scene_text([], H)
+
+
+def test_consistent_prefix_quotes_the_answers_own_list():
+    listed = "I see a red mug at (83, 154), a blue can at (164, 41) and a red box at (9, 9)."
+    wrong = f"{listed} The red mug at (83, 41) is a mug.\ngrasp: [83, 41, 0, 20]"
+    assert consistent_prefix(wrong) == f"{listed} The red mug at (83, 154)"
+    right = f"{listed} The blue can at (164, 41) is a can.\ngrasp: [164, 41, 0, 20]"
+    assert consistent_prefix(right) is None
+    # a label the list does not hold, or holds twice: nothing to quote
+    assert consistent_prefix(f"{listed} The green mug at (1, 2) is a mug.") is None
+    twice = "I see a red mug at (83, 154) and a red mug at (200, 20). The red mug at (1, 2) is"
+    assert consistent_prefix(twice) is None
+    # answers without a restatement (numbers-only, scan) and non-text
+    assert consistent_prefix("grasp: [83, 41, 0, 20]") is None
+    assert consistent_prefix("I see a red mug at (83, 154): the one to pick. It is a mug.") is None
+    assert consistent_prefix(None) is None
+    # a template answer is already consistent
+    objs = [ObjectInfo("red_mug", "mug", "red", 83.2, 154.4),
+            ObjectInfo("blue_can", "can", "blue", 164.0, 41.0)]
+    text = answer(objs[0], Grasp(83, 150, 0.0, 20), 320, 240, objects=objs)
+    assert consistent_prefix(text) is None

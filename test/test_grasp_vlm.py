@@ -288,24 +288,52 @@ def test_lora_training_saves_an_adapter_that_loads(tiny_dir, tmp_path, data):
 def test_unparseable_answer_gives_no_grasp_the_raw_text_and_the_error(backend, data, monkeypatch):
     rgb, instr, _ = data[0]
     raw = "The red box is a box. I would grasp it gently."
-    monkeypatch.setattr(backend, "generate", lambda rgb, instruction: raw)
+    monkeypatch.setattr(backend, "_decode", lambda rgb, instruction, prefix="": raw)
     p = backend.predict(rgb, None, instr)
     assert p.grasp is None and p.text == raw and "grasp" in p.error
-    real = VlmBackend.generate.__get__(backend)(rgb, instr)           # the untrained model
+    real = VlmBackend._decode.__get__(backend)(rgb, instr)            # the untrained model
     assert isinstance(real, str)
 
 
 def test_answers_are_parsed_in_the_original_image_size(backend, monkeypatch):
     rgb = np.zeros((20, 48, 3), np.uint8)                             # W=48, H=20
-    monkeypatch.setattr(backend, "generate", lambda *a: "Reason.\ngrasp: [40, 10, -30, 12]")
+    monkeypatch.setattr(backend, "_decode", lambda *a: "Reason.\ngrasp: [40, 10, -30, 12]")
     p = backend.predict(rgb, None, "pick up the red box")
     assert p.grasp is not None and (p.grasp.x, p.grasp.y, p.grasp.width) == (40, 10, 12)
     assert math.isclose(math.degrees(p.grasp.theta), -30) and p.reasoning == "Reason."
-    monkeypatch.setattr(backend, "generate", lambda *a: "grasp: [10, 30, 0, 12]")  # y >= H
+    monkeypatch.setattr(backend, "_decode", lambda *a: "grasp: [10, 30, 0, 12]")   # y >= H
     p = backend.predict(rgb, None, "pick up the red box")
     assert p.grasp is None and "outside" in p.error
     with pytest.raises(GraspError):
         backend.predict(rgb, None, "  ")
+
+
+def test_consistent_decoding_decodes_on_from_the_quoted_list_position(backend, data,
+                                                                      monkeypatch):
+    rgb, instr, _ = data[0]
+    first = ("I see a red mug at (20, 25) and a blue can at (10, 5). The red mug at "
+             "(20, 5) is a mug.\ngrasp: [20, 5, 0, 8]")
+    calls = []
+
+    def scripted(rgb, instruction, prefix=""):
+        calls.append(prefix)
+        return first if not prefix else " is a mug.\ngrasp: [20, 24, 0, 8]"
+
+    monkeypatch.setattr(backend, "_decode", scripted)
+    p = backend.predict(rgb, None, instr)
+    quoted = "I see a red mug at (20, 25) and a blue can at (10, 5). The red mug at (20, 25)"
+    assert calls == ["", quoted] and p.extra["restatement_held"] is True
+    assert p.text == quoted + " is a mug.\ngrasp: [20, 24, 0, 8]" and p.grasp.y == 24
+    monkeypatch.setattr(backend, "decoding", "free")                  # as the model wrote it
+    calls.clear()
+    p = backend.predict(rgb, None, instr)
+    assert calls == [""] and p.text == first and p.extra["restatement_held"] is False
+    monkeypatch.undo()
+    # the real model decodes on from a prefix (its tokens appended to the prompt's)
+    more = VlmBackend._decode.__get__(backend)(rgb, instr, quoted)
+    assert isinstance(more, str)
+    with pytest.raises(GraspError, match="decoding"):
+        VlmBackend(backend.model_ref, decoding="beam")
 
 
 def test_real_generation_is_parsed_or_reported(backend, data):

@@ -85,20 +85,24 @@ def add_parsers(sub) -> None:
 
 
 def _backend_args(parser: argparse.ArgumentParser) -> None:
-    from embodied_transfer.grasp.backends import BACKENDS
+    from embodied_transfer.grasp.backends import BACKENDS, DECODINGS
 
     parser.add_argument("--backend", choices=BACKENDS, default="tiny-vlm")
     parser.add_argument("--model", default="", help="model dir (or hub id for vlm); "
                                                      "default: the shipped model")
     parser.add_argument("--adapter", default="", help="LoRA adapter dir (vlm)")
     parser.add_argument("--allow-download", action="store_true")
+    parser.add_argument("--decoding", choices=DECODINGS, default="consistent",
+                        help="text backends: the answer as the model writes it (free), or with "
+                             "its restatement of the named object held to the position its "
+                             "own list gives that object (consistent, the default)")
 
 
 def _load(args):
     from embodied_transfer.grasp.backends import load_backend
 
     return load_backend(args.backend, args.model, adapter=args.adapter,
-                        allow_download=args.allow_download)
+                        allow_download=args.allow_download, decoding=args.decoding)
 
 
 def _write_json(path: str | None, result: dict) -> None:
@@ -139,6 +143,9 @@ def run(args) -> int:
               + (f", target accuracy {target * 100:.1f} %" if target is not None else "")
               + f", {out['ms_per_image']:.1f} ms per image, {out['parse_failures']} without a "
                 "grasp")
+        if out.get("decoding") == "consistent":
+            print(f"consistent decoding: the restated position held to the listed one in "
+                  f"{out['restatements_held']} of {out['n']} answers")
         if out.get("scene_reading"):
             r = out["scene_reading"]
             print(f"scene reading: {r['placed'] * 100:.1f} % of {r['objects']} objects placed "

@@ -142,6 +142,31 @@ def parse_scene(reasoning: str) -> list[ObjectInfo]:
             for colour, category, u, v in SCENE_ITEM.findall(sentence)]
 
 
+#: The ``restate`` answer's second mention of the named object: "The red mug at (83, 154)".
+RESTATEMENT = re.compile(r"The (\w+) (\w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
+
+
+def consistent_prefix(text: str) -> str | None:
+    """Self-consistent restatement: where a ``restate`` answer places the named object again
+    at another position than its own "I see ..." list gives that label, the answer up to the
+    restatement with the listed position quoted instead (for the model to decode on from).
+
+    None when the answer already quotes its list, has no restatement (numbers-only, ``scan``),
+    or lists no object, or several, with that label. Only the model's own text is used.
+    """
+    if not isinstance(text, str):
+        return None
+    m = RESTATEMENT.search(text)
+    if m is None:
+        return None
+    colour, category, u, v = m.groups()
+    listed = [o for o in parse_scene(text[:m.start()]) if o.name == f"{colour}_{category}"]
+    if len(listed) != 1 or (int(listed[0].u), int(listed[0].v)) == (int(u), int(v)):
+        return None
+    return (f"{text[:m.start()]}The {colour} {category} at "
+            f"({int(listed[0].u)}, {int(listed[0].v)})")
+
+
 def _where(obj: ObjectInfo, width: int, height: int) -> str:
     col = ("left" if obj.u < width / 3 else "right" if obj.u > 2 * width / 3 else "middle")
     row = ("back" if obj.v < height / 3 else "front" if obj.v > 2 * height / 3 else "centre")

@@ -73,6 +73,9 @@ class GraspReasoning(ModelNode):
         declare(self, "allow_download", False,
                 "Let a vlm backend fetch a hub id that is not in the local cache")
         declare(self, "max_new_tokens", 160, "Longest answer a VLM backend may generate")
+        declare(self, "decoding", "consistent",
+                "VLM answers: 'free' (as the model writes them) or 'consistent' (the named "
+                "object's restated position held to the position the answer's list gives it)")
         declare(self, "continuous", False,
                 "Answer every image while an instruction is set (else once per instruction)")
         declare(self, "max_depth_skew_s", 0.05,
@@ -103,7 +106,8 @@ class GraspReasoning(ModelNode):
             self.backend = load_backend(name, self._param("model_path"),
                                         adapter=self._param("adapter_path"),
                                         allow_download=bool(self._param("allow_download")),
-                                        max_new_tokens=int(self._param("max_new_tokens")))
+                                        max_new_tokens=int(self._param("max_new_tokens")),
+                                        decoding=str(self._param("decoding")))
         except GraspError as exc:
             self.get_logger().error(f"cannot load grasp backend '{name}': {exc}")
             return TransitionCallbackReturn.FAILURE

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.backends.base import DECODINGS, GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
@@ -16,15 +16,19 @@ BACKENDS = ("cnn", "tiny-vlm", "vlm")
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
 
-__all__ = ["BACKENDS", "DEFAULT_DIRS", "GraspBackend", "Prediction", "load_backend"]
+__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DIRS", "GraspBackend", "Prediction", "load_backend"]
 
 
 def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
-                 allow_download: bool = False, max_new_tokens: int = 160) -> GraspBackend:
+                 allow_download: bool = False, max_new_tokens: int = 160,
+                 decoding: str = "consistent") -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
-    shipped default); raises :class:`GraspError` saying what is missing."""
+    shipped default); ``decoding`` applies to the text backends (``cnn`` writes no text).
+    Raises :class:`GraspError` saying what is missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
+    if decoding not in DECODINGS:
+        raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
     if name == "vlm" and not str(model):
         raise GraspError("backend 'vlm' needs a model: a local directory or a hub id such as "
                          "llava-hf/llava-1.5-7b-hf (fetched beforehand, or allow_download)")
@@ -36,4 +40,4 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
     from embodied_transfer.grasp.backends.vlm import VlmBackend
 
     return VlmBackend(source, adapter=str(adapter) or None, allow_download=allow_download,
-                      max_new_tokens=max_new_tokens, name=name)
+                      max_new_tokens=max_new_tokens, decoding=decoding, name=name)

@@ -9,6 +9,12 @@ import numpy as np
 from embodied_transfer.grasp.rectangles import Grasp
 
 
+#: How a text backend decodes an answer: greedily as the model writes it (``free``), or
+#: greedily with the restatement of the named object held to the position the answer's own
+#: list gives it (``consistent``, :func:`~embodied_transfer.grasp.reasoning.consistent_prefix`).
+DECODINGS = ("free", "consistent")
+
+
 @dataclass
 class Prediction:
     """One backend answer: the grasp (None when there is none), its raw text, and why not."""

@@ -33,15 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
+from embodied_transfer.grasp.backends.base import DECODINGS, GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
-from embodied_transfer.grasp.reasoning import parse_answer
+from embodied_transfer.grasp.reasoning import consistent_prefix, parse_answer
 
 #: The prompt when the processor has no chat template (LLaVA-1.5's conversation format).
 FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
 #: Training metadata written next to a trained model or adapter.
 META_FILE = "grasp_vlm.json"
 DEFAULT_MAX_NEW_TOKENS = 160
+DEFAULT_DECODING = "consistent"
 
 
 @contextlib.contextmanager
@@ -220,7 +221,8 @@ class VlmBackend(GraspBackend):
 
     ``model``: a local directory or a hub id (default: the adapter's base model); ``adapter``:
     a LoRA adapter directory from ``train_vlm(..., lora=True)``. ``max_new_tokens`` bounds the
-    greedy answer. Loading happens here; a missing model raises :class:`GraspError`.
+    greedy answer; ``decoding`` is one of :data:`DECODINGS`. Loading happens here; a missing
+    model raises :class:`GraspError`.
     """
 
     name = "vlm"
@@ -228,7 +230,8 @@ class VlmBackend(GraspBackend):
 
     def __init__(self, model: str | Path | None = None, *, adapter: str | Path | None = None,
                  name: str | None = None, allow_download: bool = False,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str | None = None,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 decoding: str = DEFAULT_DECODING, device: str | None = None,
                  dtype=None) -> None:
         if name is not None:
             self.name = name
@@ -242,6 +245,9 @@ class VlmBackend(GraspBackend):
                 model = self._adapter_base(adapter)
         if max_new_tokens < 1:
             raise GraspError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if decoding not in DECODINGS:
+            raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
+        self.decoding = decoding
         self.model_ref, self.adapter = str(model), adapter
         self.max_new_tokens = int(max_new_tokens)
         self.device, self.dtype = default_device_dtype(device, dtype)
@@ -267,10 +273,28 @@ class VlmBackend(GraspBackend):
             raise GraspError(missing_model_message(str(adapter), "LoRA adapter", exc)) from exc
 
     def generate(self, rgb: np.ndarray, instruction: str) -> str:
-        """The model's raw greedy answer (special tokens removed, stripped)."""
+        """The model's answer (special tokens removed, stripped), decoded as ``decoding``."""
+        return self.answer(rgb, instruction)[0]
+
+    def answer(self, rgb: np.ndarray, instruction: str) -> tuple[str, bool]:
+        """(answer, whether its restatement was held to its list: ``consistent`` only)."""
+        text = self._decode(rgb, instruction)
+        prefix = consistent_prefix(text) if self.decoding == "consistent" else None
+        if prefix is None:
+            return text, False
+        return f"{prefix}{self._decode(rgb, instruction, prefix)}".strip(), True
+
+    def _decode(self, rgb: np.ndarray, instruction: str, prefix: str = "") -> str:
+        """Greedy continuation of the prompt, after ``prefix`` (answer tokens, tokenised on
+        their own as in training) when given."""
         import torch
 
         inputs = encode_prompt(self.processor, rgb, instruction)
+        if prefix:
+            ids = self.processor.tokenizer(prefix, add_special_tokens=False,
+                                           return_tensors="pt")["input_ids"]
+            inputs["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -278,7 +302,8 @@ class VlmBackend(GraspBackend):
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                       num_beams=1, pad_token_id=self._pad_id)
         new = out[0, inputs["input_ids"].shape[1]:]
-        return self.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
+        text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
+        return text if prefix else text.strip()
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
         rgb = check_rgb(rgb)
@@ -291,9 +316,9 @@ class VlmBackend(GraspBackend):
                           "its pixel answers assume the training size", stacklevel=2)
             self._warned_size = True
         t0 = time.perf_counter()
-        text = self.generate(rgb, instruction)
+        text, held = self.answer(rgb, instruction)
         ms = (time.perf_counter() - t0) * 1e3
-        extra = {"ms": ms}
+        extra = {"ms": ms, "decoding": self.decoding, "restatement_held": held}
         try:
             parsed = parse_answer(text, w, h)
         except GraspParseError as exc:
