@@ -12,8 +12,8 @@ from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import ObjectInfo, parse_answer, parse_scene
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.synthetic import export_dataset, simulate_trials
-from embodied_transfer.grasp.training import (answer_grasp, flip_scene, mean_colour,
-                                              reasoning_examples)
+from embodied_transfer.grasp.mirroring import flip_scene
+from embodied_transfer.grasp.training import answer_grasp, mean_colour, reasoning_examples
 from embodied_transfer.sim.tabletop_task import LiveTabletop
 
 

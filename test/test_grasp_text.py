@@ -10,6 +10,7 @@ from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, consistent_prefix,
                                                format_grasp, instruction, parse_answer,
                                                parse_scene, reading_order, scene_text)
+from embodied_transfer.grasp.mirroring import FLIPS, flip_grasp, most_agreed
 from embodied_transfer.grasp.rectangles import (Grasp, angle_difference, correct, iou, matches,
                                                 wrap_angle)
 
@@ -228,3 +229,25 @@ def test_consistent_prefix_quotes_the_answers_own_list():
             ObjectInfo("blue_can", "can", "blue", 164.0, 41.0)]
     text = answer(objs[0], Grasp(83, 150, 0.0, 20), 320, 240, objects=objs)
     assert consistent_prefix(text) is None
+
+
+def test_flip_grasp_is_its_own_inverse_and_keeps_the_rectangle():
+    g = Grasp(100.0, 50.0, 0.4, 30.0, 12.0)
+    for horizontal, vertical in FLIPS:
+        f = flip_grasp(g, 320, 240, horizontal, vertical)
+        back = flip_grasp(f, 320, 240, horizontal, vertical)
+        assert (back.x, back.y, back.width, back.height) == (g.x, g.y, g.width, g.height)
+        assert math.isclose(back.theta, g.theta)
+        assert math.isclose(f.x, 219.0 if horizontal else 100.0)
+        assert math.isclose(f.y, 189.0 if vertical else 50.0)
+        assert math.isclose(f.theta, -0.4 if horizontal != vertical else 0.4)
+
+
+def test_most_agreed_picks_the_grasp_most_views_agree_on():
+    a, b = Grasp(100, 100, 0.0, 20), Grasp(200, 50, 0.0, 20)
+    near_b = Grasp(210, 55, 0.3, 20)
+    assert most_agreed([a, b, near_b, None], radius=20) == (1, 2)
+    assert most_agreed([a, b], radius=20) == (0, 1)              # a tie: the earliest view
+    assert most_agreed([None, b, a], radius=20) == (1, 1)
+    assert most_agreed([None, None], radius=20) == (None, 0)
+    assert most_agreed([a, near_b, b], radius=5) == (0, 1)

@@ -320,20 +320,47 @@ def test_consistent_decoding_decodes_on_from_the_quoted_list_position(backend, d
         return first if not prefix else " is a mug.\ngrasp: [20, 24, 0, 8]"
 
     monkeypatch.setattr(backend, "_decode", scripted)
+    monkeypatch.setattr(backend, "views", 1)
     p = backend.predict(rgb, None, instr)
     quoted = "I see a red mug at (20, 25) and a blue can at (10, 5). The red mug at (20, 25)"
-    assert calls == ["", quoted] and p.extra["restatement_held"] is True
+    assert calls == ["", quoted] and p.extra["restatements_held"] == 1
     assert p.text == quoted + " is a mug.\ngrasp: [20, 24, 0, 8]" and p.grasp.y == 24
     monkeypatch.setattr(backend, "decoding", "free")                  # as the model wrote it
     calls.clear()
     p = backend.predict(rgb, None, instr)
-    assert calls == [""] and p.text == first and p.extra["restatement_held"] is False
+    assert calls == [""] and p.text == first and p.extra["restatements_held"] == 0
     monkeypatch.undo()
     # the real model decodes on from a prefix (its tokens appended to the prompt's)
     more = VlmBackend._decode.__get__(backend)(rgb, instr, quoted)
     assert isinstance(more, str)
     with pytest.raises(GraspError, match="decoding"):
         VlmBackend(backend.model_ref, decoding="beam")
+
+
+def test_views_are_mirrored_back_and_the_grasp_most_agree_on_kept(backend, monkeypatch):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[2, 3] = 255                                    # tells the scripted model its view
+    lines = {(2, 3): "[10, 12, 30, 8]", (2, 60): "[53, 12, -30, 8]",      # original, l-r
+             (61, 3): "[10, 51, -30, 8]", (61, 60): "[10, 10, 0, 8]"}     # t-b, both (off)
+
+    def scripted(view, instruction, prefix=""):
+        r, c = np.unravel_index(np.asarray(view)[..., 0].argmax(), (64, 64))
+        return f"View {r} {c}.\ngrasp: {lines[int(r), int(c)]}"
+
+    monkeypatch.setattr(backend, "_decode", scripted)
+    assert backend.views == 4                          # the tiny VLM's default
+    p = backend.predict(rgb, None, "pick up the red box")
+    assert (p.grasp.x, p.grasp.y) == (10, 12) and math.isclose(math.degrees(p.grasp.theta), 30)
+    assert p.extra["agreeing_views"] == 3 and p.extra["view"] == "original"
+    lines[2, 3] = "[50, 5, 0, 8]"                      # the original view now disagrees
+    p = backend.predict(rgb, None, "pick up the red box")
+    assert (p.grasp.x, p.grasp.y) == (10, 12) and math.isclose(math.degrees(p.grasp.theta), 30)
+    assert p.extra["view"] == "left-right" and p.text == "View 2 60.\ngrasp: [53, 12, -30, 8]"
+    monkeypatch.setattr(backend, "views", 1)
+    p = backend.predict(rgb, None, "pick up the red box")
+    assert (p.grasp.x, p.grasp.y) == (50, 5) and p.extra["views"] == 1
+    with pytest.raises(GraspError, match="views"):
+        VlmBackend(backend.model_ref, views=5)
 
 
 def test_real_generation_is_parsed_or_reported(backend, data):

@@ -96,13 +96,17 @@ def _backend_args(parser: argparse.ArgumentParser) -> None:
                         help="text backends: the answer as the model writes it (free), or with "
                              "its restatement of the named object held to the position its "
                              "own list gives that object (consistent, the default)")
+    parser.add_argument("--views", type=int, choices=(1, 2, 3, 4), default=None,
+                        help="text backends: mirrorings of each image answered, the grasp "
+                             "most agree on kept (default: tiny-vlm 4, vlm 1)")
 
 
 def _load(args):
     from embodied_transfer.grasp.backends import load_backend
 
     return load_backend(args.backend, args.model, adapter=args.adapter,
-                        allow_download=args.allow_download, decoding=args.decoding)
+                        allow_download=args.allow_download, decoding=args.decoding,
+                        views=args.views)
 
 
 def _write_json(path: str | None, result: dict) -> None:
@@ -145,7 +149,8 @@ def run(args) -> int:
                 "grasp")
         if out.get("decoding") == "consistent":
             print(f"consistent decoding: the restated position held to the listed one in "
-                  f"{out['restatements_held']} of {out['n']} answers")
+                  f"{out['restatements_held']} of {out['n'] * out['views']} answers "
+                  f"({out['views']} view{'s' if out['views'] > 1 else ''} per image)")
         if out.get("scene_reading"):
             r = out["scene_reading"]
             print(f"scene reading: {r['placed'] * 100:.1f} % of {r['objects']} objects placed "

@@ -20,11 +20,11 @@ Metrics of :func:`evaluate`:
     error and raw text.
 ``ms_per_image``
     the mean wall time of ``backend.predict`` (``ms_median`` its median).
-``decoding``, ``restatements_held``
+``decoding``, ``views``, ``restatements_held``
     a text backend's answer decoding (``free`` or ``consistent``, see
-    :data:`~embodied_transfer.grasp.backends.base.DECODINGS`) and in how many answers the
-    consistent decoding held the restated position to the listed one (None: not a text
-    backend).
+    :data:`~embodied_transfer.grasp.backends.base.DECODINGS`), how many mirrored views of
+    each image it answers, and in how many of those answers the consistent decoding held
+    the restated position to the listed one (None: not a text backend).
 ``scene_reading``
     for answers that list the objects they see (:func:`~embodied_transfer.grasp.reasoning.
     parse_scene`), how well they read the scene (:func:`scene_reading`); None for backends
@@ -170,7 +170,8 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
         "ms_per_image": float(ms.mean()),
         "ms_median": float(np.median(ms)),
         "decoding": getattr(backend, "decoding", None),
-        "restatements_held": (sum(bool(p.extra.get("restatement_held")) for p in predictions)
+        "views": getattr(backend, "views", None),
+        "restatements_held": (sum(int(p.extra.get("restatements_held", 0)) for p in predictions)
                               if hasattr(backend, "decoding") else None),
         "scene_reading": scene_reading(cases),
         "predictions": predictions,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.grasp.reasoning import ObjectInfo
+from embodied_transfer.grasp.mirroring import FLIPS, flip_scene
 from embodied_transfer.grasp.rectangles import Grasp
 
 #: Defaults per backend: epochs, batch size, learning rate.
@@ -50,42 +50,6 @@ def answer_grasp(grasps: list[Grasp], u: float, v: float) -> Grasp:
         raise GraspError("a training sample has no grasp for its target")
     return min(grasps, key=lambda g: (round(math.hypot(g.x - u, g.y - v)), round(g.width),
                                       abs(g.theta)))
-
-
-def _mirror(w: int, h: int, horizontal: bool, vertical: bool):
-    """Column and row maps of a mirroring: ``u`` → ``w - 1 - u``, ``v`` → ``h - 1 - v``."""
-    return ((lambda x: w - 1 - x) if horizontal else (lambda x: x),
-            (lambda y: h - 1 - y) if vertical else (lambda y: y))
-
-
-def flip_image(rgb: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
-    """``rgb`` mirrored left-right and/or top-bottom (a view, no copy)."""
-    axes = tuple(a for a, f in ((1, horizontal), (0, vertical)) if f)
-    return np.flip(rgb, axes) if axes else rgb
-
-
-def flip_objects(objects: list[ObjectInfo], width: int, height: int, horizontal: bool,
-                 vertical: bool) -> list[ObjectInfo]:
-    """``objects`` with their centres mirrored as :func:`flip_scene` mirrors the image."""
-    u, v = _mirror(width, height, horizontal, vertical)
-    return [ObjectInfo(o.name, o.category, o.colour, u(o.u), v(o.v)) for o in objects]
-
-
-def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizontal: bool,
-               vertical: bool) -> tuple[np.ndarray, list[ObjectInfo], Grasp]:
-    """The image mirrored left-right and/or top-bottom, with its objects' centres and the
-    grasp mirrored alike (a view of ``rgb``, no copy): column ``u`` → ``w - 1 - u``, row ``v``
-    → ``h - 1 - v``, and each mirror negates the closing-axis angle."""
-    h, w = rgb.shape[:2]
-    u, v = _mirror(w, h, horizontal, vertical)
-    sign = -1.0 if horizontal != vertical else 1.0
-    moved = Grasp(u(grasp.x), v(grasp.y), sign * grasp.theta, grasp.width, grasp.height)
-    return (flip_image(rgb, horizontal, vertical),
-            flip_objects(objects, w, h, horizontal, vertical), moved)
-
-
-#: The mirrorings ``flips=True`` adds: (horizontal, vertical).
-FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
 def reasoning_examples(datasets, reasoning: bool = True, flips: bool = False,

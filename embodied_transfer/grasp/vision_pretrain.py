@@ -66,10 +66,10 @@ def patch_targets(objects: Sequence[ObjectInfo], width: int, height: int, image_
 
 def scenes_of(datasets, flips: bool = True) -> list[tuple[np.ndarray, list[ObjectInfo]]]:
     """(rgb, objects) of every distinct image with object metadata, mirrored four ways
-    (:data:`~embodied_transfer.grasp.training.FLIPS`) when ``flips``."""
+    (:data:`~embodied_transfer.grasp.mirroring.FLIPS`) when ``flips``."""
     import hashlib
 
-    from embodied_transfer.grasp.training import FLIPS, flip_image, flip_objects
+    from embodied_transfer.grasp.mirroring import FLIPS, flip_image, flip_objects
 
     out, seen = [], set()
     for dataset in datasets:

@@ -76,6 +76,9 @@ class GraspReasoning(ModelNode):
         declare(self, "decoding", "consistent",
                 "VLM answers: 'free' (as the model writes them) or 'consistent' (the named "
                 "object's restated position held to the position the answer's list gives it)")
+        declare(self, "views", 0,
+                "VLM mirrorings of each image answered (1-4), the grasp most agree on "
+                "kept; 0: the backend's default (tiny-vlm 4, vlm 1)")
         declare(self, "continuous", False,
                 "Answer every image while an instruction is set (else once per instruction)")
         declare(self, "max_depth_skew_s", 0.05,
@@ -107,7 +110,8 @@ class GraspReasoning(ModelNode):
                                         adapter=self._param("adapter_path"),
                                         allow_download=bool(self._param("allow_download")),
                                         max_new_tokens=int(self._param("max_new_tokens")),
-                                        decoding=str(self._param("decoding")))
+                                        decoding=str(self._param("decoding")),
+                                        views=int(self._param("views")) or None)
         except GraspError as exc:
             self.get_logger().error(f"cannot load grasp backend '{name}': {exc}")
             return TransitionCallbackReturn.FAILURE

@@ -21,10 +21,11 @@ __all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DIRS", "GraspBackend", "Prediction"
 
 def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
                  allow_download: bool = False, max_new_tokens: int = 160,
-                 decoding: str = "consistent") -> GraspBackend:
+                 decoding: str = "consistent", views: int | None = None) -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
-    shipped default); ``decoding`` applies to the text backends (``cnn`` writes no text).
-    Raises :class:`GraspError` saying what is missing."""
+    shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
+    text backends (``cnn`` writes no text). Raises :class:`GraspError` saying what is
+    missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
     if decoding not in DECODINGS:
@@ -40,4 +41,5 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
     from embodied_transfer.grasp.backends.vlm import VlmBackend
 
     return VlmBackend(source, adapter=str(adapter) or None, allow_download=allow_download,
-                      max_new_tokens=max_new_tokens, decoding=decoding, name=name)
+                      max_new_tokens=max_new_tokens, decoding=decoding, views=views,
+                      name=name)

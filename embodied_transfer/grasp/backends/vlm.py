@@ -35,6 +35,8 @@ import numpy as np
 
 from embodied_transfer.grasp.backends.base import DECODINGS, GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
+from embodied_transfer.grasp.mirroring import (FLIP_NAMES, FLIPS, flip_grasp, flip_image,
+                                               most_agreed)
 from embodied_transfer.grasp.reasoning import consistent_prefix, parse_answer
 
 #: The prompt when the processor has no chat template (LLaVA-1.5's conversation format).
@@ -43,6 +45,10 @@ FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
 META_FILE = "grasp_vlm.json"
 DEFAULT_MAX_NEW_TOKENS = 160
 DEFAULT_DECODING = "consistent"
+#: Views (mirrorings, :data:`~embodied_transfer.grasp.mirroring.FLIPS`) a backend answers
+#: by default, and how close (px) two views' grasp centres must be to agree.
+DEFAULT_VIEWS = {"vlm": 1, "tiny-vlm": 4}
+VIEW_AGREEMENT_PX = 20.0
 
 
 @contextlib.contextmanager
@@ -221,8 +227,10 @@ class VlmBackend(GraspBackend):
 
     ``model``: a local directory or a hub id (default: the adapter's base model); ``adapter``:
     a LoRA adapter directory from ``train_vlm(..., lora=True)``. ``max_new_tokens`` bounds the
-    greedy answer; ``decoding`` is one of :data:`DECODINGS`. Loading happens here; a missing
-    model raises :class:`GraspError`.
+    greedy answer; ``decoding`` is one of :data:`DECODINGS`; ``views`` how many mirrorings
+    of each image are answered (1-4, the first of
+    :data:`~embodied_transfer.grasp.mirroring.FLIPS`; default :data:`DEFAULT_VIEWS`), the grasp
+    most of them agree on kept (with 2, the original wins unless they agree). Loading happens here; a missing model raises :class:`GraspError`.
     """
 
     name = "vlm"
@@ -231,8 +239,8 @@ class VlmBackend(GraspBackend):
     def __init__(self, model: str | Path | None = None, *, adapter: str | Path | None = None,
                  name: str | None = None, allow_download: bool = False,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 decoding: str = DEFAULT_DECODING, device: str | None = None,
-                 dtype=None) -> None:
+                 decoding: str = DEFAULT_DECODING, views: int | None = None,
+                 device: str | None = None, dtype=None) -> None:
         if name is not None:
             self.name = name
         self.meta = read_meta(adapter) or read_meta(model if model and _looks_local(str(model))
@@ -248,6 +256,11 @@ class VlmBackend(GraspBackend):
         if decoding not in DECODINGS:
             raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
         self.decoding = decoding
+        views = DEFAULT_VIEWS.get(self.name, 1) if views is None else views
+        if views not in range(1, len(FLIPS) + 1):
+            raise GraspError(f"views must be 1 to {len(FLIPS)} (mirrorings answered), got "
+                             f"{views}")
+        self.views = views
         self.model_ref, self.adapter = str(model), adapter
         self.max_new_tokens = int(max_new_tokens)
         self.device, self.dtype = default_device_dtype(device, dtype)
@@ -306,6 +319,9 @@ class VlmBackend(GraspBackend):
         return text if prefix else text.strip()
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
+        """Answer each of the first ``views`` mirrorings of ``rgb``, mirror their grasps back
+        and keep the one most views agree on (:func:`~.mirroring.most_agreed`); ``text`` is
+        that view's answer, its positions in that view's pixels (``extra["view"]`` names it)."""
         rgb = check_rgb(rgb)
         if not isinstance(instruction, str) or not instruction.strip():
             raise GraspError("the vlm backend needs a non-empty instruction")
@@ -316,14 +332,27 @@ class VlmBackend(GraspBackend):
                           "its pixel answers assume the training size", stacklevel=2)
             self._warned_size = True
         t0 = time.perf_counter()
-        text, held = self.answer(rgb, instruction)
-        ms = (time.perf_counter() - t0) * 1e3
-        extra = {"ms": ms, "decoding": self.decoding, "restatement_held": held}
-        try:
-            parsed = parse_answer(text, w, h)
-        except GraspParseError as exc:
-            return Prediction(grasp=None, text=text, error=str(exc), extra=extra)
-        return Prediction(grasp=parsed.grasp, text=text, reasoning=parsed.reasoning, extra=extra)
+        answers, grasps, held = [], [], 0
+        for horizontal, vertical in FLIPS[:self.views]:
+            text, fixed = self.answer(flip_image(rgb, horizontal, vertical), instruction)
+            held += fixed
+            try:
+                parsed = parse_answer(text, w, h)
+            except GraspParseError as exc:
+                answers.append((text, None, str(exc)))
+                grasps.append(None)
+                continue
+            answers.append((text, parsed.reasoning, ""))
+            grasps.append(flip_grasp(parsed.grasp, w, h, horizontal, vertical))
+        best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX)
+        extra = {"ms": (time.perf_counter() - t0) * 1e3, "decoding": self.decoding,
+                 "restatements_held": held, "views": self.views,
+                 "view": FLIP_NAMES[best or 0], "agreeing_views": votes}
+        if best is None:
+            text, _, error = answers[0]
+            return Prediction(grasp=None, text=text, error=error, extra=extra)
+        text, reasoning, _ = answers[best]
+        return Prediction(grasp=grasps[best], text=text, reasoning=reasoning, extra=extra)
 
     def close(self) -> None:
         self.model = None
