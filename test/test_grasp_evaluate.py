@@ -154,6 +154,13 @@ def test_scene_reading_matches_listed_objects_to_the_true_ones():
     assert r["named_copied"] is None and r["grasp_follows_list"] == 1.0
     assert r["target_label_placed"] == 1.0 and r["placed"] == 1.0
     assert scene_reading([(objs, "red_mug", Prediction(None, text="no list"))]) is None
+    # several mirrored views: read in the original view, whose positions are the image's own
+    mirrored = "I see a red can at (199, 89). The red can at (199, 89) is a can."
+    views = Prediction(Grasp(100, 100, 0, 9), text=mirrored,
+                       extra={"view_answers": [one, mirrored],
+                              "view_grasps": [Grasp(100, 10, 0, 9), Grasp(100, 100, 0, 9)]})
+    assert scene_reading([(objs, "red_can", views)]) == scene_reading(
+        [(objs, "red_can", Prediction(Grasp(100, 10, 0, 9), text=one))])
 
 
 def test_draw_samples_writes_a_png(plain, instructed, tmp_path):

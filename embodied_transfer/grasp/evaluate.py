@@ -37,7 +37,6 @@ dataset order), ``ids`` and ``correct`` (per sample: True/False, None when unsco
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -46,7 +45,7 @@ import numpy as np
 
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
-from embodied_transfer.grasp.reasoning import ObjectInfo, parse_scene
+from embodied_transfer.grasp.reasoning import RESTATEMENT, ObjectInfo, parse_scene
 from embodied_transfer.grasp.rectangles import Grasp, correct
 
 PER_SAMPLE_KEYS = ("predictions", "ids", "correct", "on_target")
@@ -71,8 +70,14 @@ def on_target(grasp: Grasp | None, objects: Sequence[ObjectInfo], target: str | 
 
 #: A listed object "is" a true one when its written centre is within this many pixels.
 PLACED_PX = 20.0
-#: The reasoning's sentence about the named object: "The red mug at (83, 154) is ...".
-NAMED = re.compile(r"\bThe (\w+ \w+) at \((-?\d{1,5}), (-?\d{1,5})\)")
+
+
+def _original_view(pred: Prediction) -> tuple[str, Grasp | None]:
+    """The answer text and grasp of a prediction's original (unmirrored) view."""
+    answers, grasps = pred.extra.get("view_answers"), pred.extra.get("view_grasps")
+    if answers and grasps:
+        return answers[0], grasps[0]
+    return pred.reasoning or pred.text, pred.grasp
 
 
 def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Prediction]],
@@ -88,12 +93,15 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
     sentence names a listed label, those that copy that item's position exactly;
     ``grasp_follows_list``: of the answers listing the target's label, those whose grasp
     centre lies within ``radius`` px of that item's listed position (in either answer format,
-    the step from the list to the numbers). None when no answer lists objects.
+    the step from the list to the numbers). An answer of several mirrored views is read in
+    its original view (its answer and grasp, ``extra["view_answers"]`` / ``["view_grasps"]``),
+    whose positions are the image's own. None when no answer lists objects.
     """
     answers = count = total = placed = colour = category = targeted = on_target = 0
     named = copied = labelled = follows = 0
     for objects, target, pred in cases:
-        listed = parse_scene(pred.reasoning or pred.text)
+        text, grasp = _original_view(pred)
+        listed = parse_scene(text)
         if not listed or not objects:
             continue
         answers += 1
@@ -107,11 +115,11 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
         placed += len(match)
         colour += sum(objects[i].colour == listed[j].colour for i, j in match.items())
         category += sum(objects[i].category == listed[j].category for i, j in match.items())
-        said = NAMED.search(pred.reasoning or pred.text)
+        said = RESTATEMENT.search(text)
         items = {(item.label(), int(item.u), int(item.v)) for item in listed}
-        if said and said.group(1) in {item.label() for item in listed}:
+        if said and f"{said[1]} {said[2]}" in {item.label() for item in listed}:
             named += 1
-            copied += (said.group(1), int(said.group(2)), int(said.group(3))) in items
+            copied += (f"{said[1]} {said[2]}", int(said[3]), int(said[4])) in items
         names = [o.name for o in objects]
         if target in names:
             targeted += 1
@@ -120,8 +128,8 @@ def scene_reading(cases: Sequence[tuple[Sequence[ObjectInfo], str | None, Predic
             item = next((it for it in listed if it.label() == objects[i].label()), None)
             if item is not None:
                 labelled += 1
-                follows += pred.grasp is not None and math.hypot(
-                    pred.grasp.x - item.u, pred.grasp.y - item.v) <= radius
+                follows += grasp is not None and math.hypot(
+                    grasp.x - item.u, grasp.y - item.v) <= radius
     if not answers:
         return None
     return {"answers": answers, "count": count / answers, "objects": total,

@@ -321,7 +321,9 @@ class VlmBackend(GraspBackend):
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
         """Answer each of the first ``views`` mirrorings of ``rgb``, mirror their grasps back
         and keep the one most views agree on (:func:`~.mirroring.most_agreed`); ``text`` is
-        that view's answer, its positions in that view's pixels (``extra["view"]`` names it)."""
+        that view's answer, its positions in that view's pixels (``extra["view"]`` names it;
+        ``extra["view_answers"]`` / ``["view_grasps"]`` hold every view's answer and grasp,
+        mirrored back)."""
         rgb = check_rgb(rgb)
         if not isinstance(instruction, str) or not instruction.strip():
             raise GraspError("the vlm backend needs a non-empty instruction")
@@ -347,7 +349,8 @@ class VlmBackend(GraspBackend):
         best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX)
         extra = {"ms": (time.perf_counter() - t0) * 1e3, "decoding": self.decoding,
                  "restatements_held": held, "views": self.views,
-                 "view": FLIP_NAMES[best or 0], "agreeing_views": votes}
+                 "view": FLIP_NAMES[best or 0], "agreeing_views": votes,
+                 "view_answers": [a[0] for a in answers], "view_grasps": grasps}
         if best is None:
             text, _, error = answers[0]
             return Prediction(grasp=None, text=text, error=error, extra=extra)
