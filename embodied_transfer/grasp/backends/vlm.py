@@ -229,8 +229,9 @@ class VlmBackend(GraspBackend):
     a LoRA adapter directory from ``train_vlm(..., lora=True)``. ``max_new_tokens`` bounds the
     greedy answer; ``decoding`` is one of :data:`DECODINGS`; ``views`` how many mirrorings
     of each image are answered (1-4, the first of
-    :data:`~embodied_transfer.grasp.mirroring.FLIPS`; default :data:`DEFAULT_VIEWS`), the grasp
-    most of them agree on kept (with 2, the original wins unless they agree). Loading happens here; a missing model raises :class:`GraspError`.
+    :data:`~embodied_transfer.grasp.mirroring.FLIPS`; default :data:`DEFAULT_VIEWS`), the
+    grasp most of them agree on kept (with 2, the original wins unless they agree). Loading
+    happens here; a missing model raises :class:`GraspError`.
     """
 
     name = "vlm"
