@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import ObjectInfo
-from embodied_transfer.grasp.training import flip_objects
+from embodied_transfer.grasp.mirroring import flip_objects
 from embodied_transfer.grasp.vision_pretrain import (CURVES_FILE, RESULT_FILE, patch_targets,
                                                      pretrain_vision, scenes_of,
                                                      shift_image)
