@@ -352,13 +352,15 @@ def test_views_are_mirrored_back_and_the_grasp_most_agree_on_kept(backend, monke
     p = backend.predict(rgb, None, "pick up the red box")
     assert (p.grasp.x, p.grasp.y) == (10, 12) and math.isclose(math.degrees(p.grasp.theta), 30)
     assert p.extra["agreeing_views"] == 3 and p.extra["view"] == "original"
+    assert p.score == 0.75 and p.reasoning == "View 2 3."
     lines[2, 3] = "[50, 5, 0, 8]"                      # the original view now disagrees
     p = backend.predict(rgb, None, "pick up the red box")
     assert (p.grasp.x, p.grasp.y) == (10, 12) and math.isclose(math.degrees(p.grasp.theta), 30)
     assert p.extra["view"] == "left-right" and p.text == "View 2 60.\ngrasp: [53, 12, -30, 8]"
+    assert p.reasoning == "[answer to the image mirrored left-right] View 2 60." and p.score == 0.5
     monkeypatch.setattr(backend, "views", 1)
     p = backend.predict(rgb, None, "pick up the red box")
-    assert (p.grasp.x, p.grasp.y) == (50, 5) and p.extra["views"] == 1
+    assert (p.grasp.x, p.grasp.y) == (50, 5) and p.extra["views"] == 1 and math.isnan(p.score)
     with pytest.raises(GraspError, match="views"):
         VlmBackend(backend.model_ref, views=5)
 

@@ -16,7 +16,7 @@ from embodied_transfer.grasp.rectangles import Grasp
 
 #: The four mirrorings (horizontal, vertical): none, left-right, top-bottom, both.
 FLIPS = ((False, False), (True, False), (False, True), (True, True))
-FLIP_NAMES = ("original", "left-right", "top-bottom", "both")
+FLIP_NAMES = ("original", "left-right", "top-bottom", "both ways")
 
 
 def _mirror(w: int, h: int, horizontal: bool, vertical: bool):

@@ -321,10 +321,11 @@ class VlmBackend(GraspBackend):
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
         """Answer each of the first ``views`` mirrorings of ``rgb``, mirror their grasps back
-        and keep the one most views agree on (:func:`~.mirroring.most_agreed`); ``text`` is
-        that view's answer, its positions in that view's pixels (``extra["view"]`` names it;
-        ``extra["view_answers"]`` / ``["view_grasps"]`` hold every view's answer and grasp,
-        mirrored back)."""
+        and keep the one most views agree on (:func:`~.mirroring.most_agreed`); ``score`` is
+        the fraction of views that agree (NaN for one view). ``text`` is that view's answer,
+        its positions in that view's pixels (``extra["view"]`` names it, and ``reasoning``
+        says so when it is a mirrored one); ``extra["view_answers"]`` / ``["view_grasps"]``
+        hold every view's answer and grasp, mirrored back."""
         rgb = check_rgb(rgb)
         if not isinstance(instruction, str) or not instruction.strip():
             raise GraspError("the vlm backend needs a non-empty instruction")
@@ -356,7 +357,11 @@ class VlmBackend(GraspBackend):
             text, _, error = answers[0]
             return Prediction(grasp=None, text=text, error=error, extra=extra)
         text, reasoning, _ = answers[best]
-        return Prediction(grasp=grasps[best], text=text, reasoning=reasoning, extra=extra)
+        if best:                        # its positions are those of the mirrored image
+            reasoning = f"[answer to the image mirrored {FLIP_NAMES[best]}] {reasoning}"
+        score = votes / self.views if self.views > 1 else float("nan")
+        return Prediction(grasp=grasps[best], text=text, reasoning=reasoning, score=score,
+                          extra=extra)
 
     def close(self) -> None:
         self.model = None
