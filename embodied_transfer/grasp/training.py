@@ -104,9 +104,9 @@ def train(args) -> Path:
     """Run the training the parsed ``grasp train`` arguments ask for; returns the output dir."""
     from embodied_transfer.grasp.cornell import read_dataset
 
-    answer_format = _or(args.answer_format, ANSWER_FORMAT)
+    answer_format, init_meta = _or(args.answer_format, ANSWER_FORMAT), {}
     if args.init:
-        answer_format = _check_init_args(args)
+        answer_format, init_meta = _check_init_args(args)
     datasets = [read_dataset(d) for d in args.dataset]
     epochs, batch, lr = DEFAULTS[args.backend]
     epochs = args.epochs or epochs
@@ -128,8 +128,8 @@ def train(args) -> Path:
         examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
                                       flips=TINY_VLM_FLIPS, answer_format=answer_format)
         if args.init:
-            return _continue(Path(args.init), examples, out, epochs, batch, lr, args.seed,
-                             answer_format, args.numbers_only)
+            return _continue(Path(args.init), init_meta, examples, out, epochs, batch, lr,
+                             args.seed, answer_format, args.numbers_only)
         vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
         unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
@@ -191,10 +191,11 @@ NEW_MODEL_OPTIONS = {"vision_epochs": "--vision-epochs", "vision_layers": "--vis
                      "number_tokens": "--number-tokens", "val": "--val", "model": "--model"}
 
 
-def _check_init_args(args) -> str:
+def _check_init_args(args) -> tuple[str, dict]:
     """``--init`` continues a tiny VLM as it is: refuse options it would silently ignore or
-    answers of another kind than it was trained on; returns the answer format to use."""
-    from embodied_transfer.grasp.vlm_train import META_FILE
+    answers of another kind than it was trained on; returns the answer format to use and the
+    model's ``grasp_vlm.json``."""
+    from embodied_transfer.grasp.backends.vlm import META_FILE, read_meta
 
     if args.backend != "tiny-vlm":
         raise GraspError(f"--init continues a tiny VLM; it does not apply to --backend "
@@ -204,11 +205,10 @@ def _check_init_args(args) -> str:
     if given:
         raise GraspError(f"--init {args.init}: {', '.join(given)} shape a new model and cannot "
                          f"change a trained one; leave them out")
-    meta_file = Path(args.init) / META_FILE
-    if not meta_file.is_file():
+    before = read_meta(args.init)
+    if not before:
         raise GraspError(f"--init {args.init}: not a tiny VLM made by grasp train "
                          f"(no {META_FILE})")
-    before = json.loads(meta_file.read_text())
     trained = before.get("answer_format", ANSWER_FORMAT)
     if args.answer_format not in (None, trained):
         raise GraspError(f"--init {args.init} was trained on {trained!r} answers, not "
@@ -217,15 +217,15 @@ def _check_init_args(args) -> str:
         kind = "numbers-only" if before["numbers_only"] else "reasoning"
         raise GraspError(f"--init {args.init} was trained on {kind} answers: "
                          f"{'add' if before['numbers_only'] else 'leave out'} --numbers-only")
-    return trained
+    return trained, before
 
 
-def _continue(init: Path, examples, out: Path, epochs: int, batch: int, lr: float, seed: int,
-              answer_format: str, numbers_only: bool) -> Path:
-    """``grasp train --init``: more epochs of every weight of a trained tiny VLM."""
-    from embodied_transfer.grasp.vlm_train import META_FILE, train_vlm
+def _continue(init: Path, before: dict, examples, out: Path, epochs: int, batch: int,
+              lr: float, seed: int, answer_format: str, numbers_only: bool) -> Path:
+    """``grasp train --init``: more epochs of every weight of a trained tiny VLM (``before``:
+    its ``grasp_vlm.json``)."""
+    from embodied_transfer.grasp.vlm_train import train_vlm
 
-    before = json.loads((init / META_FILE).read_text())
     train_vlm(init, examples, out, lora=False, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
     steps = before.get("recipe_steps", []) + [{k: before[k] for k in (
         "epochs", "lr", "vision_frozen", "final_epoch_loss") if k in before}]
