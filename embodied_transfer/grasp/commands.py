@@ -85,18 +85,19 @@ def add_parsers(sub) -> None:
 
 
 def _backend_args(parser: argparse.ArgumentParser) -> None:
-    from embodied_transfer.grasp.backends import BACKENDS, DECODINGS
+    from embodied_transfer.grasp.backends import BACKENDS, DECODINGS, DEFAULT_DECODING
+    from embodied_transfer.grasp.mirroring import FLIPS
 
     parser.add_argument("--backend", choices=BACKENDS, default="tiny-vlm")
     parser.add_argument("--model", default="", help="model dir (or hub id for vlm); "
                                                      "default: the shipped model")
     parser.add_argument("--adapter", default="", help="LoRA adapter dir (vlm)")
     parser.add_argument("--allow-download", action="store_true")
-    parser.add_argument("--decoding", choices=DECODINGS, default="consistent",
+    parser.add_argument("--decoding", choices=DECODINGS, default=DEFAULT_DECODING,
                         help="text backends: the answer as the model writes it (free), or with "
                              "its restatement of the named object held to the position its "
                              "own list gives that object (consistent, the default)")
-    parser.add_argument("--views", type=int, choices=(1, 2, 3, 4), default=None,
+    parser.add_argument("--views", type=int, choices=range(1, len(FLIPS) + 1), default=None,
                         help="text backends: mirrorings of each image answered, the grasp "
                              "most agree on kept (default: tiny-vlm 4, vlm 1)")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embodied_transfer.grasp.backends.base import DECODINGS, GraspBackend, Prediction
+from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
+                                                  Prediction)
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
@@ -16,12 +17,13 @@ BACKENDS = ("cnn", "tiny-vlm", "vlm")
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
 
-__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DIRS", "GraspBackend", "Prediction", "load_backend"]
+__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS", "GraspBackend",
+           "Prediction", "load_backend"]
 
 
 def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
                  allow_download: bool = False, max_new_tokens: int = 160,
-                 decoding: str = "consistent", views: int | None = None) -> GraspBackend:
+                 decoding: str = DEFAULT_DECODING, views: int | None = None) -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
     shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
     text backends (``cnn`` writes no text). Raises :class:`GraspError` saying what is

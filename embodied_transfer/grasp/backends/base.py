@@ -13,6 +13,7 @@ from embodied_transfer.grasp.rectangles import Grasp
 #: greedily with the restatement of the named object held to the position the answer's own
 #: list gives it (``consistent``, :func:`~embodied_transfer.grasp.reasoning.consistent_prefix`).
 DECODINGS = ("free", "consistent")
+DEFAULT_DECODING = "consistent"
 
 
 @dataclass

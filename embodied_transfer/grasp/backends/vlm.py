@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embodied_transfer.grasp.backends.base import DECODINGS, GraspBackend, Prediction
+from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
+                                                  Prediction)
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.mirroring import (FLIP_NAMES, FLIPS, flip_grasp, flip_image,
                                                most_agreed)
@@ -44,7 +45,6 @@ FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
 #: Training metadata written next to a trained model or adapter.
 META_FILE = "grasp_vlm.json"
 DEFAULT_MAX_NEW_TOKENS = 160
-DEFAULT_DECODING = "consistent"
 #: Views (mirrorings, :data:`~embodied_transfer.grasp.mirroring.FLIPS`) a backend answers
 #: by default, and how close (px) two views' grasp centres must be to agree.
 DEFAULT_VIEWS = {"vlm": 1, "tiny-vlm": 4}
