@@ -288,20 +288,30 @@ def test_lora_training_saves_an_adapter_that_loads(tiny_dir, tmp_path, data):
 def test_unparseable_answer_gives_no_grasp_the_raw_text_and_the_error(backend, data, monkeypatch):
     rgb, instr, _ = data[0]
     raw = "The red box is a box. I would grasp it gently."
-    monkeypatch.setattr(backend, "_decode", lambda rgb, instruction, prefix="": raw)
+    monkeypatch.setattr(backend, "_decode", lambda images, *a: [raw] * len(images))
     p = backend.predict(rgb, None, instr)
     assert p.grasp is None and p.text == raw and "grasp" in p.error
-    real = VlmBackend._decode.__get__(backend)(rgb, instr)            # the untrained model
-    assert isinstance(real, str)
+    real = VlmBackend._decode.__get__(backend)([rgb, rgb[::-1]], instr)   # the untrained model
+    assert len(real) == 2 and all(isinstance(t, str) for t in real)
+
+
+def test_views_decoded_in_one_batch_match_one_at_a_time(backend, data):
+    rgb, instr, _ = data[0]
+    views = [rgb, rgb[::-1], rgb[:, ::-1]]
+    decode = VlmBackend._decode.__get__(backend)
+    assert decode(views, instr) == [decode([v], instr)[0] for v in views]
+    assert decode(views, instr, "I see") == [decode([v], instr, "I see")[0] for v in views]
 
 
 def test_answers_are_parsed_in_the_original_image_size(backend, monkeypatch):
     rgb = np.zeros((20, 48, 3), np.uint8)                             # W=48, H=20
-    monkeypatch.setattr(backend, "_decode", lambda *a: "Reason.\ngrasp: [40, 10, -30, 12]")
+    reason = "Reason.\ngrasp: [40, 10, -30, 12]"
+    monkeypatch.setattr(backend, "_decode", lambda images, *a: [reason] * len(images))
     p = backend.predict(rgb, None, "pick up the red box")
     assert p.grasp is not None and (p.grasp.x, p.grasp.y, p.grasp.width) == (40, 10, 12)
     assert math.isclose(math.degrees(p.grasp.theta), -30) and p.reasoning == "Reason."
-    monkeypatch.setattr(backend, "_decode", lambda *a: "grasp: [10, 30, 0, 12]")   # y >= H
+    outside = "grasp: [10, 30, 0, 12]"                                   # y >= H
+    monkeypatch.setattr(backend, "_decode", lambda images, *a: [outside] * len(images))
     p = backend.predict(rgb, None, "pick up the red box")
     assert p.grasp is None and "outside" in p.error
     with pytest.raises(GraspError):
@@ -315,9 +325,9 @@ def test_consistent_decoding_decodes_on_from_the_quoted_list_position(backend, d
              "(20, 5) is a mug.\ngrasp: [20, 5, 0, 8]")
     calls = []
 
-    def scripted(rgb, instruction, prefix=""):
+    def scripted(images, instruction, prefix=""):
         calls.append(prefix)
-        return first if not prefix else " is a mug.\ngrasp: [20, 24, 0, 8]"
+        return [first if not prefix else " is a mug.\ngrasp: [20, 24, 0, 8]"] * len(images)
 
     monkeypatch.setattr(backend, "_decode", scripted)
     monkeypatch.setattr(backend, "views", 1)
@@ -331,8 +341,8 @@ def test_consistent_decoding_decodes_on_from_the_quoted_list_position(backend, d
     assert calls == [""] and p.text == first and p.extra["restatements_held"] == 0
     monkeypatch.undo()
     # the real model decodes on from a prefix (its tokens appended to the prompt's)
-    more = VlmBackend._decode.__get__(backend)(rgb, instr, quoted)
-    assert isinstance(more, str)
+    more = VlmBackend._decode.__get__(backend)([rgb, rgb], instr, quoted)
+    assert len(more) == 2 and isinstance(more[0], str)
     with pytest.raises(GraspError, match="decoding"):
         VlmBackend(backend.model_ref, decoding="beam")
 
@@ -343,15 +353,22 @@ def test_views_are_mirrored_back_and_the_grasp_most_agree_on_kept(backend, monke
     lines = {(2, 3): "[10, 12, 30, 8]", (2, 60): "[53, 12, -30, 8]",      # original, l-r
              (61, 3): "[10, 51, -30, 8]", (61, 60): "[10, 10, 0, 8]"}     # t-b, both (off)
 
-    def scripted(view, instruction, prefix=""):
-        r, c = np.unravel_index(np.asarray(view)[..., 0].argmax(), (64, 64))
-        return f"View {r} {c}.\ngrasp: {lines[int(r), int(c)]}"
+    def scripted(images, instruction, prefix=""):
+        calls.append(len(images))
+        out = []
+        for view in images:
+            r, c = np.unravel_index(np.asarray(view)[..., 0].argmax(), (64, 64))
+            out.append(f"View {r} {c}.\ngrasp: {lines[int(r), int(c)]}")
+        return out
+
+    calls = []
 
     monkeypatch.setattr(backend, "_decode", scripted)
     assert backend.views == 4                          # the tiny VLM's default
     p = backend.predict(rgb, None, "pick up the red box")
     assert (p.grasp.x, p.grasp.y) == (10, 12) and math.isclose(math.degrees(p.grasp.theta), 30)
     assert p.extra["agreeing_views"] == 3 and p.extra["view"] == "original"
+    assert calls == [4]                                # every view in one batch
     assert p.score == 0.75 and p.reasoning == "View 2 3."
     lines[2, 3] = "[50, 5, 0, 8]"                      # the original view now disagrees
     p = backend.predict(rgb, None, "pick up the red box")

@@ -288,26 +288,37 @@ class VlmBackend(GraspBackend):
 
     def generate(self, rgb: np.ndarray, instruction: str) -> str:
         """The model's answer (special tokens removed, stripped), decoded as ``decoding``."""
-        return self.answer(rgb, instruction)[0]
+        return self.answers([rgb], instruction)[0][0]
 
-    def answer(self, rgb: np.ndarray, instruction: str) -> tuple[str, bool]:
-        """(answer, whether its restatement was held to its list: ``consistent`` only)."""
-        text = self._decode(rgb, instruction)
-        prefix = consistent_prefix(text) if self.decoding == "consistent" else None
-        if prefix is None:
-            return text, False
-        return f"{prefix}{self._decode(rgb, instruction, prefix)}".strip(), True
+    def answers(self, images: list[np.ndarray], instruction: str) -> list[tuple[str, bool]]:
+        """(answer, whether its restatement was held to its list: ``consistent`` only) for
+        each of ``images``, all answering ``instruction``: one batched greedy decode, then each
+        answer whose restatement is held decoded on from its prefix."""
+        out = []
+        for rgb, text in zip(images, self._decode(images, instruction)):
+            prefix = consistent_prefix(text) if self.decoding == "consistent" else None
+            if prefix is None:
+                out.append((text, False))
+            else:
+                more = self._decode([rgb], instruction, prefix)[0]
+                out.append((f"{prefix}{more}".strip(), True))
+        return out
 
-    def _decode(self, rgb: np.ndarray, instruction: str, prefix: str = "") -> str:
-        """Greedy continuation of the prompt, after ``prefix`` (answer tokens, tokenised on
-        their own as in training) when given."""
+    def _decode(self, images: list[np.ndarray], instruction: str, prefix: str = "") -> list[str]:
+        """Greedy continuations of the prompt for each of ``images`` in one batch, after
+        ``prefix`` (answer tokens, tokenised on their own as in training) when given. Every
+        row has the same prompt and prefix, hence the same length: no padding."""
         import torch
 
-        inputs = encode_prompt(self.processor, rgb, instruction)
+        prepared = [prepare_image(rgb, self.processor) for rgb in images]
+        inputs = self.processor(images=prepared,
+                                text=[build_prompt(self.processor, instruction)] * len(images),
+                                return_tensors="pt")
         if prefix:
             ids = self.processor.tokenizer(prefix, add_special_tokens=False,
                                            return_tensors="pt")["input_ids"]
-            inputs["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+            inputs["input_ids"] = torch.cat(
+                [inputs["input_ids"], ids.expand(len(images), -1)], dim=1)
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in inputs:
@@ -315,9 +326,9 @@ class VlmBackend(GraspBackend):
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                       num_beams=1, pad_token_id=self._pad_id)
-        new = out[0, inputs["input_ids"].shape[1]:]
-        text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
-        return text if prefix else text.strip()
+        texts = self.processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
+                                                      skip_special_tokens=True)
+        return texts if prefix else [t.strip() for t in texts]
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
         """Answer each of the first ``views`` mirrorings of ``rgb``, mirror their grasps back
@@ -337,8 +348,9 @@ class VlmBackend(GraspBackend):
             self._warned_size = True
         t0 = time.perf_counter()
         answers, grasps, held = [], [], 0
-        for horizontal, vertical in FLIPS[:self.views]:
-            text, fixed = self.answer(flip_image(rgb, horizontal, vertical), instruction)
+        views = FLIPS[:self.views]
+        decoded = self.answers([flip_image(rgb, *flip) for flip in views], instruction)
+        for (horizontal, vertical), (text, fixed) in zip(views, decoded):
             held += fixed
             try:
                 parsed = parse_answer(text, w, h)
