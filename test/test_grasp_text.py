@@ -216,8 +216,13 @@ def test_consistent_prefix_quotes_the_answers_own_list():
     assert consistent_prefix(wrong) == f"{listed} The red mug at (83, 154)"
     right = f"{listed} The blue can at (164, 41) is a can.\ngrasp: [164, 41, 0, 20]"
     assert consistent_prefix(right) is None
-    # a label the list does not hold, or holds twice: nothing to quote
+    # a label the list does not hold: the only listed object of its colour, if there is one
+    assert consistent_prefix(f"{listed} The blue box at (9, 41) is a box.") == \
+        f"{listed} The blue box at (164, 41)"
+    assert consistent_prefix(f"{listed} The blue box at (164, 41) is a box.") is None
+    assert consistent_prefix(f"{listed} The red can at (1, 2) is a can.") is None  # two reds
     assert consistent_prefix(f"{listed} The green mug at (1, 2) is a mug.") is None
+    # a label the list holds twice: nothing to quote
     twice = "I see a red mug at (83, 154) and a red mug at (200, 20). The red mug at (1, 2) is"
     assert consistent_prefix(twice) is None
     # answers without a restatement (numbers-only, scan) and non-text

@@ -150,9 +150,13 @@ def consistent_prefix(text: str) -> str | None:
     """Self-consistent restatement: where a ``restate`` answer places the named object again
     at another position than its own "I see ..." list gives that label, the answer up to the
     restatement with the listed position quoted instead (for the model to decode on from).
+    When no listed object has the restated label, the only listed object of its colour is
+    quoted (the tiny VLM reads colours far more reliably than categories: a misread
+    category leaves the label unlisted, and the model then makes a position up).
 
     None when the answer already quotes its list, has no restatement (numbers-only, ``scan``),
-    or lists no object, or several, with that label. Only the model's own text is used.
+    or lists no object, or several, with that label (or, failing that, with that colour).
+    Only the model's own text is used.
     """
     if not isinstance(text, str):
         return None
@@ -160,7 +164,9 @@ def consistent_prefix(text: str) -> str | None:
     if m is None:
         return None
     colour, category, u, v = m.groups()
-    listed = [o for o in parse_scene(text[:m.start()]) if o.name == f"{colour}_{category}"]
+    items = parse_scene(text[:m.start()])
+    listed = ([o for o in items if o.name == f"{colour}_{category}"]
+              or [o for o in items if o.colour == colour])
     if len(listed) != 1 or (int(listed[0].u), int(listed[0].v)) == (int(u), int(v)):
         return None
     return (f"{text[:m.start()]}The {colour} {category} at "
