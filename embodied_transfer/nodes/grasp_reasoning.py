@@ -33,6 +33,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from embodied_transfer.grasp.backends.base import DEFAULT_DECODING
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.nodes.common import declare, run
 from embodied_transfer.nodes.model_node import ModelNode
@@ -73,7 +74,7 @@ class GraspReasoning(ModelNode):
         declare(self, "allow_download", False,
                 "Let a vlm backend fetch a hub id that is not in the local cache")
         declare(self, "max_new_tokens", 160, "Longest answer a VLM backend may generate")
-        declare(self, "decoding", "consistent",
+        declare(self, "decoding", DEFAULT_DECODING,
                 "VLM answers: 'free' (as the model writes them) or 'consistent' (the named "
                 "object's restated position held to the position the answer's list gives it)")
         declare(self, "views", 0,

@@ -207,9 +207,12 @@ def prepare_image(rgb, processor=None) -> np.ndarray:
 
 
 def encode_prompt(processor, rgb, instruction: str):
-    """Processor tensors (``input_ids``, ``attention_mask``, ``pixel_values``) of the prompt."""
-    return processor(images=prepare_image(rgb, processor),
-                     text=build_prompt(processor, instruction), return_tensors="pt")
+    """Processor tensors (``input_ids``, ``attention_mask``, ``pixel_values``) of the prompt
+    for one image, or a batch of them for a list of images (one row each, same length)."""
+    images = rgb if isinstance(rgb, (list, tuple)) else [rgb]
+    return processor(images=[prepare_image(a, processor) for a in images],
+                     text=[build_prompt(processor, instruction)] * len(images),
+                     return_tensors="pt")
 
 
 def image_token_count(processor, rgb=None) -> int:
@@ -310,10 +313,7 @@ class VlmBackend(GraspBackend):
         row has the same prompt and prefix, hence the same length: no padding."""
         import torch
 
-        prepared = [prepare_image(rgb, self.processor) for rgb in images]
-        inputs = self.processor(images=prepared,
-                                text=[build_prompt(self.processor, instruction)] * len(images),
-                                return_tensors="pt")
+        inputs = encode_prompt(self.processor, list(images), instruction)
         if prefix:
             ids = self.processor.tokenizer(prefix, add_special_tokens=False,
                                            return_tensors="pt")["input_ids"]
