@@ -10,8 +10,11 @@ and 3, the CNN validated on seed 2), so the numbers are on scenes no model saw:
   reasoning beats numbers-only, target accuracy >= 95 %. Both are scored with their
   defaults (consistent decoding, four mirrored views voting) and on one view; the reasoning
   model also as it writes its answers (one view, free decoding).
+* ``tiny-vlm reasoning + cnn refinement``: the reasoning model's answers with each grasp
+  replaced by the cnn's best one within 10 px (:mod:`embodied_transfer.grasp.backends.refined`).
 * ``trials``: grasps of each backend executed with the parallel-jaw gripper on fresh scenes
-  (seed 10000); target >= 80 % success.
+  (seed 10000); target >= 80 % success (``executed_target_success_ge_80``: the instructed
+  object lifted).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ def run() -> dict:
     import torch
 
     from embodied_transfer.grasp.backends import load_backend
+    from embodied_transfer.grasp.backends.refined import RefinedBackend
     from embodied_transfer.grasp.cornell import read_dataset
     from embodied_transfer.grasp.synthetic import export_dataset, simulate_trials
 
@@ -59,9 +63,12 @@ def run() -> dict:
                     "tiny-vlm", views=1, decoding="free"),
                 "tiny-vlm numbers-only": load_backend("tiny-vlm", numbers_only),
                 "tiny-vlm numbers-only, 1 view": load_backend("tiny-vlm", numbers_only, views=1)}
+        refined = RefinedBackend(vlms["tiny-vlm reasoning"], cnn)
+        vlms["tiny-vlm reasoning + cnn refinement"] = refined
         for name, backend in vlms.items():
             cases[f"{name} (instructed)"] = _evaluate(instructed, backend, VLM_SAMPLES)
-        for name, backend in (("cnn", cnn), ("tiny-vlm reasoning", vlms["tiny-vlm reasoning"])):
+        for name, backend in (("cnn", cnn), ("tiny-vlm reasoning", vlms["tiny-vlm reasoning"]),
+                              ("tiny-vlm reasoning + cnn refinement", refined)):
             t = simulate_trials(backend, TRIALS, seed=10_000, progress=False)
             cases[f"trials {name}"] = {k: t[k] for k in ("success_rate", "target_success_rate",
                                                          "no_grasp", "trials",
@@ -75,8 +82,12 @@ def run() -> dict:
         "reasoning_beats_numbers_only":
             reasoning["rectangle_accuracy"] > numbers["rectangle_accuracy"],
         "target_accuracy_ge_95": (reasoning["target_accuracy"] or 0.0) >= 0.95,
-        "executed_success_ge_80": max(cases["trials cnn"]["success_rate"],
-                                      cases["trials tiny-vlm reasoning"]["success_rate"]) >= 0.80,
+        "executed_success_ge_80": max(t["success_rate"] for k, t in cases.items()
+                                      if k.startswith("trials ")) >= 0.80,
+        # the instructed object lifted (the cnn ignores the instruction: any object counts
+        # as its success above)
+        "executed_target_success_ge_80": max(t["target_success_rate"] for k, t in cases.items()
+                                             if k.startswith("trials ")) >= 0.80,
     }
     return {"cases": cases, "targets": targets,
             "notes": "held-out scenes seed 1, trials seed 10000; one torch thread"}

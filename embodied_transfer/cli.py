@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "'grasp_sim')")
     sim.add_argument("--grasp-backend", choices=("tiny-vlm", "vlm", "cnn"),
                      help="tabletop: the grasp_reasoning backend (default: its config)")
+    sim.add_argument("--grasp-refine", choices=("none", "cnn"),
+                     help="tabletop: refine the text backend's grasps with the cnn "
+                          "(grasp_reasoning's refine; default: its config)")
     _graph_args(sim)
 
     real2sim = sub.add_parser("real2sim", help="bring up the converter and the classifier "
@@ -311,8 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sim":
             if args.scene == "squat":
                 return _run_graph("sim", args)
-            overrides = ({"grasp_reasoning": {"backend": args.grasp_backend}}
-                         if args.grasp_backend else None)
+            chosen = {k: v for k, v in (("backend", args.grasp_backend),
+                                        ("refine", args.grasp_refine)) if v}
+            overrides = {"grasp_reasoning": chosen} if chosen else None
             return _run_graph("grasp_sim", args, overrides)
         if args.command == "real2sim":
             return _run_graph(args.command, args)

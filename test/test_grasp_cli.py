@@ -24,6 +24,14 @@ def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
     assert rc == 0, err
     trials = json.loads((tmp_path / "t.json").read_text())
     assert trials["trials"] == 2 and len(trials["rows"]) == 2 and "succeeded" in out
+    # the shipped tiny VLM picks, the cnn places the grasp (one view keeps this short)
+    rc, out, err = cli("grasp", "evaluate", "--backend", "tiny-vlm", "--views", "1",
+                       "--refine", "cnn", "--dataset", str(tmp_path / "d" / "instructed"),
+                       "--limit", "2", "--json", str(tmp_path / "v.json"), timeout=180)
+    assert rc == 0, err
+    refined = json.loads((tmp_path / "v.json").read_text())
+    assert (refined["backend"], refined["refine"], refined["n"]) == ("tiny-vlm+cnn", "cnn", 2)
+    assert refined["views"] == 1 and refined["decoding"] == "consistent"
 
 
 def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tmp_path):
@@ -132,6 +140,9 @@ def test_bad_input_gives_one_line_errors(cli, tmp_path):
     assert_one_line_error(rc, out, err, "no_model")
     rc, out, err = cli("grasp", "evaluate", "--backend", "vlm", "--dataset", str(data))
     assert_one_line_error(rc, out, err, "needs a model")
+    rc, out, err = cli("grasp", "evaluate", "--backend", "cnn", "--refine", "cnn",
+                       "--dataset", str(data))
+    assert_one_line_error(rc, out, err, "text backends")
     rc, out, err = cli("grasp", "export", "--out", str(tmp_path / "x"), "--scenes", "0")
     assert_one_line_error(rc, out, err, "at least one scene")
     rc, out, err = cli("tactile", "evaluate", "--json", str(tmp_path / "t.json"), "--model",

@@ -229,3 +229,44 @@ def test_grasp_loop_graph_executes_grasps(rclpy_context):
     finally:
         started.shutdown()
         node.destroy_node()
+
+
+def test_refined_grasps_and_unrefinable_requests(rclpy_context):
+    """refine 'cnn' on the shipped models: with depth the grasp is the cnn's near the VLM's;
+    without depth the VLM's own grasp is answered and the reason counted."""
+    from embodied_transfer.ros.conversions import (intrinsics_to_camera_info, make_header,
+                                                   numpy_to_image)
+    from embodied_transfer.sim.tabletop_task import LiveTabletop
+
+    task = LiveTabletop(seed=3)
+    obs = task.observe()
+    h, w = obs.rgb.shape[:2]
+    header = make_header(1_700_000_000, "camera_optical_frame")
+    image = numpy_to_image(obs.rgb, "rgb8", header)
+    depth = numpy_to_image(obs.depth.astype(np.float32), "32FC1", header)
+    i = obs.intrinsics
+    k = np.array([[i.fx, 0.0, i.cx], [0.0, i.fy, i.cy], [0.0, 0.0, 1.0]])
+    info = intrinsics_to_camera_info(k, w, h, header=header)
+    started = bringup.bring_up([bringup.GRASP_REASONING], overrides={
+        "grasp_reasoning": {"backend": "tiny-vlm", "refine": "cnn", "views": 1}})
+    peer = Peer(rclpy_context)
+    started.executor.add_node(peer.node)
+    try:
+        refined = call(started, peer.client, peer.PlanGrasp.Request(
+            image=image, depth=depth, camera_info=info, instruction=task.instruction),
+            wait_s=20.0)
+        assert refined.success and refined.message == "ok", refined.message
+        plain = call(started, peer.client, peer.PlanGrasp.Request(
+            image=image, instruction=task.instruction), wait_s=20.0)
+        assert plain.success and "not refined" in plain.message and "depth" in plain.message
+        a, b = refined.grasp, plain.grasp
+        assert math.hypot(a.x - b.x, a.y - b.y) <= 10.5 and (a.x, a.y) != (b.x, b.y)
+        assert a.reasoning == b.reasoning and a.reasoning
+        spin(started, 2.5, until=lambda: "rejected_not_refined" in peer.diagnostics())
+        assert peer.diagnostics()["rejected_not_refined"] == "1"
+    finally:
+        started.shutdown()
+        peer.node.destroy_node()
+    with pytest.raises(BringupError, match="grasp_reasoning failed to start"):
+        bringup.bring_up([bringup.GRASP_REASONING], overrides={
+            "grasp_reasoning": {"refine": "cnn", "refine_model_path": "/nonexistent/cnn"}})

@@ -85,7 +85,8 @@ def add_parsers(sub) -> None:
 
 
 def _backend_args(parser: argparse.ArgumentParser) -> None:
-    from embodied_transfer.grasp.backends import BACKENDS, DECODINGS, DEFAULT_DECODING
+    from embodied_transfer.grasp.backends import (BACKENDS, DECODINGS, DEFAULT_DECODING,
+                                                  DEFAULT_REFINE_RADIUS_PX, REFINERS)
     from embodied_transfer.grasp.mirroring import FLIPS
 
     parser.add_argument("--backend", choices=BACKENDS, default="tiny-vlm")
@@ -100,6 +101,14 @@ def _backend_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", type=int, choices=range(1, len(FLIPS) + 1), default=None,
                         help="text backends: mirrorings of each image answered, the grasp "
                              "most agree on kept (default: tiny-vlm 4, vlm 1)")
+    parser.add_argument("--refine", choices=REFINERS, default="none",
+                        help="text backends: keep their grasp (none), or take the cnn's best "
+                             "grasp within --refine-radius px of it (cnn; needs depth)")
+    parser.add_argument("--refine-model", default="",
+                        help="cnn model dir for --refine cnn (default: the shipped one)")
+    parser.add_argument("--refine-radius", type=float, default=DEFAULT_REFINE_RADIUS_PX,
+                        help="how far (px) --refine may move the grasp centre "
+                             "(default: %(default)s)")
 
 
 def _load(args):
@@ -107,7 +116,8 @@ def _load(args):
 
     return load_backend(args.backend, args.model, adapter=args.adapter,
                         allow_download=args.allow_download, decoding=args.decoding,
-                        views=args.views)
+                        views=args.views, refine=args.refine, refine_model=args.refine_model,
+                        refine_radius_px=args.refine_radius)
 
 
 def _write_json(path: str | None, result: dict) -> None:
@@ -141,7 +151,7 @@ def run(args) -> int:
         backend = _load(args)
         result = evaluate(dataset, backend, limit=args.limit)
         out = {"backend": args.backend, "model": args.model or "(shipped)",
-               "dataset": str(args.dataset), **summary(result)}
+               "dataset": str(args.dataset), **summary(result), "refine": args.refine}
         acc = out["rectangle_accuracy"]
         target = out.get("target_accuracy")
         print(f"{args.backend}: rectangle accuracy {acc * 100:.1f} % on {out['n']} images"

@@ -33,7 +33,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from embodied_transfer.grasp.backends.base import DEFAULT_DECODING
+from embodied_transfer.grasp.backends.base import DEFAULT_DECODING, DEFAULT_REFINE_RADIUS_PX
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.nodes.common import declare, run
 from embodied_transfer.nodes.model_node import ModelNode
@@ -80,6 +80,13 @@ class GraspReasoning(ModelNode):
         declare(self, "views", 0,
                 "VLM mirrorings of each image answered (1-4), the grasp most agree on "
                 "kept; 0: the backend's default (tiny-vlm 4, vlm 1)")
+        declare(self, "refine", "none",
+                "VLM grasps: kept ('none'), or replaced by the cnn's best grasp within "
+                "refine_radius_px of them ('cnn'; needs the depth image)")
+        declare(self, "refine_model_path", "",
+                "cnn model directory for refine 'cnn'; empty: the package's shipped model")
+        declare(self, "refine_radius_px", DEFAULT_REFINE_RADIUS_PX,
+                "How far [px] refine may move the VLM's grasp centre")
         declare(self, "continuous", False,
                 "Answer every image while an instruction is set (else once per instruction)")
         declare(self, "max_depth_skew_s", 0.05,
@@ -112,7 +119,10 @@ class GraspReasoning(ModelNode):
                                         allow_download=bool(self._param("allow_download")),
                                         max_new_tokens=int(self._param("max_new_tokens")),
                                         decoding=str(self._param("decoding")),
-                                        views=int(self._param("views")) or None)
+                                        views=int(self._param("views")) or None,
+                                        refine=str(self._param("refine")),
+                                        refine_model=self._param("refine_model_path"),
+                                        refine_radius_px=float(self._param("refine_radius_px")))
         except GraspError as exc:
             self.get_logger().error(f"cannot load grasp backend '{name}': {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -222,6 +232,11 @@ class GraspReasoning(ModelNode):
         msg = GraspPose(header=image.header, x=g.x, y=g.y, theta=g.theta, width=g.width,
                         score=float(prediction.score), reasoning=prediction.reasoning)
         pose, note = None, ""
+        unrefined = prediction.extra.get("refined", "")
+        if unrefined.startswith("no:"):                 # refine asked for, not possible
+            self._reject("not_refined", f"the text backend's own grasp is published "
+                                        f"({unrefined[4:]})")
+            note = f"; not refined: {unrefined[4:]}"
         if depth_m is not None and info is not None and info.width:
             try:
                 k = camera_info_to_intrinsics(info)["K"]
@@ -232,10 +247,10 @@ class GraspReasoning(ModelNode):
                  pose.pose.orientation.w) = p.orientation
             except (ConversionError, GraspError) as exc:
                 self._reject("no_pose", str(exc))
-                note = f"; no 3-D pose: {exc}"
+                note += f"; no 3-D pose: {exc}"
         elif depth_m is not None:
             self._reject("no_camera_info", "depth without CameraInfo: no grasp_pose")
-            note = "; no 3-D pose: no CameraInfo"
+            note += "; no 3-D pose: no CameraInfo"
         self._pub_image.publish(numpy_to_image(annotate(rgb, g, instruction), "rgb8",
                                                image.header))
         self.health.output(time.perf_counter() - start)

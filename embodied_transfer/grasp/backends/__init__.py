@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
-                                                  Prediction)
+from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING,
+                                                  DEFAULT_REFINE_RADIUS_PX, REFINERS,
+                                                  GraspBackend, Prediction)
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
@@ -17,21 +18,37 @@ BACKENDS = ("cnn", "tiny-vlm", "vlm")
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
 
-__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS", "GraspBackend",
-           "Prediction", "load_backend"]
+__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS",
+           "DEFAULT_REFINE_RADIUS_PX", "GraspBackend", "Prediction", "REFINERS", "load_backend"]
 
 
 def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
                  allow_download: bool = False, max_new_tokens: int = 160,
-                 decoding: str = DEFAULT_DECODING, views: int | None = None) -> GraspBackend:
+                 decoding: str = DEFAULT_DECODING, views: int | None = None,
+                 refine: str = "none", refine_model: str | Path = "",
+                 refine_radius_px: float = DEFAULT_REFINE_RADIUS_PX) -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
     shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
-    text backends (``cnn`` writes no text). Raises :class:`GraspError` saying what is
-    missing."""
+    text backends (``cnn`` writes no text). ``refine="cnn"`` wraps a text backend in a
+    :class:`~embodied_transfer.grasp.backends.refined.RefinedBackend` whose grasp comes from
+    the ``cnn`` model ``refine_model`` ("" for the shipped one) within ``refine_radius_px``
+    of the text backend's. Raises :class:`GraspError` saying what is missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
     if decoding not in DECODINGS:
         raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
+    if refine not in REFINERS:
+        raise GraspError(f"unknown grasp refiner {refine!r} (one of {', '.join(REFINERS)})")
+    if refine != "none":
+        if name == "cnn":
+            raise GraspError("refine applies to the text backends (tiny-vlm, vlm): the cnn "
+                             "backend's grasps are the cnn's already")
+        from embodied_transfer.grasp.backends.refined import RefinedBackend
+
+        planner = load_backend("cnn", refine_model)      # the small one first: fail fast
+        picker = load_backend(name, model, adapter=adapter, allow_download=allow_download,
+                              max_new_tokens=max_new_tokens, decoding=decoding, views=views)
+        return RefinedBackend(picker, planner, refine_radius_px)
     if name == "vlm" and not str(model):
         raise GraspError("backend 'vlm' needs a model: a local directory or a hub id such as "
                          "llava-hf/llava-1.5-7b-hf (fetched beforehand, or allow_download)")

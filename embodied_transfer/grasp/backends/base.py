@@ -14,6 +14,10 @@ from embodied_transfer.grasp.rectangles import Grasp
 #: list gives it (``consistent``, :func:`~embodied_transfer.grasp.reasoning.consistent_prefix`).
 DECODINGS = ("free", "consistent")
 DEFAULT_DECODING = "consistent"
+#: What may replace a text backend's grasp rectangle (:mod:`~.refined`): nothing, or the
+#: ``cnn`` backend's best grasp within ``DEFAULT_REFINE_RADIUS_PX`` of its centre.
+REFINERS = ("none", "cnn")
+DEFAULT_REFINE_RADIUS_PX = 10.0
 
 
 @dataclass

@@ -260,19 +260,29 @@ def _parabola_offset(left: float, centre: float, right: float) -> float:
     return 0.0 if denom >= 0 else float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
 
 
-def decode_maps(maps: np.ndarray, width_norm: float, quality_sigma: float = 1.5
+def decode_maps(maps: np.ndarray, width_norm: float, quality_sigma: float = 1.5,
+                near: tuple[float, float] | None = None, radius: float = 0.0
                 ) -> tuple[Grasp, float]:
     """The best grasp in (4, N, N) maps (input pixels) and its quality.
 
     The quality map is Gaussian-filtered (``quality_sigma`` px; 0: not filtered), its argmax
     refined to sub-pixel; cos/sin/width are averaged around it (σ = 1 px, weighted by the
-    raw quality).
+    raw quality). With ``near`` (column, row), only pixels within ``radius`` of it compete
+    (the pixel nearest ``near``, clipped into the maps, always does).
     """
     q, cos2, sin2, width = (np.ascontiguousarray(m, dtype=np.float32) for m in maps)
     if quality_sigma > 0:
         q = cv2.GaussianBlur(q, (0, 0), quality_sigma, borderType=cv2.BORDER_REPLICATE)
-    r, c = np.unravel_index(int(np.argmax(q)), q.shape)
     n_r, n_c = q.shape
+    if near is None:
+        r, c = np.unravel_index(int(np.argmax(q)), q.shape)
+    else:
+        cx = min(max(float(near[0]), 0.0), n_c - 1.0)
+        cy = min(max(float(near[1]), 0.0), n_r - 1.0)
+        yy, xx = np.ogrid[:n_r, :n_c]
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= max(float(radius), 0.0) ** 2
+        inside[int(round(cy)), int(round(cx))] = True
+        r, c = np.unravel_index(int(np.argmax(np.where(inside, q, -np.inf))), q.shape)
     dy = _parabola_offset(q[r - 1, c], q[r, c], q[r + 1, c]) if 0 < r < n_r - 1 else 0.0
     dx = _parabola_offset(q[r, c - 1], q[r, c], q[r, c + 1]) if 0 < c < n_c - 1 else 0.0
     # angle and width: averages around the peak weighted by a σ = 1 px Gaussian times the
