@@ -88,6 +88,40 @@ def test_refined_grasp_is_the_planners_near_the_pickers():
     assert (pred.text, pred.reasoning, pred.score) == ("grasp for the weak one", "because", 0.75)
 
 
+class ViewPicker(Picker):
+    """Four mirrored views' answers, as the VLM backend returns them."""
+
+    def __init__(self, view_grasps: list[Grasp | None]) -> None:
+        super().__init__(view_grasps[0])
+        self.view_grasps = view_grasps
+
+    def predict(self, rgb, depth, instruction):
+        pred = super().predict(rgb, depth, instruction)
+        pred.extra.update(view_grasps=self.view_grasps,
+                          view_answers=[f"answer {i}" for i in range(4)],
+                          view_reasonings=[f"reasoning {i}" for i in range(4)])
+        return pred
+
+
+def test_views_vote_again_weighted_by_the_planners_quality():
+    rgb, depth = _image()
+    # two views agree on empty table, one is near the strong grasp, one near the weak one
+    empty, also_empty = Grasp(32.0, 6.0, 0.0, 10.0), Grasp(36.0, 8.0, 0.0, 10.0)
+    views = [empty, also_empty, Grasp(18.0, 30.0, 0.0, 10.0), Grasp(46.0, 34.0, 0.0, 10.0)]
+    pred = RefinedBackend(ViewPicker(views), Planner(_two_peaks()), radius_px=6.0).predict(
+        rgb, depth, "x")
+    assert math.hypot(pred.grasp.x - STRONG.x, pred.grasp.y - STRONG.y) <= 1.0
+    assert pred.text == "answer 2" and pred.score == 0.25
+    assert pred.reasoning == "[answer to the image mirrored top-bottom] reasoning 2"
+    assert pred.extra["view"] == "top-bottom" and pred.extra["picked_grasp"] == empty
+    assert len(pred.extra["refined_view_grasps"]) == 4
+    # with the strong place gone the weak one wins; unweighted, the empty pair would
+    weak_only = RefinedBackend(ViewPicker(views[:2] + [None, views[3]]),
+                               Planner(_two_peaks()), radius_px=6.0).predict(rgb, depth, "x")
+    assert math.hypot(weak_only.grasp.x - WEAK.x, weak_only.grasp.y - WEAK.y) <= 1.0
+    assert weak_only.text == "answer 3"
+
+
 def test_nothing_to_refine_keeps_the_pickers_prediction():
     rgb, depth = _image()
     none = RefinedBackend(Picker(None), Planner(_two_peaks())).predict(rgb, depth, "x")

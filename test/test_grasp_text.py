@@ -256,3 +256,6 @@ def test_most_agreed_picks_the_grasp_most_views_agree_on():
     assert most_agreed([None, b, a], radius=20) == (1, 1)
     assert most_agreed([None, None], radius=20) == (None, 0)
     assert most_agreed([a, near_b, b], radius=5) == (0, 1)
+    # weighted: the two agreeing grasps weigh less than the one alone
+    assert most_agreed([a, b, near_b], radius=20, weights=[1.0, 0.3, 0.4]) == (0, 1)
+    assert most_agreed([a, b, near_b], radius=20, weights=[0.5, 0.3, 0.4]) == (1, 2)

@@ -154,7 +154,7 @@ def run(args) -> int:
                "dataset": str(args.dataset), **summary(result), "refine": args.refine}
         acc = out["rectangle_accuracy"]
         target = out.get("target_accuracy")
-        print(f"{args.backend}: rectangle accuracy {acc * 100:.1f} % on {out['n']} images"
+        print(f"{out['backend']}: rectangle accuracy {acc * 100:.1f} % on {out['n']} images"
               + (f", target accuracy {target * 100:.1f} %" if target is not None else "")
               + f", {out['ms_per_image']:.1f} ms per image, {out['parse_failures']} without a "
                 "grasp")
@@ -182,7 +182,7 @@ def run(args) -> int:
         from embodied_transfer.grasp.synthetic import simulate_trials
 
         result = simulate_trials(_load(args), args.trials, args.seed)
-        print(f"{args.backend}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
+        print(f"{result['backend']}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
               f"executed grasps succeeded (target lifted: "
               f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")
         _write_json(args.json, result)

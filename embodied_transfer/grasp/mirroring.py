@@ -58,14 +58,24 @@ def flip_scene(rgb: np.ndarray, objects: list[ObjectInfo], grasp: Grasp, horizon
             flip_grasp(grasp, w, h, horizontal, vertical))
 
 
-def most_agreed(grasps: Sequence[Grasp | None], radius: float) -> tuple[int | None, int]:
+def most_agreed(grasps: Sequence[Grasp | None], radius: float,
+                weights: Sequence[float] | None = None) -> tuple[int | None, int]:
     """(index, votes) of the grasp whose centre has the most grasps (itself included) within
-    ``radius`` px; ties go to the earliest. (None, 0) when every entry is None."""
-    best, votes = None, 0
+    ``radius`` px; with ``weights``, the one whose such grasps weigh most in sum (``votes``
+    still counts them). Ties go to the earliest. (None, 0) when every entry is None."""
+    best, votes, most = None, 0, -math.inf
     for i, g in enumerate(grasps):
         if g is None:
             continue
-        n = sum(o is not None and math.hypot(g.x - o.x, g.y - o.y) <= radius for o in grasps)
-        if n > votes:
-            best, votes = i, n
+        near = [j for j, o in enumerate(grasps)
+                if o is not None and math.hypot(g.x - o.x, g.y - o.y) <= radius]
+        weight = len(near) if weights is None else sum(float(weights[j]) for j in near)
+        if weight > most:
+            best, votes, most = i, len(near), weight
     return best, votes
+
+
+def view_reasoning(reasoning: str, view: int) -> str:
+    """The reasoning of the answer to view ``view`` of :data:`FLIPS`, saying which mirroring
+    its positions are in when it is not the original."""
+    return f"[answer to the image mirrored {FLIP_NAMES[view]}] {reasoning}" if view else reasoning

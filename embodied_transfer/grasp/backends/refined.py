@@ -4,8 +4,10 @@ The tiny VLM finds the instructed object well (its target accuracy) but draws th
 rectangle itself poorly, while the GR-ConvNet-style ``cnn`` draws good rectangles but cannot
 follow an instruction. :class:`RefinedBackend` asks the text backend first, then takes the
 ``cnn``'s best-quality grasp within ``radius_px`` of the text backend's grasp centre
-(:func:`~embodied_transfer.grasp.backends.cnn.decode_maps` with ``near``). The reasoning and
-the object choice stay the text backend's; only the rectangle changes.
+(:func:`~embodied_transfer.grasp.backends.cnn.decode_maps` with ``near``), for each mirrored
+view the text backend answered; the views then vote again, weighted by the ``cnn``'s quality
+at their grasps, so a view that put its grasp on empty table counts for little. The object is
+still named and found by the text backend; the cnn supplies the rectangle and the weights.
 
 Without a depth image (the shipped ``cnn`` is RGB-D) or without a text grasp there is
 nothing to refine: the text backend's prediction is returned as it is, and
@@ -18,7 +20,10 @@ import numpy as np
 from embodied_transfer.grasp.backends.base import (DEFAULT_REFINE_RADIUS_PX, GraspBackend,
                                                   Prediction)
 from embodied_transfer.grasp.backends.cnn import CnnBackend, decode_maps
+from embodied_transfer.grasp.backends.vlm import VIEW_AGREEMENT_PX
 from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.mirroring import FLIP_NAMES, most_agreed, view_reasoning
+from embodied_transfer.grasp.rectangles import Grasp
 
 
 class RefinedBackend(GraspBackend):
@@ -43,9 +48,13 @@ class RefinedBackend(GraspBackend):
         return getattr(self.picker, "views", None)
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
-        """The picker's prediction with its grasp replaced by the planner's best one near it
-        (``extra["picked_grasp"]`` keeps the picker's, ``extra["quality"]`` the planner's
-        quality there)."""
+        """The picker's prediction, each of its views' grasps replaced by the planner's best
+        one within ``radius_px``, and the views voting again with the planner's quality at
+        their grasp as their weight (:func:`~embodied_transfer.grasp.mirroring.most_agreed`):
+        a view whose grasp lands where the cnn sees nothing to grasp counts for little. The
+        text, reasoning and score are those of the winning view; ``extra["picked_grasp"]``
+        keeps the picker's own choice, ``extra["quality"]`` the planner's quality at the
+        returned grasp."""
         pred = self.picker.predict(rgb, depth, instruction)
         if pred.grasp is None:
             pred.extra["refined"] = "no: no grasp to refine"
@@ -54,13 +63,29 @@ class RefinedBackend(GraspBackend):
             pred.extra["refined"] = "no: the cnn needs a depth image"
             return pred
         maps, frame = self.planner.maps(rgb, depth)
-        centre = frame.to_input(pred.grasp)
+        views = pred.extra.get("view_grasps") or [pred.grasp]
+        found = [None if g is None else self._near(maps, frame, g) for g in views]
+        grasps = [None if f is None else f[0] for f in found]
+        weights = [0.0 if f is None else max(f[1], 0.0) for f in found]
+        best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX, weights)
+        answers, reasonings = pred.extra.get("view_answers"), pred.extra.get("view_reasonings")
+        if len(views) > 1 and answers and reasonings and reasonings[best] is not None:
+            pred.text, pred.reasoning = answers[best], view_reasoning(reasonings[best], best)
+            pred.score = votes / len(views)
+            pred.extra.update(view=FLIP_NAMES[best], agreeing_views=votes)
+        pred.extra.update(refined="yes", picked_grasp=pred.grasp, quality=found[best][1],
+                          refined_view_grasps=grasps)
+        pred.grasp = grasps[best]
+        return pred
+
+    def _near(self, maps: np.ndarray, frame, grasp: Grasp) -> tuple[Grasp, float]:
+        """The planner's best grasp (image pixels) within ``radius_px`` of ``grasp``'s centre
+        and its quality."""
+        centre = frame.to_input(grasp)
         found, quality = decode_maps(maps, self.planner.cfg.width_norm,
                                      self.planner.cfg.quality_sigma, near=(centre.x, centre.y),
                                      radius=self.radius_px / frame.scale)
-        pred.extra.update(refined="yes", picked_grasp=pred.grasp, quality=quality)
-        pred.grasp = frame.to_image(found)
-        return pred
+        return frame.to_image(found), float(quality)
 
     def close(self) -> None:
         self.picker.close()

@@ -37,7 +37,7 @@ from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, 
                                                   Prediction)
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.mirroring import (FLIP_NAMES, FLIPS, flip_grasp, flip_image,
-                                               most_agreed)
+                                               most_agreed, view_reasoning)
 from embodied_transfer.grasp.reasoning import consistent_prefix, parse_answer
 
 #: The prompt when the processor has no chat template (LLaVA-1.5's conversation format).
@@ -335,8 +335,9 @@ class VlmBackend(GraspBackend):
         and keep the one most views agree on (:func:`~.mirroring.most_agreed`); ``score`` is
         the fraction of views that agree (NaN for one view). ``text`` is that view's answer,
         its positions in that view's pixels (``extra["view"]`` names it, and ``reasoning``
-        says so when it is a mirrored one); ``extra["view_answers"]`` / ``["view_grasps"]``
-        hold every view's answer and grasp, mirrored back."""
+        says so when it is a mirrored one); ``extra["view_answers"]`` / ``["view_reasonings"]``
+        / ``["view_grasps"]`` hold every view's answer, its reasoning (None: unparseable) and
+        its grasp, mirrored back."""
         rgb = check_rgb(rgb)
         if not isinstance(instruction, str) or not instruction.strip():
             raise GraspError("the vlm backend needs a non-empty instruction")
@@ -364,16 +365,15 @@ class VlmBackend(GraspBackend):
         extra = {"ms": (time.perf_counter() - t0) * 1e3, "decoding": self.decoding,
                  "restatements_held": held, "views": self.views,
                  "view": FLIP_NAMES[best or 0], "agreeing_views": votes,
-                 "view_answers": [a[0] for a in answers], "view_grasps": grasps}
+                 "view_answers": [a[0] for a in answers],
+                 "view_reasonings": [a[1] for a in answers], "view_grasps": grasps}
         if best is None:
             text, _, error = answers[0]
             return Prediction(grasp=None, text=text, error=error, extra=extra)
         text, reasoning, _ = answers[best]
-        if best:                        # its positions are those of the mirrored image
-            reasoning = f"[answer to the image mirrored {FLIP_NAMES[best]}] {reasoning}"
         score = votes / self.views if self.views > 1 else float("nan")
-        return Prediction(grasp=grasps[best], text=text, reasoning=reasoning, score=score,
-                          extra=extra)
+        return Prediction(grasp=grasps[best], text=text, reasoning=view_reasoning(reasoning, best),
+                          score=score, extra=extra)
 
     def close(self) -> None:
         self.model = None
