@@ -57,7 +57,7 @@ DEMO_OUT  ?= demo_out
 
 demo: setup
 	$(VENV)/bin/embodied-transfer sim --duration 20
-	$(VENV)/bin/embodied-transfer sim --scene tabletop --grasp-refine cnn --duration 20
+	$(VENV)/bin/embodied-transfer sim --scene tabletop --duration 20
 	$(VENV)/bin/embodied-transfer sim --scene tabletop --grasp-backend cnn --duration 20
 	rm -rf $(DEMO_OUT)/grasp_scenes
 	$(VENV)/bin/embodied-transfer grasp export --out $(DEMO_OUT)/grasp_scenes --scenes 20 --seed 1
@@ -66,9 +66,9 @@ demo: setup
 	$(VENV)/bin/embodied-transfer grasp evaluate --backend tiny-vlm --limit 20 \
 	  --dataset $(DEMO_OUT)/grasp_scenes/instructed --json $(DEMO_OUT)/grasp_tiny_vlm.json \
 	  --png $(DEMO_OUT)/grasp_tiny_vlm.png
-	$(VENV)/bin/embodied-transfer grasp evaluate --backend tiny-vlm --refine cnn --limit 20 \
-	  --dataset $(DEMO_OUT)/grasp_scenes/instructed --json $(DEMO_OUT)/grasp_tiny_vlm_cnn.json \
-	  --png $(DEMO_OUT)/grasp_tiny_vlm_cnn.png
+	$(VENV)/bin/embodied-transfer grasp evaluate --backend tiny-vlm --refine none --limit 20 \
+	  --dataset $(DEMO_OUT)/grasp_scenes/instructed \
+	  --json $(DEMO_OUT)/grasp_tiny_vlm_unrefined.json --png $(DEMO_OUT)/grasp_tiny_vlm_unrefined.png
 	$(VENV)/bin/embodied-transfer tactile evaluate --json $(DEMO_OUT)/tactile.json \
 	  --png $(DEMO_OUT)/tactile_uv_maps.png
 	rm -rf $(DEMO_OUT)/editing && $(PY) -m embodied_transfer.editing.tiny $(DEMO_OUT)/editing

@@ -10,8 +10,10 @@ and 3, the CNN validated on seed 2), so the numbers are on scenes no model saw:
   reasoning beats numbers-only, target accuracy >= 95 %. Both are scored with their
   defaults (consistent decoding, four mirrored views voting) and on one view; the reasoning
   model also as it writes its answers (one view, free decoding).
-* ``tiny-vlm reasoning + cnn refinement``: the reasoning model's answers with each grasp
-  replaced by the cnn's best one within 10 px (:mod:`embodied_transfer.grasp.backends.refined`).
+* ``tiny-vlm reasoning + cnn refinement`` (the ``tiny-vlm`` backend's default): the
+  reasoning model's answers with each view's grasp replaced by the cnn's best one within
+  10 px and the views voting again weighted by the cnn's quality
+  (:mod:`embodied_transfer.grasp.backends.refined`); the cases above run with it off.
 * ``trials``: grasps of each backend executed with the parallel-jaw gripper on fresh scenes
   (seed 10000); target >= 80 % success (``executed_target_success_ge_80``: the instructed
   object lifted).
@@ -57,12 +59,14 @@ def run() -> dict:
         cases["cnn (held-out scenes, every object's grasps)"] = _evaluate(plain, cnn)
         cases["cnn (instructed samples, target's grasps)"] = _evaluate(instructed, cnn)
         numbers_only = DEFAULT_MODELS / "tiny_vlm_numbers_only"
-        vlms = {"tiny-vlm reasoning": load_backend("tiny-vlm"),
-                "tiny-vlm reasoning, 1 view": load_backend("tiny-vlm", views=1),
+        # the tiny VLM's own grasps (the RT-Grasp ablation): refinement off
+        vlms = {"tiny-vlm reasoning": load_backend("tiny-vlm", refine="none"),
+                "tiny-vlm reasoning, 1 view": load_backend("tiny-vlm", views=1, refine="none"),
                 "tiny-vlm reasoning, 1 view, free decoding": load_backend(
-                    "tiny-vlm", views=1, decoding="free"),
-                "tiny-vlm numbers-only": load_backend("tiny-vlm", numbers_only),
-                "tiny-vlm numbers-only, 1 view": load_backend("tiny-vlm", numbers_only, views=1)}
+                    "tiny-vlm", views=1, decoding="free", refine="none"),
+                "tiny-vlm numbers-only": load_backend("tiny-vlm", numbers_only, refine="none"),
+                "tiny-vlm numbers-only, 1 view": load_backend("tiny-vlm", numbers_only, views=1,
+                                                              refine="none")}
         refined = RefinedBackend(vlms["tiny-vlm reasoning"], cnn)
         vlms["tiny-vlm reasoning + cnn refinement"] = refined
         for name, backend in vlms.items():

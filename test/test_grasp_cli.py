@@ -24,14 +24,20 @@ def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
     assert rc == 0, err
     trials = json.loads((tmp_path / "t.json").read_text())
     assert trials["trials"] == 2 and len(trials["rows"]) == 2 and "succeeded" in out
-    # the shipped tiny VLM picks, the cnn places the grasp (one view keeps this short)
+    # the shipped tiny VLM picks, the cnn places the grasp (its default; one view is quick)
     rc, out, err = cli("grasp", "evaluate", "--backend", "tiny-vlm", "--views", "1",
-                       "--refine", "cnn", "--dataset", str(tmp_path / "d" / "instructed"),
+                       "--dataset", str(tmp_path / "d" / "instructed"),
                        "--limit", "2", "--json", str(tmp_path / "v.json"), timeout=180)
     assert rc == 0, err
     refined = json.loads((tmp_path / "v.json").read_text())
     assert (refined["backend"], refined["refine"], refined["n"]) == ("tiny-vlm+cnn", "cnn", 2)
     assert refined["views"] == 1 and refined["decoding"] == "consistent"
+    rc, out, err = cli("grasp", "evaluate", "--backend", "tiny-vlm", "--views", "1",
+                       "--refine", "none", "--dataset", str(tmp_path / "d" / "instructed"),
+                       "--limit", "1", "--json", str(tmp_path / "v1.json"), timeout=180)
+    assert rc == 0, err
+    alone = json.loads((tmp_path / "v1.json").read_text())
+    assert (alone["backend"], alone["refine"]) == ("tiny-vlm", "none")
 
 
 def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tmp_path):
@@ -65,8 +71,9 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("m", "e2e"))
     tower = [k for k in a if "vision_tower" in k]
     assert any(not (a[k].shape == b[k].shape and (a[k] == b[k]).all()) for k in tower)
-    backend = load_backend("tiny-vlm", tmp_path / "m")
+    backend = load_backend("tiny-vlm", tmp_path / "m", refine="none")
     assert backend.name == "tiny-vlm"
+    assert load_backend("tiny-vlm", tmp_path / "m").name == "tiny-vlm+cnn"   # the default
     assert meta["answer_format"] == "restate" and meta["unfreeze_epochs"] == 0
     # the same stage 0 and frozen epoch, then one epoch with the tower trained too
     rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,

@@ -232,8 +232,9 @@ def test_grasp_loop_graph_executes_grasps(rclpy_context):
 
 
 def test_refined_grasps_and_unrefinable_requests(rclpy_context):
-    """refine 'cnn' on the shipped models: with depth the grasp is the cnn's near the VLM's;
-    without depth the VLM's own grasp is answered and the reason counted."""
+    """The shipped tiny-vlm, refined by the shipped cnn by default: with depth the grasp is
+    the cnn's near the VLM's; without depth the VLM's own grasp is answered and the reason
+    counted."""
     from embodied_transfer.ros.conversions import (intrinsics_to_camera_info, make_header,
                                                    numpy_to_image)
     from embodied_transfer.sim.tabletop_task import LiveTabletop
@@ -248,7 +249,7 @@ def test_refined_grasps_and_unrefinable_requests(rclpy_context):
     k = np.array([[i.fx, 0.0, i.cx], [0.0, i.fy, i.cy], [0.0, 0.0, 1.0]])
     info = intrinsics_to_camera_info(k, w, h, header=header)
     started = bringup.bring_up([bringup.GRASP_REASONING], overrides={
-        "grasp_reasoning": {"backend": "tiny-vlm", "refine": "cnn", "views": 1}})
+        "grasp_reasoning": {"backend": "tiny-vlm", "views": 1}})      # refined by default
     peer = Peer(rclpy_context)
     started.executor.add_node(peer.node)
     try:

@@ -101,9 +101,10 @@ def _backend_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", type=int, choices=range(1, len(FLIPS) + 1), default=None,
                         help="text backends: mirrorings of each image answered, the grasp "
                              "most agree on kept (default: tiny-vlm 4, vlm 1)")
-    parser.add_argument("--refine", choices=REFINERS, default="none",
+    parser.add_argument("--refine", choices=REFINERS, default=None,
                         help="text backends: keep their grasp (none), or take the cnn's best "
-                             "grasp within --refine-radius px of it (cnn; needs depth)")
+                             "grasp within --refine-radius px of it (cnn; needs depth); "
+                             "default: tiny-vlm cnn, vlm none")
     parser.add_argument("--refine-model", default="",
                         help="cnn model dir for --refine cnn (default: the shipped one)")
     parser.add_argument("--refine-radius", type=float, default=DEFAULT_REFINE_RADIUS_PX,
@@ -144,6 +145,7 @@ def run(args) -> int:
         print(f"wrote {out}")
         return 0
     if args.grasp_command == "evaluate":
+        from embodied_transfer.grasp.backends.refined import RefinedBackend
         from embodied_transfer.grasp.cornell import read_dataset
         from embodied_transfer.grasp.evaluate import draw_samples, evaluate, summary
 
@@ -151,7 +153,8 @@ def run(args) -> int:
         backend = _load(args)
         result = evaluate(dataset, backend, limit=args.limit)
         out = {"backend": args.backend, "model": args.model or "(shipped)",
-               "dataset": str(args.dataset), **summary(result), "refine": args.refine}
+               "dataset": str(args.dataset), **summary(result),
+               "refine": "cnn" if isinstance(backend, RefinedBackend) else "none"}
         acc = out["rectangle_accuracy"]
         target = out.get("target_accuracy")
         print(f"{out['backend']}: rectangle accuracy {acc * 100:.1f} % on {out['n']} images"

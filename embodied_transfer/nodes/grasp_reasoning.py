@@ -80,9 +80,10 @@ class GraspReasoning(ModelNode):
         declare(self, "views", 0,
                 "VLM mirrorings of each image answered (1-4), the grasp most agree on "
                 "kept; 0: the backend's default (tiny-vlm 4, vlm 1)")
-        declare(self, "refine", "none",
+        declare(self, "refine", "",
                 "VLM grasps: kept ('none'), or replaced by the cnn's best grasp within "
-                "refine_radius_px of them ('cnn'; needs the depth image)")
+                "refine_radius_px of them ('cnn'; needs the depth image); empty: the "
+                "backend's default (tiny-vlm cnn, vlm none)")
         declare(self, "refine_model_path", "",
                 "cnn model directory for refine 'cnn'; empty: the package's shipped model")
         declare(self, "refine_radius_px", DEFAULT_REFINE_RADIUS_PX,

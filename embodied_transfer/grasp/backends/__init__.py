@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING,
-                                                  DEFAULT_REFINE_RADIUS_PX, REFINERS,
-                                                  GraspBackend, Prediction)
+                                                  DEFAULT_REFINE, DEFAULT_REFINE_RADIUS_PX,
+                                                  REFINERS, GraspBackend, Prediction)
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
@@ -18,25 +18,28 @@ BACKENDS = ("cnn", "tiny-vlm", "vlm")
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
 
-__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS",
+__all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS", "DEFAULT_REFINE",
            "DEFAULT_REFINE_RADIUS_PX", "GraspBackend", "Prediction", "REFINERS", "load_backend"]
 
 
 def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
                  allow_download: bool = False, max_new_tokens: int = 160,
                  decoding: str = DEFAULT_DECODING, views: int | None = None,
-                 refine: str = "none", refine_model: str | Path = "",
+                 refine: str | None = None, refine_model: str | Path = "",
                  refine_radius_px: float = DEFAULT_REFINE_RADIUS_PX) -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
     shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
     text backends (``cnn`` writes no text). ``refine="cnn"`` wraps a text backend in a
     :class:`~embodied_transfer.grasp.backends.refined.RefinedBackend` whose grasp comes from
     the ``cnn`` model ``refine_model`` ("" for the shipped one) within ``refine_radius_px``
-    of the text backend's. Raises :class:`GraspError` saying what is missing."""
+    of the text backend's (None or "": :data:`DEFAULT_REFINE`, i.e. ``tiny-vlm`` refined,
+    the others not). Raises :class:`GraspError` saying what is missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
     if decoding not in DECODINGS:
         raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
+    if not refine:
+        refine = DEFAULT_REFINE.get(name, "none")
     if refine not in REFINERS:
         raise GraspError(f"unknown grasp refiner {refine!r} (one of {', '.join(REFINERS)})")
     if refine != "none":
@@ -47,7 +50,8 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
 
         planner = load_backend("cnn", refine_model)      # the small one first: fail fast
         picker = load_backend(name, model, adapter=adapter, allow_download=allow_download,
-                              max_new_tokens=max_new_tokens, decoding=decoding, views=views)
+                              max_new_tokens=max_new_tokens, decoding=decoding, views=views,
+                              refine="none")
         return RefinedBackend(picker, planner, refine_radius_px)
     if name == "vlm" and not str(model):
         raise GraspError("backend 'vlm' needs a model: a local directory or a hub id such as "
