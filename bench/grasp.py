@@ -6,14 +6,16 @@ and 3, the CNN validated on seed 2), so the numbers are on scenes no model saw:
 * ``cnn``: rectangle accuracy on ``plain`` samples (every object's grasps) and ms per image
   (one torch thread); targets >= 90 % at <= 30 ms.
 * ``tiny-vlm`` with reasoning vs numbers-only (the RT-Grasp ablation): rectangle accuracy
-  against the named target's grasps and target accuracy on ``instructed`` samples; targets:
-  reasoning beats numbers-only, target accuracy >= 95 %. Both are scored with their
-  defaults (consistent decoding, four mirrored views voting) and on one view; the reasoning
-  model also as it writes its answers (one view, free decoding).
-* ``tiny-vlm reasoning + cnn refinement`` (the ``tiny-vlm`` backend's default): the
+  against the named target's grasps and target accuracy on ``instructed`` samples, the
+  models' own grasps (refinement off); target: reasoning beats numbers-only. Both are
+  scored with consistent decoding and four mirrored views voting, and on one view; the
+  reasoning model also as it writes its answers (one view, free decoding).
+* ``tiny-vlm reasoning + cnn refinement`` (the ``tiny-vlm`` backend as shipped): the
   reasoning model's answers with each view's grasp replaced by the cnn's best one within
   10 px and the views voting again weighted by the cnn's quality
-  (:mod:`embodied_transfer.grasp.backends.refined`); the cases above run with it off.
+  (:mod:`embodied_transfer.grasp.backends.refined`). Target accuracy >= 95 % is checked on
+  it (``target_accuracy_ge_95``) and on the reasoning model alone
+  (``target_accuracy_ge_95_refine_none``).
 * ``trials``: grasps of each backend executed with the parallel-jaw gripper on fresh scenes
   (seed 10000); target >= 80 % success (``executed_target_success_ge_80``: the instructed
   object lifted).
@@ -85,11 +87,12 @@ def run() -> dict:
         "cnn_le_30ms": cnn_acc["ms_per_image"] <= 30.0,
         "reasoning_beats_numbers_only":
             reasoning["rectangle_accuracy"] > numbers["rectangle_accuracy"],
-        "target_accuracy_ge_95": (reasoning["target_accuracy"] or 0.0) >= 0.95,
-        # the same reasoning answers with the cnn refining the grasps and weighting the views
-        "target_accuracy_ge_95_refined":
+        # the tiny-vlm backend as shipped (its grasps refined by the cnn, which also weights
+        # the views), and the tiny VLM alone
+        "target_accuracy_ge_95":
             (cases["tiny-vlm reasoning + cnn refinement (instructed)"]["target_accuracy"]
              or 0.0) >= 0.95,
+        "target_accuracy_ge_95_refine_none": (reasoning["target_accuracy"] or 0.0) >= 0.95,
         "executed_success_ge_80": max(t["success_rate"] for k, t in cases.items()
                                       if k.startswith("trials ")) >= 0.80,
         # the instructed object lifted (the cnn ignores the instruction: any object counts

@@ -143,3 +143,12 @@ def test_bad_refine_settings_raise_grasp_errors():
         load_backend("cnn", refine="cnn")
     with pytest.raises(GraspError, match="no CNN grasp model"):
         load_backend("tiny-vlm", refine="cnn", refine_model="/nonexistent/cnn")
+
+
+def test_a_refined_centre_off_the_image_keeps_the_pickers_grasp():
+    # a wide image padded to a square: the maps' strong peak lies in the padding above it
+    rgb, depth = np.zeros((32, SIZE, 3), np.uint8), np.ones((32, SIZE), np.float32)
+    maps = grasp_maps([Grasp(30.0, 12.0, 0.0, 12.0, 6.0)], SIZE, width_norm=32.0)
+    picked = Grasp(30.0, 1.0, 0.0, 20.0)          # input row 17, near that peak at row 12
+    pred = RefinedBackend(Picker(picked), Planner(maps), radius_px=8.0).predict(rgb, depth, "x")
+    assert pred.grasp == picked and pred.extra["quality"] == 0.0

@@ -64,7 +64,8 @@ class RefinedBackend(GraspBackend):
             return pred
         maps, frame = self.planner.maps(rgb, depth)
         views = pred.extra.get("view_grasps") or [pred.grasp]
-        found = [None if g is None else self._near(maps, frame, g) for g in views]
+        h, w = np.shape(rgb)[:2]
+        found = [None if g is None else self._near(maps, frame, g, w, h) for g in views]
         grasps = [None if f is None else f[0] for f in found]
         weights = [0.0 if f is None else max(f[1], 0.0) for f in found]
         best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX, weights)
@@ -78,14 +79,19 @@ class RefinedBackend(GraspBackend):
         pred.grasp = grasps[best]
         return pred
 
-    def _near(self, maps: np.ndarray, frame, grasp: Grasp) -> tuple[Grasp, float]:
+    def _near(self, maps: np.ndarray, frame, grasp: Grasp, width: int, height: int
+              ) -> tuple[Grasp, float]:
         """The planner's best grasp (image pixels) within ``radius_px`` of ``grasp``'s centre
-        and its quality."""
+        and its quality; ``grasp`` itself with quality 0 when that best one's centre lies
+        outside the ``width`` × ``height`` image (in the square's padding)."""
         centre = frame.to_input(grasp)
         found, quality = decode_maps(maps, self.planner.cfg.width_norm,
                                      self.planner.cfg.quality_sigma, near=(centre.x, centre.y),
                                      radius=self.radius_px / frame.scale)
-        return frame.to_image(found), float(quality)
+        found = frame.to_image(found)
+        if not (0.0 <= found.x <= width - 1 and 0.0 <= found.y <= height - 1):
+            return grasp, 0.0
+        return found, float(quality)
 
     def close(self) -> None:
         self.picker.close()
