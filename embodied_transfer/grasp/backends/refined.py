@@ -20,9 +20,9 @@ import numpy as np
 from embodied_transfer.grasp.backends.base import (DEFAULT_REFINE_RADIUS_PX, GraspBackend,
                                                   Prediction)
 from embodied_transfer.grasp.backends.cnn import CnnBackend, decode_maps
-from embodied_transfer.grasp.backends.vlm import VIEW_AGREEMENT_PX
+from embodied_transfer.grasp.backends.vlm import VIEW_AGREEMENT_PX, choose_view
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.grasp.mirroring import FLIP_NAMES, most_agreed, view_reasoning
+from embodied_transfer.grasp.mirroring import most_agreed
 from embodied_transfer.grasp.rectangles import Grasp
 
 
@@ -69,11 +69,8 @@ class RefinedBackend(GraspBackend):
         grasps = [None if f is None else f[0] for f in found]
         weights = [0.0 if f is None else max(f[1], 0.0) for f in found]
         best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX, weights)
-        answers, reasonings = pred.extra.get("view_answers"), pred.extra.get("view_reasonings")
-        if len(views) > 1 and answers and reasonings and reasonings[best] is not None:
-            pred.text, pred.reasoning = answers[best], view_reasoning(reasonings[best], best)
-            pred.score = votes / len(views)
-            pred.extra.update(view=FLIP_NAMES[best], agreeing_views=votes)
+        if len(views) > 1 and "view_answers" in pred.extra:      # a VLM's mirrored views
+            pred.text, pred.reasoning, pred.score = choose_view(pred.extra, best, votes)
         pred.extra.update(refined="yes", picked_grasp=pred.grasp, quality=found[best][1],
                           refined_view_grasps=grasps)
         pred.grasp = grasps[best]

@@ -225,6 +225,17 @@ def image_token_count(processor, rgb=None) -> int:
     return int((ids == processor.image_token_id).sum())
 
 
+def choose_view(extra: dict, best: int, votes: int) -> tuple[str, str, float]:
+    """(text, reasoning, score) of view ``best`` of a multi-view prediction's ``extra``
+    (``view_answers`` / ``view_reasonings``, see :meth:`VlmBackend.predict`), which it marks
+    as the chosen one (``view``, ``agreeing_views``); score: the fraction of views agreeing,
+    NaN for one view."""
+    extra.update(view=FLIP_NAMES[best], agreeing_views=votes)
+    n = len(extra["view_answers"])
+    return (extra["view_answers"][best], view_reasoning(extra["view_reasonings"][best], best),
+            votes / n if n > 1 else float("nan"))
+
+
 class VlmBackend(GraspBackend):
     """LLaVA-family model → reasoning + grasp text → :class:`Prediction` (strictly parsed).
 
@@ -370,10 +381,9 @@ class VlmBackend(GraspBackend):
         if best is None:
             text, _, error = answers[0]
             return Prediction(grasp=None, text=text, error=error, extra=extra)
-        text, reasoning, _ = answers[best]
-        score = votes / self.views if self.views > 1 else float("nan")
-        return Prediction(grasp=grasps[best], text=text, reasoning=view_reasoning(reasoning, best),
-                          score=score, extra=extra)
+        text, reasoning, score = choose_view(extra, best, votes)
+        return Prediction(grasp=grasps[best], text=text, reasoning=reasoning, score=score,
+                          extra=extra)
 
     def close(self) -> None:
         self.model = None
