@@ -82,7 +82,7 @@ def test_refined_grasp_is_the_planners_near_the_pickers():
     pred = backend.predict(rgb, depth, "the weak one")
     assert math.hypot(pred.grasp.x - WEAK.x, pred.grasp.y - WEAK.y) <= 1.0
     assert pred.grasp.width == pytest.approx(WEAK.width, abs=1e-3)
-    assert pred.extra["picked_grasp"] == picked and pred.extra["refined"] == "yes"
+    assert pred.extra["picked_grasp"] == picked and pred.extra["refined"] is True
     assert 0.5 < pred.extra["quality"] < 0.7
     # the text and its reasoning are the picker's
     assert (pred.text, pred.reasoning, pred.score) == ("grasp for the weak one", "because", 0.75)
@@ -126,12 +126,13 @@ def test_nothing_to_refine_keeps_the_pickers_prediction():
     rgb, depth = _image()
     none = RefinedBackend(Picker(None), Planner(_two_peaks())).predict(rgb, depth, "x")
     assert none.grasp is None and none.error == "unparseable"
-    assert none.extra["refined"].startswith("no")
+    assert none.extra["refined"] is False and "no grasp" in none.extra["not_refined"]
     picked = Grasp(44.0, 35.0, 0.0, 30.0)
     no_depth = RefinedBackend(Picker(picked), Planner(_two_peaks())).predict(rgb, None, "x")
-    assert no_depth.grasp == picked and "depth" in no_depth.extra["refined"]
+    assert no_depth.grasp == picked and not no_depth.extra["refined"]
+    assert "depth" in no_depth.extra["not_refined"]
     rgb_only = RefinedBackend(Picker(picked), Planner(_two_peaks(), use_depth=False))
-    assert rgb_only.predict(rgb, None, "x").extra["refined"] == "yes"
+    assert rgb_only.predict(rgb, None, "x").extra["refined"] is True
 
 
 def test_bad_refine_settings_raise_grasp_errors():

@@ -233,11 +233,10 @@ class GraspReasoning(ModelNode):
         msg = GraspPose(header=image.header, x=g.x, y=g.y, theta=g.theta, width=g.width,
                         score=float(prediction.score), reasoning=prediction.reasoning)
         pose, note = None, ""
-        unrefined = prediction.extra.get("refined", "")
-        if unrefined.startswith("no:"):                 # refine asked for, not possible
-            self._reject("not_refined", f"the text backend's own grasp is published "
-                                        f"({unrefined[4:]})")
-            note = f"; not refined: {unrefined[4:]}"
+        if prediction.extra.get("refined") is False:    # refine asked for, not possible
+            why = prediction.extra.get("not_refined", "")
+            self._reject("not_refined", f"the text backend's own grasp is published ({why})")
+            note = f"; not refined: {why}"
         if depth_m is not None and info is not None and info.width:
             try:
                 k = camera_info_to_intrinsics(info)["K"]

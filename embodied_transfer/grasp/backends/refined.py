@@ -10,8 +10,8 @@ at their grasps, so a view that put its grasp on empty table counts for little. 
 still named and found by the text backend; the cnn supplies the rectangle and the weights.
 
 Without a depth image (the shipped ``cnn`` is RGB-D) or without a text grasp there is
-nothing to refine: the text backend's prediction is returned as it is, and
-``extra["refined"]`` says why.
+nothing to refine: the text backend's prediction is returned as it is, with
+``extra["refined"]`` False and the reason in ``extra["not_refined"]``.
 """
 from __future__ import annotations
 
@@ -57,10 +57,10 @@ class RefinedBackend(GraspBackend):
         returned grasp."""
         pred = self.picker.predict(rgb, depth, instruction)
         if pred.grasp is None:
-            pred.extra["refined"] = "no: no grasp to refine"
+            pred.extra.update(refined=False, not_refined="no grasp to refine")
             return pred
         if self.planner.cfg.use_depth and depth is None:
-            pred.extra["refined"] = "no: the cnn needs a depth image"
+            pred.extra.update(refined=False, not_refined="the cnn needs a depth image")
             return pred
         maps, frame = self.planner.maps(rgb, depth)
         views = pred.extra.get("view_grasps") or [pred.grasp]
@@ -71,7 +71,7 @@ class RefinedBackend(GraspBackend):
         best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX, weights)
         if len(views) > 1 and "view_answers" in pred.extra:      # a VLM's mirrored views
             pred.text, pred.reasoning, pred.score = choose_view(pred.extra, best, votes)
-        pred.extra.update(refined="yes", picked_grasp=pred.grasp, quality=found[best][1],
+        pred.extra.update(refined=True, picked_grasp=pred.grasp, quality=found[best][1],
                           refined_view_grasps=grasps)
         pred.grasp = grasps[best]
         return pred
