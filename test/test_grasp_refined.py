@@ -144,6 +144,10 @@ def test_bad_refine_settings_raise_grasp_errors():
         load_backend("cnn", refine="cnn")
     with pytest.raises(GraspError, match="no CNN grasp model"):
         load_backend("tiny-vlm", refine="cnn", refine_model="/nonexistent/cnn")
+    # a bad radius is refused before any model is loaded (that path does not exist)
+    with pytest.raises(GraspError, match="radius"):
+        load_backend("tiny-vlm", refine="cnn", refine_model="/nonexistent/cnn",
+                     refine_radius_px=-1.0)
 
 
 def test_a_refined_centre_off_the_image_keeps_the_pickers_grasp():

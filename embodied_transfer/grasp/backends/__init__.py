@@ -46,8 +46,9 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
         if name == "cnn":
             raise GraspError("refine applies to the text backends (tiny-vlm, vlm): the cnn "
                              "backend's grasps are the cnn's already")
-        from embodied_transfer.grasp.backends.refined import RefinedBackend
+        from embodied_transfer.grasp.backends.refined import RefinedBackend, checked_radius
 
+        checked_radius(refine_radius_px)                 # before any model is loaded
         planner = load_backend("cnn", refine_model)      # the small one first: fail fast
         picker = load_backend(name, model, adapter=adapter, allow_download=allow_download,
                               max_new_tokens=max_new_tokens, decoding=decoding, views=views,

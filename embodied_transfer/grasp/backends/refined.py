@@ -26,6 +26,14 @@ from embodied_transfer.grasp.mirroring import most_agreed
 from embodied_transfer.grasp.rectangles import Grasp
 
 
+def checked_radius(radius_px: float) -> float:
+    """``radius_px`` as a float; :class:`GraspError` unless it is finite and >= 0."""
+    if not np.isfinite(radius_px) or radius_px < 0:
+        raise GraspError(f"refine radius must be a finite number of pixels >= 0, got "
+                         f"{radius_px}")
+    return float(radius_px)
+
+
 class RefinedBackend(GraspBackend):
     """``picker`` (a text backend) chooses where, ``planner`` (a :class:`CnnBackend`) how."""
 
@@ -33,10 +41,8 @@ class RefinedBackend(GraspBackend):
 
     def __init__(self, picker: GraspBackend, planner: CnnBackend,
                  radius_px: float = DEFAULT_REFINE_RADIUS_PX) -> None:
-        if not np.isfinite(radius_px) or radius_px < 0:
-            raise GraspError(f"refine radius must be a finite number of pixels >= 0, got "
-                             f"{radius_px}")
-        self.picker, self.planner, self.radius_px = picker, planner, float(radius_px)
+        self.picker, self.planner = picker, planner
+        self.radius_px = checked_radius(radius_px)
         self.name = f"{picker.name}+{planner.name}"
 
     @property
