@@ -275,6 +275,34 @@ def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
         torch.testing.assert_close(souped[k], (first[k] + second[k]) / 2)
 
 
+def test_plain_vae_denoises_gain_without_moving_the_shared_generator():
+    """The baseline learns to undo a random per-channel gain (target: the clean window);
+    its augmentation has its own generator, so the stages after it see the same batches."""
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat.train import TrainConfig, train_plain_vae
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60) / 20.0
+    sim = [(np.stack([np.sin(2 * np.pi * f * t + k) for k in range(7)], 1).astype(np.float32),
+            np.zeros(60, np.int64)) for f in rng.uniform(0.3, 1.0, 8)]
+    norm = Normalizer.fit(np.concatenate([x for x, _ in sim]))
+    states, models = {}, {}
+    for aug in (0.0, 0.5):
+        cfg = TrainConfig(vae_steps=150, batch=32, past=4, vae_gain_aug=aug)
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(0)
+        models[aug] = train_plain_vae(sim, norm, cfg, Curves(), gen, show=False)
+        states[aug] = gen.get_state()
+    assert torch.equal(states[0.0], states[0.5])
+    x = torch.from_numpy(windows(norm(sim[0][0]), 4, 0))
+    scaled = x * torch.tensor([2.0, 0.5, 1.5, 0.6, 1.8, 0.7, 1.0])
+
+    def error(model) -> float:
+        with torch.no_grad():
+            return float(torch.mean((model.convert(scaled)[:, -1] - x[:, -1]) ** 2))
+    assert error(models[0.5]) < 0.75 * error(models[0.0])
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
 def test_train_then_evaluate_end_to_end(tmp_path, cli):
     """Tiny training run through the commands; evaluate writes what the issue names."""

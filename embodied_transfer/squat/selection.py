@@ -36,9 +36,9 @@ CONVERSION_ONLY_FIELDS = frozenset({"phase_filter_sharpness", "phase_filter_cycl
 #: TrainConfig fields the simulated stages read: a variant may not change them, since those
 #: stages are trained once for all variants.
 SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_steps",
-                              "content_steps", "style_steps", "beta_kld", "lambda_mine",
-                              "code_noise", "past", "stride", "cls_past", "cls_future",
-                              "threads"})
+                              "vae_gain_aug", "content_steps", "style_steps", "beta_kld",
+                              "lambda_mine", "code_noise", "past", "stride", "cls_past",
+                              "cls_future", "threads"})
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

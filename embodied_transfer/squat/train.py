@@ -4,7 +4,8 @@
 sim dataset, then
 
 1. phase classifier (Bi-GRU) on simulated windows only;
-2. plain VAE on simulated windows only (the baseline converter);
+2. plain VAE on simulated windows only (the baseline converter), denoising: a random
+   per-channel gain and noise on its input, the clean window as its target;
 3. multi-encoder VAE: (a) content encoder supervised on simulated phase labels;
    (b) style encoder + decoder on simulated data only with the content encoder frozen:
    reconstruction + KLD + λ·MI, MI estimated by MINE whose statistics network is trained
@@ -71,6 +72,7 @@ class TrainConfig:
     consistency_weight: float = 3.0  # fine-tuning: sim classifier on converted real windows
     sim_consistency_weight: float = 1.0  # ... and on converted sim windows (as input arrives)
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
+    vae_gain_aug: float = 0.5     # plain VAE: the same gain (and noise) on its simulated inputs
     adapt_prior_frames: int = 100  # converters' per-stream input adaptation (0: none) ...
     adapt_horizon_frames: int = 400  # ... its time constant, frames
     phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
@@ -157,13 +159,24 @@ def _kld(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
+    """The baseline converter on simulated windows only, as a denoising VAE: its input gets
+    a random per-channel gain (log-std ``vae_gain_aug``, as stage (c) gives real windows)
+    and noise, the target is the clean window. The augmentation draws from its own
+    generator, so ``gen`` advances exactly as without it and later stages are unchanged."""
     x, _ = _window_set(sim, norm, cfg.past, 0, cfg.stride)
     model = PlainVAE(ModelConfig("plain_vae", past=cfg.past))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    aug = torch.Generator().manual_seed(cfg.seed + 1)
     bar = _progress(cfg.vae_steps, "plain VAE (sim)", show)
     for idx in _batches(len(x), cfg.batch, cfg.vae_steps, gen):
-        x_hat, mu, logvar = model.reconstruct(x[idx])
-        recon = F.mse_loss(x_hat, x[idx])
+        xb = x[idx]
+        x_in = xb
+        if cfg.vae_gain_aug:
+            gain = torch.exp(cfg.vae_gain_aug * torch.randn(len(xb), 1, xb.shape[-1],
+                                                            generator=aug))
+            x_in = xb * gain + cfg.noise * torch.randn(xb.shape, generator=aug)
+        x_hat, mu, logvar = model.reconstruct(x_in)
+        recon = F.mse_loss(x_hat, xb)
         kld = _kld(mu, logvar)
         loss = recon + cfg.beta_kld * kld
         opt.zero_grad()
