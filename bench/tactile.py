@@ -4,9 +4,9 @@
   training used seeds 0-3): retrieval top-1/top-5 glove → robot hand, reconstruction error,
   transfer accuracy of a glove-trained object classifier on the robot hand for none /
   uv_direct / patch_match / aligned. Targets: aligned ≥ uv_direct + 15 points, retrieval
-  top-1 ≥ 90 %. ``retrieval_repeat`` is the reference: how well each device finds the same
-  grasps in its own second reading (the glove's noise and fit bound what any alignment can
-  retrieve).
+  top-1 ≥ 90 %. ``retrieval_repeat``: how well each device finds the same grasps in its
+  own second reading (noise on both readings, so it is not a bound on the cross-domain
+  retrieval, where the robot side is nearly noise-free).
 * ``service``: ``align_tactile`` round trips (glove_137 → robot_hand_1062) through the
   node brought up in this process, a client in the same executor, ~500 calls after 20
   warm-up calls; one torch thread. Target p99 ≤ 5 ms.

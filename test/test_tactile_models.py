@@ -40,6 +40,31 @@ def test_info_nce_prefers_matched_pairs_and_reversal_flips_gradients():
     assert torch.allclose(x.grad, torch.full((3,), -0.5))
 
 
+def test_a_partial_domain_cannot_shape_the_whole_hand_encoders():
+    """With the fingertips partial (the default), what they read changes nothing in the glove
+    and robot-hand encoders; with every domain shaping the latent, it does."""
+    import copy
+
+    paired = paired_set(6, seed=0)
+    unpaired = {d: unpaired_set(d, 3, seed=1) for d in (GLOVE, ROBOT, FINGERTIPS)}
+    scrambled = copy.deepcopy(paired)
+    rng = np.random.default_rng(0)
+    scrambled.readings[FINGERTIPS] = rng.permutation(paired.readings[FINGERTIPS])
+
+    def encoders(data, partial):
+        cfg = TrainConfig(stage1_steps=2, stage2_steps=4, batch=16, unpaired_batch=8,
+                          partial_domains=partial)
+        model = train_model(data, unpaired, cfg, SMALL, show=False)
+        return [v for d in (GLOVE, ROBOT) for v in model.encoders[d].state_dict().values()]
+    for partial, same in (((FINGERTIPS,), True), ((), False)):
+        a, b = encoders(paired, partial), encoders(scrambled, partial)
+        assert all(torch.equal(x, y) for x, y in zip(a, b)) == same, partial
+    with pytest.raises(TactileError, match="nothing shapes"):
+        train_model(paired, unpaired, TrainConfig(stage1_steps=1, stage2_steps=1, batch=8,
+                                                  partial_domains=(GLOVE, ROBOT, FINGERTIPS)),
+                    SMALL, show=False)
+
+
 def test_baseline_matrices_map_between_layouts():
     uv = uv_direct_matrix(GLOVE, ROBOT, 24)
     pm = patch_match_matrix(ROBOT, GLOVE)

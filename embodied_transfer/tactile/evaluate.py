@@ -10,8 +10,8 @@
   shows how much of the single-frame miss is frame noise rather than misalignment.
 * ``retrieval_repeat``: how well each device tells the same held-out grasps apart from its
   *own* second reading (fresh noise, fabric shift and retargeting; top-1 of the cosine of
-  mean-centred readings): a reference for how much of the cross-domain retrieval the
-  devices' noise allows at all.
+  mean-centred readings). Both readings carry the device's noise, so this is a reference,
+  not a bound on the cross-domain retrieval (whose robot side is nearly noise-free).
 * ``reconstruction_error``: mean absolute error of each domain's own reconstruction on
   held-out contact frames, averaged over domains (per domain in ``reconstruction_by_domain``);
   ``conversion_error`` compares glove → robot conversions with the true robot frames.

@@ -10,7 +10,11 @@ tactile train``) simulates the data from the seed, then
    symmetric InfoNCE between the latents of the pairs (every pair of domains), L_REC the
    reconstruction of each domain's own input plus ``w_cross`` times the cross-domain
    reconstruction of paired frames, L_ADV the cross-entropy of the domain discriminator
-   on the latents behind a gradient-reversal layer (λ ramped up as in DANN).
+   on the latents behind a gradient-reversal layer (λ ramped up as in DANN). Domains in
+   ``partial_domains`` (the fingertips, which cannot see the palm) are aligned into the
+   latent space that the whole-hand domains (glove, robot hand) shape, without shaping it:
+   their pairs and cross-reconstructions see those domains' latents detached, they never
+   reconstruct a whole hand, and they stay out of L_ADV.
 
 Writes ``model.safetensors`` + ``config.json`` (with the training config, data sizes and
 the command), ``training_curves.png`` and ``training_curves.json`` into DIR.
@@ -35,6 +39,8 @@ from embodied_transfer import plotting
 from embodied_transfer.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
                                             unpaired_set)
+from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.layouts import FINGERTIPS
 from embodied_transfer.tactile.models import (ModelConfig, TactileAlignment, grad_reverse,
                                               save_model)
 
@@ -59,6 +65,9 @@ class TrainConfig:
     min_envelope: float = 0.05      # L_CON only on frames with contact
     noise: float = 0.01             # input noise augmentation
     threads: int = 1                # torch threads
+    # domains that see only part of the hand: aligned into the latent space the whole-hand
+    # domains shape, without shaping it (see train_model)
+    partial_domains: tuple[str, ...] = (FINGERTIPS,)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -112,7 +121,16 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         bar.set_postfix(rec=f"{loss.item():.4f}")
     bar.close()
 
-    # stage 2: alignment
+    # stage 2: alignment. A partial domain (fingertips) cannot see what the others see on the
+    # palm: if its pairs, its cross-reconstructions or the discriminator could move the
+    # whole-hand encoders, the shared latent would be pulled towards what the fingertips
+    # alone can see. So the whole-hand latents it is compared with and decoded from are
+    # detached, it is never asked to reconstruct a whole hand, and it stays out of L_ADV.
+    partial = [d for d in domains if d in cfg.partial_domains]
+    shaping = [d for d in domains if d not in partial]
+    if not shaping:
+        raise TactileError(f"every domain is partial ({', '.join(domains)}): nothing shapes "
+                           f"the latent space")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.stage2_steps, eta_min=cfg.lr / 20)
     bar = _progress(cfg.stage2_steps, "stage 2: L_CON + L_REC + L_ADV", show)
@@ -121,7 +139,16 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         idx = contact[torch.randint(0, len(contact), (cfg.batch,), generator=gen)]
         xs = {d: pair[d][idx] for d in domains}
         zs = {d: model.encode(d, _noisy(xs[d], cfg, gen)) for d in domains}
-        l_con = sum(info_nce(zs[a], zs[b], cfg.temperature) for a, b in pairs) / len(pairs)
+        fixed = {d: z.detach() if d in shaping else z for d, z in zs.items()}
+
+        def seen(a: str, b: str) -> tuple[torch.Tensor, torch.Tensor]:
+            """The two latents of a pair as the loss sees them (a partial domain's partner
+            detached)."""
+            if (a in partial) == (b in partial):
+                return zs[a], zs[b]
+            return fixed[a], fixed[b]
+        l_con = sum(info_nce(*seen(a, b), cfg.temperature) for a, b in pairs) / len(pairs)
+        lam = 2.0 / (1.0 + math.exp(-10.0 * step / cfg.stage2_steps)) - 1.0
         rec_own, rec_cross, adv_z, adv_y = [], [], [], []
         for k, d in enumerate(domains):
             z_all, x_all = zs[d], xs[d]
@@ -130,12 +157,13 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
                 z_all = torch.cat([z_all, model.encode(d, _noisy(alone[d][j], cfg, gen))])
                 x_all = torch.cat([x_all, alone[d][j]])
             rec_own.append(F.mse_loss(model.decode(d, z_all), x_all))
-            rec_cross += [F.mse_loss(model.decode(d, zs[s]), xs[d]) for s in domains if s != d]
-            adv_z.append(z_all)
-            adv_y.append(torch.full((len(z_all),), k))
+            rec_cross += [F.mse_loss(model.decode(d, seen(d, s)[1]), xs[d]) for s in domains
+                          if s != d and not (s in partial and d in shaping)]
+            if d in shaping:
+                adv_z.append(z_all)
+                adv_y.append(torch.full((len(z_all),), k))
         l_rec = ((1 - cfg.w_cross) * torch.stack(rec_own).mean()
                  + cfg.w_cross * torch.stack(rec_cross).mean())
-        lam = 2.0 / (1.0 + math.exp(-10.0 * step / cfg.stage2_steps)) - 1.0
         logits = model.discriminator(grad_reverse(torch.cat(adv_z), lam))
         y = torch.cat(adv_y)
         l_adv = F.cross_entropy(logits, y)
