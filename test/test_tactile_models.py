@@ -19,7 +19,8 @@ from embodied_transfer.tactile.models import (Aligner, ModelConfig, TactileAlign
 from embodied_transfer.tactile.train import TrainConfig, info_nce, train_model
 
 torch.set_num_threads(1)
-SMALL = ModelConfig(resolution=24, hidden=32, latent=8)
+SMALL = ModelConfig(resolution=24)                     # local_uv: latent = 302 UV pixels
+SMALL_MLP = ModelConfig(resolution=24, hidden=32, latent=8, encoder="per_domain")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,49 @@ def test_a_partial_domain_cannot_shape_the_whole_hand_encoders():
                     SMALL, show=False)
 
 
+def test_local_uv_encoder_starts_as_the_uv_projection_and_stays_local():
+    """Untrained, a local_uv latent is the frame's UV image (unit length) and its decoder
+    samples the UV image back; trained or not, a latent pixel never sees input pixels
+    further than local_radius away."""
+    from embodied_transfer.tactile.models import neighbourhood, sampling_matrix
+    from embodied_transfer.tactile.surface import uv_grid
+
+    model = TactileAlignment(SMALL).eval()
+    assert model.latent_size == int(uv_grid(24)[1].sum()) == 302
+    x = torch.rand(3, 137)
+    uv = x @ torch.from_numpy(projection_matrix(load_layout(GLOVE), 24)).T
+    assert torch.allclose(model.encode(GLOVE, x), torch.nn.functional.normalize(uv, dim=-1))
+    z = torch.rand(2, 302)
+    want = (z @ torch.from_numpy(sampling_matrix(load_layout(ROBOT), 24)).T).clamp(0, 1)
+    assert torch.allclose(model.decode(ROBOT, z), want, atol=1e-6)
+    near = torch.from_numpy(neighbourhood(24, SMALL.local_radius))
+    assert 1 < near.sum(1).min() and near.sum(1).max() <= 25 and torch.equal(near, near.T)
+    enc = model.encoders[GLOVE]
+    with torch.no_grad():
+        enc.weight.normal_()                       # any weights, as after training
+    u = torch.zeros(1, 302, requires_grad=True)
+    torch.nn.functional.linear(u, enc.weight * enc.mask, enc.bias)[0, 0].backward()
+    assert torch.equal(u.grad[0] != 0, near[0] > 0)
+    with pytest.raises(TactileError, match="unknown encoder"):
+        TactileAlignment(ModelConfig(resolution=24, encoder="transformer"))
+
+
+def test_a_per_domain_mlp_model_still_trains_and_loads(tmp_path):
+    """The sessions 5-13 architecture (and a config.json without "encoder") still load."""
+    paired = paired_set(4, seed=0)
+    unpaired = {d: unpaired_set(d, 2, seed=1) for d in (GLOVE, ROBOT, FINGERTIPS)}
+    model = train_model(paired, unpaired, TrainConfig(stage1_steps=2, stage2_steps=2, batch=16,
+                                                      unpaired_batch=8), SMALL_MLP, show=False)
+    save_model(model, tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    del cfg["config"]["encoder"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded, _ = load_model(tmp_path)
+    assert loaded.cfg.encoder == "per_domain" and loaded.latent_size == 8
+    x = torch.rand(2, 137)
+    assert torch.allclose(loaded.encode(GLOVE, x), model.encode(GLOVE, x))
+
+
 def test_baseline_matrices_map_between_layouts():
     uv = uv_direct_matrix(GLOVE, ROBOT, 24)
     pm = patch_match_matrix(ROBOT, GLOVE)
@@ -96,7 +140,7 @@ def test_checkpoint_round_trip_and_errors(tiny_dir, tmp_path):
 def test_aligner_checks_frames_and_converts(tiny_dir):
     aligner = Aligner.load(tiny_dir)
     latent, robot = aligner.align(GLOVE, np.full(137, 0.2, np.float32), ROBOT)
-    assert latent.shape == (8,) and np.isclose(np.linalg.norm(latent), 1.0, atol=1e-5)
+    assert latent.shape == (302,) and np.isclose(np.linalg.norm(latent), 1.0, atol=1e-5)
     assert robot.shape == (1062,) and 0 <= robot.min() and robot.max() <= 1
     assert aligner.align(ROBOT, np.zeros(1062), "")[1] is None
     bad = {"unknown_domain": ("glove_9000", np.zeros(137)),

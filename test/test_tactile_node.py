@@ -32,7 +32,7 @@ def model_dir(tmp_path_factory):
     unpaired = {d: unpaired_set(d, 2, seed=1) for d in (GLOVE, ROBOT, FINGERTIPS)}
     model = train_model(paired, unpaired, TrainConfig(stage1_steps=2, stage2_steps=2, batch=16,
                                                       unpaired_batch=8),
-                        ModelConfig(resolution=24, hidden=32, latent=8), show=False)
+                        ModelConfig(resolution=24), show=False)
     return save_model(model, tmp_path_factory.mktemp("tactile"))
 
 
@@ -88,12 +88,14 @@ def test_service_converts_and_rejects_bad_frames(node):
     request = peer.AlignTactile.Request(frame=peer.frame(), target_domain="robot_hand_1062")
     ok = call(started, peer.client, request, wait_s=5.0)
     assert ok.success, ok.message
-    assert len(ok.latent) == 8 and math.isclose(np.linalg.norm(ok.latent), 1.0, rel_tol=1e-4)
+    latent_size = 302                         # the valid pixels of the 24 × 24 UV image
+    assert len(ok.latent) == latent_size
+    assert math.isclose(np.linalg.norm(ok.latent), 1.0, rel_tol=1e-4)
     assert ok.converted.domain == "robot_hand_1062" and len(ok.converted.values) == 1062
     assert ok.converted.header == request.frame.header
     assert all(0.0 <= v <= 1.0 for v in ok.converted.values)
     latent_only = call(started, peer.client, peer.AlignTactile.Request(frame=peer.frame()))
-    assert latent_only.success and len(latent_only.latent) == 8
+    assert latent_only.success and len(latent_only.latent) == latent_size
     assert len(latent_only.converted.values) == 0
     bad = {"unknown domain": peer.frame(domain="glove_9000"),
            "has 137 taxels, got 3": peer.frame(values=np.zeros(3)),

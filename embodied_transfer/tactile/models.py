@@ -1,6 +1,7 @@
 """Tactile alignment model: per-domain UV-projected encoders into one shared latent,
 per-domain decoders, a domain discriminator behind gradient reversal; the two baselines
-(UV projection only, nearest-patch matching); :class:`Aligner` for inference.
+(UV projection only, nearest-patch matching); :class:`Aligner` for inference. The default
+latent (``local_uv``) is itself a pressure image on the canonical UV surface.
 
 Saved as ``model.safetensors`` + ``config.json`` (sizes, the layouts' ids and digests,
 provenance). Layout-derived matrices (UV projection) are rebuilt from the layout files on
@@ -21,6 +22,7 @@ from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, Layout, load_layout
 from embodied_transfer.tactile.surface import CANVAS_MM, uv_grid
 
+ENCODERS = ("local_uv", "per_domain")
 NEAR_ZERO = 0.1          # regulariser of the UV splat: pixels far from every taxel read ≈ 0
 
 
@@ -31,7 +33,14 @@ class ModelConfig:
     domains: list[str] = field(default_factory=lambda: [GLOVE, ROBOT, FINGERTIPS])
     resolution: int = 32        # UV image is resolution × resolution (valid pixels only used)
     hidden: int = 128
-    latent: int = 32
+    latent: int = 32            # per_domain only; local_uv's latent is the UV image itself
+    # "local_uv": the latent is a pressure image on the canonical UV surface; each domain's
+    # encoder is a locally connected linear map of its UV projection (each latent pixel sees
+    # the pixels within ``local_radius`` of it, starts as the identity) and its decoder a
+    # linear map starting as UV sampling. "per_domain": an MLP encoder and decoder per domain
+    # into a ``latent``-dimensional space (the sessions 5-13 model)
+    encoder: str = "local_uv"
+    local_radius: int = 2       # pixels (Chebyshev distance) a latent pixel sees
 
 
 # --- UV projection and baselines -------------------------------------------------------
@@ -121,6 +130,51 @@ class Encoder(nn.Module):
         return F.normalize(self.net(self.uv(x)), dim=-1)
 
 
+def neighbourhood(resolution: int, radius: int) -> np.ndarray:
+    """(G, G) 0/1: valid UV pixels within ``radius`` pixels (Chebyshev) of each other."""
+    pix = np.argwhere(uv_grid(resolution)[1])
+    return (np.abs(pix[:, None] - pix[None]).max(-1) <= radius).astype(np.float32)
+
+
+class LocalEncoder(nn.Module):
+    """Readings of one layout → UV image (fixed projection) → locally connected linear map
+    (starts as the identity) → unit-norm latent UV image. Each latent pixel is a weighted sum
+    of the input pixels near it: enough to undo a device's blur, misregistration, gains and
+    dead taxels, too few weights to memorise grasps."""
+
+    def __init__(self, projection: np.ndarray, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
+        self.register_buffer("mask", torch.from_numpy(neighbourhood(cfg.resolution,
+                                                                    cfg.local_radius)),
+                             persistent=False)
+        g = projection.shape[0]
+        self.weight = nn.Parameter(torch.eye(g))
+        self.bias = nn.Parameter(torch.zeros(g))
+
+    def uv(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.projection.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.linear(self.uv(x), self.weight * self.mask, self.bias), dim=-1)
+
+
+class LinearDecoder(nn.Module):
+    """Latent UV image → readings of one layout: a linear map that starts as UV sampling
+    (clipped to [0, 1] outside training)."""
+
+    def __init__(self, sampling: np.ndarray) -> None:
+        super().__init__()
+        self.net = nn.Linear(sampling.shape[1], sampling.shape[0])
+        with torch.no_grad():
+            self.net.weight.copy_(torch.from_numpy(sampling))
+            self.net.bias.zero_()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = self.net(z)
+        return y if self.training else y.clamp(0.0, 1.0)
+
+
 class Decoder(nn.Module):
     """Latent → readings of one layout in [0, 1]."""
 
@@ -141,12 +195,25 @@ class TactileAlignment(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.layouts = {d: load_layout(d) for d in cfg.domains}
-        self.encoders = nn.ModuleDict({d: Encoder(projection_matrix(lay, cfg.resolution), cfg)
-                                       for d, lay in self.layouts.items()})
-        self.decoders = nn.ModuleDict({d: Decoder(lay.size, cfg)
-                                       for d, lay in self.layouts.items()})
-        self.discriminator = nn.Sequential(nn.Linear(cfg.latent, 64), nn.GELU(),
+        if cfg.encoder not in ENCODERS:
+            raise TactileError(f"unknown encoder {cfg.encoder!r} (known: {', '.join(ENCODERS)})")
+        local = cfg.encoder == "local_uv"
+        r = cfg.resolution
+        self.encoders = nn.ModuleDict({
+            d: (LocalEncoder if local else Encoder)(projection_matrix(lay, r), cfg)
+            for d, lay in self.layouts.items()})
+        self.decoders = nn.ModuleDict({
+            d: LinearDecoder(sampling_matrix(lay, r)) if local else Decoder(lay.size, cfg)
+            for d, lay in self.layouts.items()})
+        self.discriminator = nn.Sequential(nn.Linear(self.latent_size, 64), nn.GELU(),
                                            nn.Linear(64, len(cfg.domains)))
+
+    @property
+    def latent_size(self) -> int:
+        """Length of a latent: the valid UV pixels (local_uv) or ``cfg.latent``."""
+        if self.cfg.encoder == "local_uv":
+            return int(uv_grid(self.cfg.resolution)[1].sum())
+        return self.cfg.latent
 
     def encode(self, domain: str, x: torch.Tensor) -> torch.Tensor:
         return self.encoders[domain](x)
@@ -171,8 +238,10 @@ def save_model(model: TactileAlignment, directory: str | Path, info: dict | None
 
 def load_model(directory: str | Path) -> tuple[TactileAlignment, dict]:
     """Load a checkpoint (eval mode) and its config.json; errors name the path."""
-    config, cfg = checkpoint.read_config(directory, lambda c: ModelConfig(**c["config"]),
-                                         TactileError, "tactile model")
+    def parse(config: dict) -> ModelConfig:
+        # checkpoints from before local_uv name no encoder: theirs was per_domain
+        return ModelConfig(**{"encoder": "per_domain", **config["config"]})
+    config, cfg = checkpoint.read_config(directory, parse, TactileError, "tactile model")
     model = TactileAlignment(cfg)
     for d, lay in model.layouts.items():
         want = config.get("layouts", {}).get(d, {}).get("sha256")

@@ -57,7 +57,7 @@ class TrainConfig:
     batch: int = 128                # paired frames per step (stage 2)
     unpaired_batch: int = 64        # per domain per step
     lr: float = 2e-3
-    w_con: float = 1.0
+    w_con: float = 0.1
     w_rec: float = 10.0
     w_cross: float = 0.5            # share of L_REC given to cross-domain reconstruction
     w_adv: float = 0.1
