@@ -85,6 +85,16 @@ def _noisy(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Ten
     return (x + cfg.noise * torch.randn(x.shape, generator=gen)).clamp(0, 1) if cfg.noise else x
 
 
+def _as_seen(zs: dict[str, torch.Tensor], a: str, b: str,
+             partial: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latents of domains ``a`` and ``b`` as a loss on the pair sees them: when one of
+    them is partial, the other (whole-hand) one is detached."""
+    if (a in partial) == (b in partial):
+        return zs[a], zs[b]
+    return ((zs[a].detach() if b in partial else zs[a]),
+            (zs[b].detach() if a in partial else zs[b]))
+
+
 def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainConfig,
                 model_cfg: ModelConfig | None = None, curves: Curves | None = None,
                 show: bool = True) -> TactileAlignment:
@@ -139,15 +149,8 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         idx = contact[torch.randint(0, len(contact), (cfg.batch,), generator=gen)]
         xs = {d: pair[d][idx] for d in domains}
         zs = {d: model.encode(d, _noisy(xs[d], cfg, gen)) for d in domains}
-        fixed = {d: z.detach() if d in shaping else z for d, z in zs.items()}
-
-        def seen(a: str, b: str) -> tuple[torch.Tensor, torch.Tensor]:
-            """The two latents of a pair as the loss sees them (a partial domain's partner
-            detached)."""
-            if (a in partial) == (b in partial):
-                return zs[a], zs[b]
-            return fixed[a], fixed[b]
-        l_con = sum(info_nce(*seen(a, b), cfg.temperature) for a, b in pairs) / len(pairs)
+        l_con = sum(info_nce(*_as_seen(zs, a, b, partial), cfg.temperature)
+                    for a, b in pairs) / len(pairs)
         lam = 2.0 / (1.0 + math.exp(-10.0 * step / cfg.stage2_steps)) - 1.0
         rec_own, rec_cross, adv_z, adv_y = [], [], [], []
         for k, d in enumerate(domains):
@@ -157,8 +160,8 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
                 z_all = torch.cat([z_all, model.encode(d, _noisy(alone[d][j], cfg, gen))])
                 x_all = torch.cat([x_all, alone[d][j]])
             rec_own.append(F.mse_loss(model.decode(d, z_all), x_all))
-            rec_cross += [F.mse_loss(model.decode(d, seen(d, s)[1]), xs[d]) for s in domains
-                          if s != d and not (s in partial and d in shaping)]
+            rec_cross += [F.mse_loss(model.decode(d, _as_seen(zs, d, s, partial)[1]), xs[d])
+                          for s in domains if s != d and not (s in partial and d in shaping)]
             if d in shaping:
                 adv_z.append(z_all)
                 adv_y.append(torch.full((len(z_all),), k))
