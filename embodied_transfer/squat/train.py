@@ -158,6 +158,14 @@ def _kld(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1))
 
 
+def _gain_and_noise(x: torch.Tensor, log_std: float, noise: float,
+                    gen: torch.Generator) -> torch.Tensor:
+    """Windows (B, T, C) times a random per-window, per-channel gain (log-normal, log-std
+    ``log_std``) plus Gaussian noise of std ``noise``."""
+    gain = torch.exp(log_std * torch.randn(len(x), 1, x.shape[-1], generator=gen))
+    return x * gain + noise * torch.randn(x.shape, generator=gen)
+
+
 def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
     """The baseline converter on simulated windows only, as a denoising VAE: its input gets
     a random per-channel gain (log-std ``vae_gain_aug``, as stage (c) gives real windows)
@@ -170,11 +178,7 @@ def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen
     bar = _progress(cfg.vae_steps, "plain VAE (sim)", show)
     for idx in _batches(len(x), cfg.batch, cfg.vae_steps, gen):
         xb = x[idx]
-        x_in = xb
-        if cfg.vae_gain_aug:
-            gain = torch.exp(cfg.vae_gain_aug * torch.randn(len(xb), 1, xb.shape[-1],
-                                                            generator=aug))
-            x_in = xb * gain + cfg.noise * torch.randn(xb.shape, generator=aug)
+        x_in = _gain_and_noise(xb, cfg.vae_gain_aug, cfg.noise, aug) if cfg.vae_gain_aug else xb
         x_hat, mu, logvar = model.reconstruct(x_in)
         recon = F.mse_loss(x_hat, xb)
         kld = _kld(mu, logvar)
@@ -296,8 +300,7 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
         for _ in range(cfg.finetune_steps):
             ir = torch.randint(0, len(xr), (half,), generator=gen)
             isim = torch.randint(0, len(xs), (half,), generator=gen)
-            gain = torch.exp(cfg.gain_aug * torch.randn(half, 1, xr.shape[-1], generator=gen))
-            xb_r = xr[ir] * gain + cfg.noise * torch.randn(xr[ir].shape, generator=gen)
+            xb_r = _gain_and_noise(xr[ir], cfg.gain_aug, cfg.noise, gen)
             z_r, z_s = content(xb_r), content(xs[isim])
             zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
             real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
