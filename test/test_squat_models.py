@@ -72,8 +72,24 @@ def test_input_adaptation_does_not_blow_up_a_channel_that_stops_moving():
 
 def test_rep_counter_ignores_short_runs():
     seq = [STOP] * 5 + [DOWN] * 6 + [UP] * 2 + [DOWN] * 2 + [UP] * 6 + [STOP] * 4
-    assert RepCounter(min_run=3).count_all(np.array(seq)) == 1
-    assert RepCounter(min_run=1).count_all(np.array(seq)) == 2
+    assert RepCounter(min_run=3, min_rep=0).count_all(np.array(seq)) == 1
+    assert RepCounter(min_run=1, min_rep=0).count_all(np.array(seq)) == 2
+
+
+def test_rep_counter_suppresses_cycles_sooner_than_min_rep_and_says_so():
+    rep = [DOWN] * 10 + [UP] * 10 + [STOP] * 5            # 25 frames a cycle
+    seq = np.array([STOP] * 3 + rep * 3)
+    counter = RepCounter(min_run=4, min_rep=26)           # UP confirmed at frames 17, 42, 67
+    assert counter.count_all(seq) == 2 and counter.suppressed == 1
+    assert RepCounter(min_run=4, min_rep=25).count_all(seq) == 3
+    # a suppressed flicker does not move the clock: the next real cycle counts
+    flicker = np.array([STOP] * 3 + rep + [DOWN] * 4 + [UP] * 4 + [STOP] * 40 + rep)
+    counter = RepCounter(min_run=4, min_rep=48)
+    assert counter.count_all(flicker) == 2 and counter.suppressed == 1
+    with pytest.raises(SquatDataError, match="min_rep"):
+        RepCounter(min_run=4, min_rep=-1)
+    with pytest.raises(SquatDataError, match="min_run"):
+        RepCounter(min_run=0)
 
 
 def test_mine_bound_sees_dependence():

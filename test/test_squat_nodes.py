@@ -193,7 +193,8 @@ def test_a_replayed_stream_gives_the_offline_result(graph, models):
     assert np.array_equal(phases[clear], probs.argmax(1)[clear])
     np.testing.assert_allclose([m.confidence for m in io.phases], probs.max(1), atol=1e-5)
     counts = [m.rep_count for m in io.phases]
-    assert counts == sorted(counts) and counts[-1] == RepCounter(3).count_all(phases)
+    counter = RepCounter(3)
+    assert counts == sorted(counts) and counts[-1] == counter.count_all(phases)
 
     values = diagnostics(started, io, "real2sim_converter",
                          lambda v: v["outputs"] == str(len(t)))
@@ -202,6 +203,7 @@ def test_a_replayed_stream_gives_the_offline_result(graph, models):
     values = diagnostics(started, io, "squat_phase_classifier",
                          lambda v: v["outputs"] == str(len(t)))
     assert values["rep_count"] == str(counts[-1]) and values["rejected_inputs"] == "0"
+    assert values["suppressed_reps"] == str(counter.suppressed)
 
     client = io.node.create_client(Trigger, "/squat_phase_classifier/reset_count")
     assert client.wait_for_service(timeout_sec=5.0)
@@ -285,6 +287,7 @@ def test_bad_input_is_rejected_reported_and_never_published(graph):
     ("real2sim_converter", {"model_path": "classifier"}),      # not a converter
     ("squat_phase_classifier", {"model_path": "converter"}),   # not a classifier
     ("real2sim_converter", {"queue_size": 0}),
+    ("squat_phase_classifier", {"min_rep": -1}),
 ])
 def test_a_missing_or_wrong_model_fails_the_bringup(rclpy_context, models, node, override):
     override = {k: models.get(f"{v}_path", v) for k, v in override.items()}

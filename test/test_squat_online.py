@@ -379,7 +379,7 @@ def test_converter_stream_adapts_each_stream_afresh_as_convert_does(one_thread):
 
 def test_classifier_stream_labels_each_frame_future_frames_late_with_offline_padding():
     cls = FakeClassifier()
-    stream = ClassifierStream(cls, min_run=2)
+    stream = ClassifierStream(cls, min_run=2, min_rep=6)
     phases = [0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 1, 2, 2, 0]
     x = frames_with_phases(phases)
     labels = []
@@ -396,7 +396,8 @@ def test_classifier_stream_labels_each_frame_future_frames_late_with_offline_pad
     assert all(lab.tag == "watch" for lab in labels)
     assert [lab.confidence for lab in labels] == pytest.approx(
         [float(lab.probabilities.max()) for lab in labels])
-    # an UP run counts once it has lasted min_run (2) frames: at frames 6 and 12
+    # an UP run counts once it has lasted min_run (2) frames: at frames 6 and 12, which are
+    # min_rep (6) frames apart
     assert [lab.rep_count for lab in labels] == [0] * 6 + [1] * 6 + [2] * 2
     assert stream.reset_count() == 2 and stream.rep_count == 0
 

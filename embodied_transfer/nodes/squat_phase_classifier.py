@@ -50,6 +50,9 @@ class SquatPhaseClassifier(StreamNode):
                 "Directory of the phase classifier checkpoint (config.json + "
                 "model.safetensors); empty: the package's models/squat/classifier")
         declare(self, "min_run", 8, "Frames a phase must last to count in the repetitions")
+        declare(self, "min_rep", 48,
+                "Frames from one counted repetition to the next at least (0: no limit); "
+                "a quicker Down-Up cycle is reported as suppressed_reps, not counted")
         declare(self, "flush_after_s", 1.0,
                 "Wall time without features after which the last frames are labelled "
                 "(end padded); keep it above the converter's flush_after_s")
@@ -69,16 +72,19 @@ class SquatPhaseClassifier(StreamNode):
         path = Path(self._param("model_path") or DEFAULT_MODELS / "classifier")
         self.flush_after = float(self._param("flush_after_s"))
         min_run, gap = int(self._param("min_run")), float(self._param("new_stream_gap_s"))
-        if not self.flush_after > 0 or min_run < 1 or not gap > 0:
+        min_rep = int(self._param("min_rep"))
+        if not self.flush_after > 0 or min_run < 1 or min_rep < 0 or not gap > 0:
             self.get_logger().error(f"flush_after_s ({self.flush_after}) and new_stream_gap_s "
-                                    f"({gap}) must be > 0, min_run ({min_run}) >= 1")
+                                    f"({gap}) must be > 0, min_run ({min_run}) >= 1, "
+                                    f"min_rep ({min_rep}) >= 0")
             return TransitionCallbackReturn.FAILURE
         try:
             classifier = Classifier.load(path)
         except SquatDataError as exc:
             self.get_logger().error(f"cannot load the phase classifier model: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self.stream = ClassifierStream(classifier, min_run=min_run, new_stream_gap_s=gap,
+        self.stream = ClassifierStream(classifier, min_run=min_run, min_rep=min_rep,
+                                       new_stream_gap_s=gap,
                                        on_reject=self._on_reject)
         self.health.model_loaded = True
         pf = classifier.phase_filter
@@ -152,7 +158,9 @@ class SquatPhaseClassifier(StreamNode):
         s = self.stream
         if s is None:
             return []
-        return [("rep_count", str(s.rep_count)), ("pending_frames", str(s.pending))] \
+        return [("rep_count", str(s.rep_count)),
+                ("suppressed_reps", str(s.counter.suppressed)),
+                ("pending_frames", str(s.pending))] \
             + count_values("rejected_", {**s.rejected, **self._rejected}) \
             + count_values("events_", s.events)
 

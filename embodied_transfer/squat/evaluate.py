@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.squat.phases import PHASE_NAMES, STOP, count_repetitions
-from embodied_transfer.squat.pipeline import DEFAULT_MODELS, MIN_RUN, RepCounter, load_pipelines
+from embodied_transfer.squat.pipeline import (DEFAULT_MODELS, MIN_REP, MIN_RUN, RepCounter,
+                                              load_pipelines)
 from embodied_transfer.squat.real import read_real_csv
 from embodied_transfer.squat.signals import real_recording
 
@@ -30,13 +31,15 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
 
 
 def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
-             min_run: int = MIN_RUN) -> dict:
+             min_run: int = MIN_RUN, min_rep: int = MIN_REP) -> dict:
     """The evaluation record (see the module docstring) for ``csv_paths``."""
     recordings = [rec for path in csv_paths for rec in read_real_csv(path)]
-    return {**score(load_pipelines(models), recordings, min_run), "models": str(models)}
+    return {**score(load_pipelines(models), recordings, min_run, min_rep),
+            "models": str(models)}
 
 
-def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN) -> dict:
+def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN,
+          min_rep: int = MIN_REP) -> dict:
     """The evaluation record of ``pipelines`` (condition → :class:`~.pipeline.Pipeline`,
     e.g. from :func:`~.pipeline.load_pipelines`) on parsed real recordings."""
     truth_all, preds_all = [], {c: [] for c in CONDITIONS}
@@ -53,7 +56,9 @@ def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN) -> dict:
             pred = pipelines[name].classifier.filter(probs).argmax(axis=1)
             preds_all[name].append(pred)
             timeline[name] = pred
-            row[f"counted_{name}"] = RepCounter(min_run).count_all(pred)
+            counter = RepCounter(min_run, min_rep)
+            row[f"counted_{name}"] = counter.count_all(pred)
+            row[f"suppressed_{name}"] = counter.suppressed
         row["counted"] = row["counted_proposed"]
         reps.append(row)
         timelines.append(timeline)

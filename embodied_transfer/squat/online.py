@@ -365,17 +365,18 @@ class ConverterStream(_Counts):
 class ClassifierStream(_Counts):
     """A :class:`~.pipeline.Classifier` applied frame by frame, ``future`` frames late."""
 
-    def __init__(self, classifier, min_run: int | None = None,
+    def __init__(self, classifier, min_run: int | None = None, min_rep: int | None = None,
                  new_stream_gap_s: float | None = 1.0, on_reject: RejectHook | None = None
                  ) -> None:
-        from embodied_transfer.squat.pipeline import MIN_RUN, RepCounter
+        from embodied_transfer.squat.pipeline import MIN_REP, MIN_RUN, RepCounter
 
         super().__init__(on_reject)
         self.classifier = classifier
         self.past, self.future = classifier.past, classifier.future
         self.size = self.past + 1 + self.future
         self.gap_ns = _seconds_to_ns(new_stream_gap_s)
-        self.counter = RepCounter(MIN_RUN if min_run is None else min_run)
+        self.counter = RepCounter(MIN_RUN if min_run is None else min_run,
+                                  MIN_REP if min_rep is None else min_rep)
         self.reset()
 
     def reset(self) -> None:

@@ -3,8 +3,9 @@
 :class:`Converter` turns frames (physical units, CHANNELS order) into simulator-domain
 frames from a causal window; :class:`Classifier` labels a frame from ``past`` frames before
 and ``future`` after; :class:`RepCounter` counts Down→Up cycles from a label stream,
-ignoring runs shorter than ``min_run`` frames. The ROS nodes feed the same objects one
-frame at a time, so a replayed recording gives what ``squat evaluate`` computes.
+ignoring runs shorter than ``min_run`` frames and cycles sooner than ``min_rep`` frames
+after the last. The ROS nodes feed the same objects one frame at a time, so a replayed
+recording gives what ``squat evaluate`` computes.
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
 #: shipped models among 3-12 frames; 8 is best, with one miscount, by the plain VAE).
 MIN_RUN = 8
+#: Frames (at 20 Hz) from one counted repetition to the next at least: 2.4 s, the shortest
+#: simulated descent (1.2 s) plus the shortest simulated ascent (1.2 s), pauses left out. The
+#: classifier has never seen a faster squat; a Down→Up flicker sooner than that after a
+#: counted repetition is not counted (it is reported as ``suppressed``).
+MIN_REP = 48
 
 
 class Converter:
@@ -102,26 +108,37 @@ class Classifier:
 
 
 class RepCounter:
-    """Counts Down→Up cycles; a phase counts once it has lasted ``min_run`` frames."""
+    """Counts Down→Up cycles; a phase counts once it has lasted ``min_run`` frames, and a
+    cycle completed fewer than ``min_rep`` frames after the last counted one is
+    ``suppressed`` instead (``min_rep`` = 0: never)."""
 
-    def __init__(self, min_run: int = MIN_RUN) -> None:
-        self.min_run = min_run
+    def __init__(self, min_run: int = MIN_RUN, min_rep: int = MIN_REP) -> None:
+        if min_run < 1 or min_rep < 0:
+            raise SquatDataError(f"min_run ({min_run}) must be >= 1 and min_rep ({min_rep}) "
+                                 f">= 0")
+        self.min_run, self.min_rep = int(min_run), int(min_rep)
         self.reset()
 
     def reset(self) -> None:
-        self.count = 0
+        self.count = self.suppressed = 0
         self._confirmed = STOP         # last confirmed moving phase (DOWN or UP)
         self._run_phase, self._run = STOP, 0
+        self._frame, self._last_rep = 0, None    # frames fed; frame of the last counted rep
 
     def update(self, phase: int) -> int:
         """Feed one frame's phase; returns the repetitions completed so far."""
+        self._frame += 1
         if phase == self._run_phase:
             self._run += 1
         else:
             self._run_phase, self._run = phase, 1
         if self._run == self.min_run and phase in (DOWN, UP):
             if phase == UP and self._confirmed == DOWN:
-                self.count += 1
+                if self._last_rep is None or self._frame - self._last_rep >= self.min_rep:
+                    self.count += 1
+                    self._last_rep = self._frame
+                else:
+                    self.suppressed += 1
             self._confirmed = phase
         return self.count
 

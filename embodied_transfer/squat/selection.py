@@ -24,7 +24,7 @@ from embodied_transfer.plotting import Curves
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint
-from embodied_transfer.squat.pipeline import MIN_RUN, Classifier, Converter, Pipeline
+from embodied_transfer.squat.pipeline import MIN_REP, MIN_RUN, Classifier, Converter, Pipeline
 from embodied_transfer.squat.signals import Normalizer, real_recording
 from embodied_transfer.squat.train import (TrainConfig, finetune_content, input_adaptation,
                                            phase_filter, train_classifier, train_plain_vae,
@@ -76,7 +76,7 @@ def _boolean(text: str) -> bool:
 
 def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                   cfg: TrainConfig = TrainConfig(), min_run: int = MIN_RUN,
-                  show: bool = True) -> dict:
+                  min_rep: int = MIN_REP, show: bool = True) -> dict:
     """LOO scores of each variant (name → TrainConfig overrides) over ``recordings``
     (parsed real recordings, at least two); see the module docstring."""
     if len(recordings) < 2:
@@ -92,6 +92,7 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
     multi, xs, ys = train_sim_stages(sim, sim_norm, cfg, curves, gen, show)
     signals = [real_recording(rec) for rec in recordings]
     result = {"recordings": [rec.source for rec in recordings], "min_run": min_run,
+              "min_rep": min_rep,
               "base_config": dict(cfg.__dict__), "variants": {}}
     finetuned = {}      # fine-tuning settings → (model, input normaliser) per fold
     for name, overrides in {"default": {}, **variants}.items():
@@ -115,7 +116,7 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                 cond: Pipeline(classify, Converter(Checkpoint(net, real_norm, sim_norm,
                                                               adaptation=adaptation)))
                 for cond, net in (("vae", plain), ("proposed", model))}}
-            r = score(pipelines, [held], min_run)
+            r = score(pipelines, [held], min_run, min_rep)
             folds.append({"held_out": held.source, "accuracy": r["accuracy"],
                           "accuracy_unfiltered": r["accuracy_unfiltered"],
                           "reps_true": r["reps"][0]["true"],
