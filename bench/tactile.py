@@ -7,6 +7,11 @@
   top-1 ≥ 90 %. ``retrieval_repeat``: how well each device finds the same grasps in its
   own second reading (noise on both readings, so it is not a bound on the cross-domain
   retrieval, where the robot side is nearly noise-free).
+* ``ceiling``: retrieval with no trained model, on the same held-out seed
+  (``tactile/ceiling.py``): a perfect robot → glove converter (the glove's expected,
+  noise-free reading of the robot hand's retargeted contacts; and of the human's own
+  contacts), and a ridge regression robot UV image → glove readings fitted on 300 / 600 /
+  1200 paired grasps (the shipped model has 300: 10 minutes at 40 Hz).
 * ``service``: ``align_tactile`` round trips (glove_137 → robot_hand_1062) through the
   node brought up in this process, a client in the same executor, ~500 calls after 20
   warm-up calls; one torch thread. Target p99 ≤ 5 ms.
@@ -94,6 +99,21 @@ def service_round_trip(calls: int = CALLS, model_path: str = "") -> dict:
         rclpy.shutdown()
 
 
+def ceiling_cases() -> dict:
+    """Table rows of the retrieval ceilings (``tactile/ceiling.py``), held-out seed."""
+    from embodied_transfer.tactile.ceiling import perfect_converter, ridge_curve
+
+    perfect, ridge = perfect_converter(), ridge_curve()
+    rows = {f"ceiling: perfect converter, {name.replace('_', ' ')}": {
+        "retrieval_top1": perfect[name]["top1"], "retrieval_top5": perfect[name]["top5"],
+        "detail": perfect} for name in ("retargeted", "human_contacts")}
+    for n, r in ridge["by_paired_grasps"].items():
+        rows[f"ceiling: ridge, {n} paired grasps"] = {
+            "retrieval_top1": r["top1"], "retrieval_top5": r["top5"],
+            "detail": {k: v for k, v in ridge.items() if k != "by_paired_grasps"}}
+    return rows
+
+
 def run() -> dict:
     import torch
 
@@ -101,7 +121,7 @@ def run() -> dict:
     m = metrics()
     s = service_round_trip()
     t = m["transfer_accuracy"]
-    cases = {"evaluate (shipped checkpoint, held-out grasps)": m,
+    cases = {"evaluate (shipped checkpoint, held-out grasps)": m, **ceiling_cases(),
              "align_tactile round trip glove_137 -> robot_hand_1062": s}
     targets = {"aligned_ge_uv_direct_plus_15": t["aligned"] >= t["uv_direct"] + 0.15,
                "retrieval_top1_ge_90": m["retrieval_top1"] >= 0.90,

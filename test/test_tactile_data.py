@@ -66,3 +66,23 @@ def test_pressure_field_is_zero_off_the_hand():
     _, mask, _ = uv_grid(48)
     assert field.shape == (FRAMES, 48, 48)
     assert (field[:, ~mask] == 0).all() and field[:, mask].max() > 1.0
+
+
+def test_a_reading_is_retargeting_then_sensing_and_noise_can_be_left_out():
+    from embodied_transfer.tactile.data import retargeted
+
+    ep = make_episode(1, np.random.default_rng(4))
+    robot, glove = Device.make(ROBOT), Device.make(GLOVE)
+    whole = robot.read(ep, np.random.default_rng(9))
+    rng = np.random.default_rng(9)
+    moved = retargeted(ep, robot.response, rng)
+    assert not np.allclose(moved.st, ep.st) and not np.allclose(moved.force, ep.force)
+    np.testing.assert_array_equal(robot.read(moved, rng, retarget=False), whole)
+    assert retargeted(ep, glove.response, rng) is ep              # the glove is the human hand
+    clean = glove.read(ep, np.random.default_rng(2), noise=False)
+    np.testing.assert_array_equal(clean, glove.read(ep, np.random.default_rng(2), noise=False))
+    idle = ep.envelope == 0
+    np.testing.assert_allclose(clean[idle], np.broadcast_to(
+        np.clip(glove.offset, 0, 1) * glove.alive, clean[idle].shape), atol=1e-7)
+    noisy = glove.read(ep, np.random.default_rng(2))
+    assert 0.01 < np.abs(noisy - clean)[:, glove.alive].std() < 0.05      # noise std 0.03

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -183,14 +183,22 @@ def make_episode(label: int, rng: np.random.Generator) -> Episode:
     return Episode(label, seg, st, size, angle, force, env, slip, tremor)
 
 
-def _patch_geometry(ep: Episode, resp: ResponseModel, rng: np.random.Generator):
-    """Per-embodiment patches: centres (K, 2) mm, covariances (K, 2, 2), forces (K,)."""
-    st = ep.st
-    force = ep.force
+def retargeted(ep: Episode, resp: ResponseModel, rng: np.random.Generator) -> Episode:
+    """``ep`` as an embodiment's imperfect retargeting places it: per-patch position and
+    force jitter of ``resp`` (``ep`` itself when it has none)."""
+    if not (resp.retarget_st or resp.retarget_force):
+        return ep
+    st, force = ep.st, ep.force
     if resp.retarget_st:
         st = np.clip(st + rng.normal(0, resp.retarget_st, st.shape), 0.02, 0.98)
     if resp.retarget_force:
         force = force * rng.lognormal(0, resp.retarget_force, len(force))
+    return replace(ep, st=st, force=force)
+
+
+def _patch_geometry(ep: Episode, resp: ResponseModel):
+    """Per-embodiment patches: centres (K, 2) mm, covariances (K, 2, 2), forces (K,)."""
+    st, force = ep.st, ep.force
     segs = segments()
     centre = np.stack([segs[i].to_uv(*st[j]) for j, i in enumerate(ep.seg)]) * CANVAS_MM
     size = ep.size * resp.patch_scale
@@ -247,17 +255,22 @@ class Device:
                    rng.uniform(0, resp.offset_max, n) if resp.offset_max else np.zeros(n),
                    rng.random(n) >= resp.dead_fraction, rng.normal(0, resp.fit_offset_mm, (6, 2)))
 
-    def read(self, ep: Episode, rng: np.random.Generator) -> np.ndarray:
-        """Readings (T, N) in [0, 1] of ``ep``."""
+    def read(self, ep: Episode, rng: np.random.Generator, retarget: bool = True,
+             noise: bool = True) -> np.ndarray:
+        """Readings (T, N) in [0, 1] of ``ep`` (through this embodiment's retargeting unless
+        ``retarget`` is False; without reading noise if ``noise`` is False)."""
         lay, resp = self.layout, self.response
-        centre, cov, force = _patch_geometry(ep, resp, rng)
+        if retarget:
+            ep = retargeted(ep, resp, rng)
+        centre, cov, force = _patch_geometry(ep, resp)
         pts = lay.mm + self.fit[lay.group]
         if resp.fit_jitter_mm:
             pts = pts + rng.normal(0, resp.fit_jitter_mm, (6, 2))[lay.group]
         var = np.full(lay.size, resp.blur_mm ** 2) + lay.area / 12.0
         p = _field_at(pts, lay.group, var, ep, centre, cov, force)
         r = self.gain * resp.curve_of(p) + self.offset
-        r = r + rng.normal(0, resp.noise, r.shape)
+        if noise:
+            r = r + rng.normal(0, resp.noise, r.shape)
         r = np.clip(r, 0.0, 1.0) * self.alive
         if resp.levels:
             r = np.round(r * (resp.levels - 1)) / (resp.levels - 1)
@@ -267,8 +280,7 @@ class Device:
 def pressure_field(ep: Episode, resolution: int = 64) -> np.ndarray:
     """The true (human-hand) pressure field, kPa, of every frame on the UV grid: (T, R, R)."""
     centres, _, group = uv_grid(resolution)
-    rng = np.random.default_rng(0)
-    centre, cov, force = _patch_geometry(ep, ResponseModel("exp", 1.0), rng)
+    centre, cov, force = _patch_geometry(ep, ResponseModel("exp", 1.0))
     pix = (CANVAS_MM / resolution) ** 2 / 12.0
     f = _field_at(centres * CANVAS_MM, group, np.full(len(centres), pix), ep, centre, cov, force)
     return f.reshape(len(ep.envelope), resolution, resolution)

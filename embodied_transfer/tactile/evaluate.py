@@ -70,6 +70,12 @@ def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float
     return float((rank == 0).mean()), float((rank < k).mean())
 
 
+def centred_unit(x: np.ndarray) -> np.ndarray:
+    """Rows minus the column mean, scaled to unit length (the readings' retrieval metric)."""
+    x = x - x.mean(0)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+
+
 def repeat_retrieval(held: TactileSet, frames: np.ndarray, domain: str,
                      seed: int) -> tuple[float, float]:
     """Top-1/top-5 of finding ``frames`` of ``held`` among a second reading of the same
@@ -77,11 +83,7 @@ def repeat_retrieval(held: TactileSet, frames: np.ndarray, domain: str,
     device, rng = Device.make(domain), np.random.default_rng(seed)
     again = np.stack([device.read(held.episodes[int(held.episode[i])], rng)[i % FRAMES]
                       for i in frames])
-
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = x - x.mean(0)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
-    return retrieval(unit(held.readings[domain][frames]), unit(again))
+    return retrieval(centred_unit(held.readings[domain][frames]), centred_unit(again))
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 600):

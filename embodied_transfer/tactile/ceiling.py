@@ -1,0 +1,102 @@
+"""How far glove → robot retrieval can go on this data, with no trained model at all.
+
+* :func:`perfect_converter`: the best a robot → glove converter could do. For every
+  grasp, the glove's noisy reading (the middle frame of its hold) is the query, and each
+  grasp's gallery item is the glove's *expected* reading of it, noise-free and averaged
+  over fresh fabric shifts (which no converter can know), once of the contacts as the
+  robot hand received them (``retargeted``: per-patch position and force jitter of the
+  imperfect retargeting) and once of the human's own contacts (``human_contacts``: what a
+  converter could not know even in principle). Scored like ``retrieval_top1``: cosine of
+  mean-centred readings.
+* :func:`ridge_curve`: a ridge regression from the robot hand's UV image to the glove's
+  readings, fitted on the first *n* paired grasps for several *n*, scored the same way on
+  held-out grasps. It shows how much of the gap to the ceiling is the amount of paired data.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from embodied_transfer.tactile.data import (CLASSES, HOLD, Device, make_episode, paired_set,
+                                            retargeted)
+from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, retrieval
+from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
+from embodied_transfer.tactile.models import projection_matrix
+
+#: Fabric shifts averaged into the glove's expected reading of a grasp.
+SHIFTS = 8
+
+
+def middle_hold(envelope: np.ndarray) -> int:
+    """Index of the middle frame of an episode's hold (envelope ≥ HOLD)."""
+    hold = np.flatnonzero(envelope >= HOLD)
+    if not len(hold):
+        raise TactileError("episode has no held frame")
+    return int(hold[len(hold) // 2])
+
+
+def top_k(query: np.ndarray, gallery: np.ndarray) -> dict:
+    """``retrieval`` as a dict: top-1 / top-5 of finding gallery row i for query row i."""
+    return dict(zip(("top1", "top5"), retrieval(query, gallery)))
+
+
+def expected_glove_readings(episodes: int, seed: int, shifts: int = SHIFTS
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, of_robot, of_human), each (episodes, 137): per grasp of
+    ``paired_set(episodes, seed, (GLOVE, ROBOT))`` at the middle frame of its hold, the
+    glove's reading, and its noise-free reading averaged over ``shifts`` fresh fabric shifts
+    of the robot hand's (retargeted) contacts and of the human's contacts."""
+    glove, robot = Device.make(GLOVE), Device.make(ROBOT)
+    rng, fresh = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    query, of_robot, of_human = [], [], []
+    for i in range(episodes):
+        ep = make_episode(i % len(CLASSES), rng)        # the draws of paired_set, in order
+        t = middle_hold(ep.envelope)
+        query.append(glove.read(ep, rng)[t])
+        state = copy.deepcopy(rng.bit_generator.state)
+        robot.read(ep, rng)
+        replay = np.random.default_rng()
+        replay.bit_generator.state = state
+        robot_contacts = retargeted(ep, robot.response, replay)
+        of_robot.append(np.mean([glove.read(robot_contacts, fresh, noise=False)[t]
+                                 for _ in range(shifts)], axis=0))
+        of_human.append(np.mean([glove.read(ep, fresh, noise=False)[t]
+                                 for _ in range(shifts)], axis=0))
+    return np.array(query), np.array(of_robot), np.array(of_human)
+
+
+def perfect_converter(episodes: int = 160, seed: int = EVAL_SEED, shifts: int = SHIFTS) -> dict:
+    """Retrieval of a converter that knew the glove's expected reading of each grasp (see
+    the module docstring and :func:`expected_glove_readings`)."""
+    query, of_robot, of_human = expected_glove_readings(episodes, seed, shifts)
+    q = centred_unit(query)
+    return {"retargeted": top_k(q, centred_unit(of_robot)),
+            "human_contacts": top_k(q, centred_unit(of_human)),
+            "episodes": episodes, "seed": seed, "fabric_shifts_averaged": shifts}
+
+
+def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160,
+                seed: int = EVAL_SEED, ridge: float = 10.0, resolution: int = 32) -> dict:
+    """Ridge robot UV image → glove readings on the first n of ``max(sizes)`` paired grasps
+    (contact frames), scored on ``episodes`` held-out grasps; ``ridge`` was chosen on the
+    validation grasps of seed 20000 at n = 300."""
+    if not sizes or min(sizes) < 1:
+        raise TactileError(f"ridge_curve needs positive sizes, got {sizes}")
+    train = paired_set(max(sizes), seed=train_seed, domains=(GLOVE, ROBOT))
+    held = paired_set(episodes, seed=seed, domains=(GLOVE, ROBOT))
+    uv = projection_matrix(load_layout(ROBOT), resolution).T
+    mid = np.array([np.flatnonzero(held.episode == e)[middle_hold(ep.envelope)]
+                    for e, ep in enumerate(held.episodes)])
+    x_held, query = held.readings[ROBOT][mid] @ uv, centred_unit(held.readings[GLOVE][mid])
+    out = {}
+    for n in sorted(sizes):
+        rows = (train.envelope >= 0.05) & (train.episode < n)
+        x, y = train.readings[ROBOT][rows] @ uv, train.readings[GLOVE][rows]
+        mx, my = x.mean(0), y.mean(0)
+        xc = x - mx
+        w = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(mx)), xc.T @ (y - my))
+        out[str(n)] = top_k(query, centred_unit((x_held - mx) @ w + my))
+    return {"by_paired_grasps": out, "ridge": ridge, "train_seed": train_seed,
+            "episodes": episodes, "seed": seed}
