@@ -104,11 +104,11 @@ def ceiling_cases() -> dict:
     from embodied_transfer.tactile.ceiling import perfect_converter, ridge_curve
 
     perfect, ridge = perfect_converter(), ridge_curve()
-    rows = {f"ceiling: perfect converter, {name.replace('_', ' ')}": {
+    rows = {f"reference: perfect converter, {name.replace('_', ' ')}": {
         "retrieval_top1": perfect[name]["top1"], "retrieval_top5": perfect[name]["top5"],
         "detail": perfect} for name in ("retargeted", "human_contacts")}
     for n, r in ridge["by_paired_grasps"].items():
-        rows[f"ceiling: ridge, {n} paired grasps"] = {
+        rows[f"reference: ridge, {n} paired grasps"] = {
             "retrieval_top1": r["top1"], "retrieval_top5": r["top5"],
             "detail": {k: v for k, v in ridge.items() if k != "by_paired_grasps"}}
     return rows
