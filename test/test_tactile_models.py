@@ -217,3 +217,24 @@ def test_repeat_retrieval_finds_a_devices_own_second_reading():
     before = np.array([np.flatnonzero(held.episode == e)[0] for e in range(16)])
     assert held.envelope[before].max() < 0.05
     assert repeat_retrieval(held, before, ROBOT, seed=1)[0] < 0.5
+
+
+def test_alignment_check_flags_a_discriminator_that_wins(tmp_path, capsys):
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.tactile.train import alignment_check, train
+
+    curves = Curves()
+    for acc in [0.5] * 90 + [0.97] * 10:
+        curves.add("stage2_alignment", disc_acc=acc)
+    assert alignment_check(curves) == {"final_disc_acc": 0.97, "collapsed": True}
+    curves.data["stage2_alignment"]["disc_acc"][-10:] = [0.55] * 10
+    assert alignment_check(curves)["collapsed"] is False
+    with pytest.raises(TactileError, match="no stage-2"):
+        alignment_check(Curves())
+    cfg = TrainConfig(paired_episodes=4, unpaired_episodes=2, stage1_steps=2, stage2_steps=10,
+                      batch=16, unpaired_batch=8)
+    result = train(tmp_path / "m", cfg, SMALL, show=False)
+    info = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert info["info"]["alignment_check"] == result["alignment_check"]
+    assert ("warning: the domain discriminator" in capsys.readouterr().err) \
+        == result["alignment_check"]["collapsed"]

@@ -70,6 +70,22 @@ class TrainConfig:
     partial_domains: tuple[str, ...] = (FINGERTIPS,)
 
 
+#: Mean discriminator accuracy over the last tenth of stage 2 above which the alignment has
+#: probably come apart: in session-15 screens whose discriminator ended at 0.9-1.0 the
+#: InfoNCE loss had risen again and validation retrieval was 8-10 points below the recipe's.
+COLLAPSE_DISC_ACC = 0.9
+
+
+def alignment_check(curves: Curves) -> dict:
+    """``final_disc_acc`` (mean over the last tenth of stage 2) and ``collapsed`` (above
+    :data:`COLLAPSE_DISC_ACC`): the domain discriminator should stay near chance."""
+    acc = curves.data.get("stage2_alignment", {}).get("disc_acc", [])
+    if not acc:
+        raise TactileError("no stage-2 discriminator accuracy in the curves")
+    final = float(np.mean(acc[-max(1, len(acc) // 10):]))
+    return {"final_disc_acc": round(final, 4), "collapsed": final > COLLAPSE_DISC_ACC}
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric InfoNCE of unit-norm embeddings; row i of ``a`` pairs with row i of ``b``."""
     logits = a @ b.T / temperature
@@ -219,8 +235,14 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelCon
     data_s = time.perf_counter() - start
     curves = Curves()
     model = train_model(paired, unpaired, cfg, model_cfg, curves, show)
+    check = alignment_check(curves)
+    if check["collapsed"]:
+        print(f"warning: the domain discriminator ends at {check['final_disc_acc']:.0%} "
+              f"accuracy (chance {1 / len(model_cfg.domains):.0%}): the alignment has "
+              f"probably come apart; try a lower lr or w_adv, and check the curves",
+              file=sys.stderr)
     out = Path(out)
-    info = {"train_config": asdict(cfg), "command": command,
+    info = {"train_config": asdict(cfg), "command": command, "alignment_check": check,
             "data": {"paired_frames": len(paired),
                      "paired_minutes_at_40hz": round(len(paired) / RATE_HZ / 60, 2),
                      "unpaired_frames": {d: len(s) for d, s in unpaired.items()},
@@ -231,7 +253,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelCon
     (out / "training_curves.json").write_text(json.dumps(curves.data) + "\n")
     plot_curves(curves, out / "training_curves.png")
     return {"out": str(out), "seconds": info["train_seconds"], "data_seconds": data_s,
-            "cpu_seconds": info["train_cpu_seconds"]}
+            "cpu_seconds": info["train_cpu_seconds"], "alignment_check": check}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
