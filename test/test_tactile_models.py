@@ -226,9 +226,14 @@ def test_alignment_check_flags_a_discriminator_that_wins(tmp_path, capsys):
     curves = Curves()
     for acc in [0.5] * 90 + [0.97] * 10:
         curves.add("stage2_alignment", disc_acc=acc)
-    assert alignment_check(curves) == {"final_disc_acc": 0.97, "collapsed": True}
+    check = alignment_check(curves)
+    assert check["disc_acc_by_tenth"] == [0.5] * 9 + [0.97]
+    assert check["peak_disc_acc"] == check["final_disc_acc"] == 0.97 and check["collapsed"]
     curves.data["stage2_alignment"]["disc_acc"][-10:] = [0.55] * 10
     assert alignment_check(curves)["collapsed"] is False
+    curves.data["stage2_alignment"]["disc_acc"][40:50] = [1.0] * 10     # won, then lost
+    check = alignment_check(curves)
+    assert check["collapsed"] and check["final_disc_acc"] == 0.55
     with pytest.raises(TactileError, match="no stage-2"):
         alignment_check(Curves())
     cfg = TrainConfig(paired_episodes=4, unpaired_episodes=2, stage1_steps=2, stage2_steps=10,
