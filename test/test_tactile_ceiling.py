@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embodied_transfer.tactile.ceiling import (expected_glove_readings, middle_hold,
-                                               perfect_converter, ridge_curve)
-from embodied_transfer.tactile.data import paired_set
+from embodied_transfer.tactile.ceiling import (expected_glove_readings, perfect_converter,
+                                               ridge_curve)
+from embodied_transfer.tactile.data import middle_hold, paired_set
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT
 
@@ -17,6 +17,7 @@ def test_the_queries_are_paired_sets_glove_frames_and_the_galleries_are_noise_fr
     mid = [np.flatnonzero(s.episode == e)[middle_hold(ep.envelope)]
            for e, ep in enumerate(s.episodes)]
     np.testing.assert_array_equal(query, s.readings[GLOVE][mid])
+    np.testing.assert_array_equal(s.middle_hold_frames(), mid)
     assert query.shape == of_robot.shape == of_human.shape == (12, 137)
     # the retargeted contacts differ from the human's; neither carries reading noise
     assert np.abs(of_robot - of_human).max() > 0.05

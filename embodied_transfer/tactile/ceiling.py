@@ -18,8 +18,8 @@ import copy
 
 import numpy as np
 
-from embodied_transfer.tactile.data import (CLASSES, HOLD, Device, make_episode, paired_set,
-                                            retargeted)
+from embodied_transfer.tactile.data import (CLASSES, Device, make_episode, middle_hold,
+                                            paired_set, retargeted)
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, retrieval
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
@@ -27,14 +27,6 @@ from embodied_transfer.tactile.models import projection_matrix
 
 #: Fabric shifts averaged into the glove's expected reading of a grasp.
 SHIFTS = 8
-
-
-def middle_hold(envelope: np.ndarray) -> int:
-    """Index of the middle frame of an episode's hold (envelope ≥ HOLD)."""
-    hold = np.flatnonzero(envelope >= HOLD)
-    if not len(hold):
-        raise TactileError("episode has no held frame")
-    return int(hold[len(hold) // 2])
 
 
 def top_k(query: np.ndarray, gallery: np.ndarray) -> dict:
@@ -87,8 +79,7 @@ def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160
     train = paired_set(max(sizes), seed=train_seed, domains=(GLOVE, ROBOT))
     held = paired_set(episodes, seed=seed, domains=(GLOVE, ROBOT))
     uv = projection_matrix(load_layout(ROBOT), resolution).T
-    mid = np.array([np.flatnonzero(held.episode == e)[middle_hold(ep.envelope)]
-                    for e, ep in enumerate(held.episodes)])
+    mid = held.middle_hold_frames()
     x_held, query = held.readings[ROBOT][mid] @ uv, centred_unit(held.readings[GLOVE][mid])
     out = {}
     for n in sorted(sizes):

@@ -306,6 +306,23 @@ class TactileSet:
         """Mask of frames with the grasp held (envelope ≥ HOLD)."""
         return self.envelope >= HOLD
 
+    def hold_frames(self) -> list[np.ndarray]:
+        """Row indices of each episode's held frames (episodes without a hold left out)."""
+        return [f for f in (np.flatnonzero((self.episode == e) & self.holding)
+                            for e in np.unique(self.episode)) if len(f)]
+
+    def middle_hold_frames(self) -> np.ndarray:
+        """One row per episode with a hold: the middle frame of its hold."""
+        return np.array([f[len(f) // 2] for f in self.hold_frames()])
+
+
+def middle_hold(envelope: np.ndarray) -> int:
+    """Index of the middle frame of one episode's hold (envelope ≥ HOLD)."""
+    hold = np.flatnonzero(envelope >= HOLD)
+    if not len(hold):
+        raise TactileError("episode has no held frame")
+    return int(hold[len(hold) // 2])
+
 
 def _make_set(domains: list[str], episodes: int, seed: int, progress: bool = False) -> TactileSet:
     devices = {d: Device.make(d) for d in domains}

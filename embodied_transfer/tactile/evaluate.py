@@ -131,9 +131,8 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
     contact = held.envelope >= 0.05
 
     # retrieval on held-out pairs: one per grasp, and frame-level at 5 Hz
-    holds = [f for f in (np.flatnonzero((held.episode == e) & held.holding)
-                         for e in np.unique(held.episode)) if len(f)]
-    per_grasp = np.array([f[len(f) // 2] for f in holds])
+    holds = held.hold_frames()
+    per_grasp = held.middle_hold_frames()
     z = {d: _embed(model, d, held.readings[d][per_grasp]) for d in domains}
     top1, top5 = retrieval(z[GLOVE], z[ROBOT])
     by_pair = {f"{GLOVE}->{d}": dict(zip(("top1", "top5"), retrieval(z[GLOVE], z[d])))
