@@ -233,9 +233,7 @@ def _squat_select(args: argparse.Namespace) -> int:
 def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None,
                until=None) -> int:
     """Bring up graph ``name``, spin until Ctrl-C, ``--duration`` or ``until(nodes)``."""
-    import rclpy
-
-    from embodied_transfer.nodes.common import ros_context
+    from embodied_transfer.nodes.common import ros_context, spin_until
 
     specs = graph(name)
     started = monitor = None
@@ -255,12 +253,10 @@ def _run_graph(name: str, args: argparse.Namespace, overrides: dict | None = Non
                 started.executor.add_node(monitor)
             future = until(started.nodes) if until else None
             deadline = None if args.duration is None else time.monotonic() + args.duration
-            while rclpy.ok():
-                if future is not None and future.done():
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                started.executor.spin_once(timeout_sec=0.05)
+            spin_until(started.executor,
+                       lambda: (future is not None and future.done())
+                       or (deadline is not None and time.monotonic() >= deadline),
+                       period=0.05)
             if future is not None and future.done() and future.exception() is not None:
                 raise future.exception()
         finally:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import configparser
 import importlib
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +206,29 @@ def test_bringup_activates_lifecycle_nodes_and_fails_without_model(tmp_path, rcl
         ok.shutdown()
     with pytest.raises(BringupError, match="model_node failed to start"):
         bringup.bring_up([spec], overrides={"model_node": {"model_path": str(tmp_path / "no")}})
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ros2_run_entry_point_ends_cleanly_on_a_signal(rclpy_context, sig):
+    """What ``ros2 run`` / ``ros2 launch`` do to a node: start it, then Ctrl-C or SIGTERM.
+
+    The node must exit with status 0 and no traceback, wherever the signal lands (rclpy
+    shuts the context down from its signal thread, racing the executor's rcl calls).
+    """
+    from embodied_transfer_interfaces.srv import AlignTactile
+
+    caller = rclpy_context.create_node("signal_test")
+    client = caller.create_client(AlignTactile, "align_tactile")
+    proc = subprocess.Popen([sys.executable, "-m", "embodied_transfer.nodes.tactile_alignment"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert client.wait_for_service(timeout_sec=60.0), "tactile_alignment never served"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err and "Exception" not in err, err

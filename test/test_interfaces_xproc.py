@@ -20,8 +20,15 @@ def start_peer(mode: str) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> str:
+    """SIGTERM the peer; it must end cleanly (status 0) through the package's shutdown path."""
     proc.terminate()
-    out, err = proc.communicate(timeout=10)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"peer still running 30 s after SIGTERM: {out + err}") from None
+    assert proc.returncode == 0, f"peer exited with {proc.returncode}: {out + err}"
     return out + err
 
 
