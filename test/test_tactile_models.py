@@ -184,6 +184,9 @@ def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
     assert set(result["transfer_accuracy"]) == {"none", "uv_direct", "patch_match", "aligned"}
     assert set(result["retrieval_repeat"]) == {GLOVE, ROBOT}
     assert (tmp_path / "uv.png").stat().st_size > 10_000
+    from embodied_transfer.tactile.evaluate import retrieval_only   # the bench's sweep
+    assert retrieval_only(tiny_dir, episodes=16) == {"top1": result["retrieval_top1"],
+                                                     "top5": result["retrieval_top5"]}
     args = parser.parse_args(["tactile", "evaluate", "--json", str(tmp_path / "x.json"),
                               "--model", str(tmp_path / "nothing")])
     with pytest.raises(TactileError, match="no tactile model"):

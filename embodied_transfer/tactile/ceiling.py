@@ -18,10 +18,10 @@ import copy
 
 import numpy as np
 
-from embodied_transfer.tactile.data import (CLASSES, Device, make_episode, middle_hold,
-                                            paired_set, retargeted)
+from embodied_transfer.tactile.data import (CLASSES, DEVICES, Device, make_episode,
+                                            middle_hold, paired_set, retargeted)
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, retrieval
+from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, top_k
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
 from embodied_transfer.tactile.models import projection_matrix
 
@@ -29,29 +29,28 @@ from embodied_transfer.tactile.models import projection_matrix
 SHIFTS = 8
 
 
-def top_k(query: np.ndarray, gallery: np.ndarray) -> dict:
-    """``retrieval`` as a dict: top-1 / top-5 of finding gallery row i for query row i."""
-    return dict(zip(("top1", "top5"), retrieval(query, gallery)))
-
-
 def expected_glove_readings(episodes: int, seed: int, shifts: int = SHIFTS
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query, of_robot, of_human), each (episodes, 137): per grasp of
-    ``paired_set(episodes, seed, (GLOVE, ROBOT))`` at the middle frame of its hold, the
-    glove's reading, and its noise-free reading averaged over ``shifts`` fresh fabric shifts
-    of the robot hand's (retargeted) contacts and of the human's contacts."""
-    glove, robot = Device.make(GLOVE), Device.make(ROBOT)
+    ``paired_set(episodes, seed)`` (the held-out grasps of ``tactile evaluate``) at the
+    middle frame of its hold, the glove's reading, and its noise-free reading averaged over
+    ``shifts`` fresh fabric shifts of the robot hand's (retargeted) contacts and of the
+    human's contacts."""
+    devices = {d: Device.make(d) for d in DEVICES}
+    glove = devices[GLOVE]
     rng, fresh = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     query, of_robot, of_human = [], [], []
     for i in range(episodes):
         ep = make_episode(i % len(CLASSES), rng)        # the draws of paired_set, in order
         t = middle_hold(ep.envelope)
-        query.append(glove.read(ep, rng)[t])
-        state = copy.deepcopy(rng.bit_generator.state)
-        robot.read(ep, rng)
-        replay = np.random.default_rng()
-        replay.bit_generator.state = state
-        robot_contacts = retargeted(ep, robot.response, replay)
+        for name, device in devices.items():
+            if name == ROBOT:                 # replay the robot's draws to get its contacts
+                replay = np.random.default_rng()
+                replay.bit_generator.state = copy.deepcopy(rng.bit_generator.state)
+                robot_contacts = retargeted(ep, device.response, replay)
+            reading = device.read(ep, rng)
+            if name == GLOVE:
+                query.append(reading[t])
         of_robot.append(np.mean([glove.read(robot_contacts, fresh, noise=False)[t]
                                  for _ in range(shifts)], axis=0))
         of_human.append(np.mean([glove.read(ep, fresh, noise=False)[t]
@@ -72,12 +71,13 @@ def perfect_converter(episodes: int = 160, seed: int = EVAL_SEED, shifts: int = 
 def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160,
                 seed: int = EVAL_SEED, ridge: float = 10.0, resolution: int = 32) -> dict:
     """Ridge robot UV image → glove readings on the first n of ``max(sizes)`` paired grasps
-    (contact frames), scored on ``episodes`` held-out grasps; ``ridge`` was chosen on the
-    validation grasps of seed 20000 at n = 300."""
+    (contact frames) of the training data of ``train_seed`` (the first 300 are the shipped
+    model's pairs), scored on ``episodes`` held-out grasps of ``seed``; ``ridge`` was chosen
+    on the validation grasps of seed 20000 at n = 300."""
     if not sizes or min(sizes) < 1:
         raise TactileError(f"ridge_curve needs positive sizes, got {sizes}")
-    train = paired_set(max(sizes), seed=train_seed, domains=(GLOVE, ROBOT))
-    held = paired_set(episodes, seed=seed, domains=(GLOVE, ROBOT))
+    train = paired_set(max(sizes), seed=1000 * train_seed)      # as tactile.train.make_data
+    held = paired_set(episodes, seed=seed)
     uv = projection_matrix(load_layout(ROBOT), resolution).T
     mid = held.middle_hold_frames()
     x_held, query = held.readings[ROBOT][mid] @ uv, centred_unit(held.readings[GLOVE][mid])

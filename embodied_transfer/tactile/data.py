@@ -346,7 +346,12 @@ def _make_set(domains: list[str], episodes: int, seed: int, progress: bool = Fal
                       np.concatenate(env).astype(np.float32), eps)
 
 
-def paired_set(episodes: int = 300, seed: int = 0, domains=(GLOVE, ROBOT, FINGERTIPS),
+#: The devices of a paired set by default, in reading order. The devices share one random
+#: stream, so a set drawn with fewer devices has other grasps after its first one.
+DEVICES = (GLOVE, ROBOT, FINGERTIPS)
+
+
+def paired_set(episodes: int = 300, seed: int = 0, domains=DEVICES,
                progress: bool = False) -> TactileSet:
     """``episodes`` grasps read by every device (300 × 80 frames = 10 min at 40 Hz)."""
     return _make_set(list(domains), episodes, seed, progress)
