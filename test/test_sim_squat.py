@@ -492,7 +492,6 @@ def test_live_squat_keeps_squatting(live_run):
 def test_live_squat_accelerometer_and_uwb(live_run):
     live, frames, targets, pelvis, gravity, distance = live_run
     accel = np.array([f.accel for f in frames])
-    phase = np.array([f.phase for f in frames])
     t = np.array([f.t for f in frames])
     first_move = live.plan.rep_bounds()[0][0]
     still = t < min(first_move, 0.9 * live.plan.reps[0].pause_before)

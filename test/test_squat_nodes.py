@@ -5,7 +5,6 @@ from __future__ import annotations
 from embodied_transfer.squat.data import real_squat_dir
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

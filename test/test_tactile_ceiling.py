@@ -8,7 +8,7 @@ from embodied_transfer.tactile.ceiling import (expected_glove_readings, perfect_
                                                ridge_curve)
 from embodied_transfer.tactile.data import middle_hold, paired_set
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import GLOVE, ROBOT
+from embodied_transfer.tactile.layouts import GLOVE
 
 
 def test_the_queries_are_paired_sets_glove_frames_and_the_galleries_are_noise_free():

@@ -1,7 +1,6 @@
 """Canonical hand surface and sensor layouts: geometry, counts, data files, errors."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from embodied_transfer.tactile import TactileError

@@ -27,7 +27,7 @@ import numpy as np
 
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, FINGERS, Layout, load_layout
-from embodied_transfer.tactile.surface import CANVAS_MM, segment, segments, uv_grid
+from embodied_transfer.tactile.surface import CANVAS_MM, segments, uv_grid
 
 RATE_HZ = 40.0
 FRAMES = 80                                  # frames per episode (2 s)

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from embodied_transfer.tactile.data import (CLASSES, DEVICES, FRAMES, Device, TactileSet,
                                             paired_set, pressure_field, unpaired_set)
-from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT
+from embodied_transfer.tactile.layouts import GLOVE, ROBOT
 from embodied_transfer.tactile.models import (Aligner, TactileAlignment, patch_match_matrix,
                                               projection_matrix, uv_direct_matrix)
 

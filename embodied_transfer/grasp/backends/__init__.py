@@ -10,7 +10,8 @@ from pathlib import Path
 
 from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING,
                                                   DEFAULT_REFINE, DEFAULT_REFINE_RADIUS_PX,
-                                                  REFINERS, GraspBackend, Prediction)
+                                                  REFINERS, GraspBackend, Prediction,
+                                                  checked_choice)
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
@@ -36,12 +37,9 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
     the others not). Raises :class:`GraspError` saying what is missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
-    if decoding not in DECODINGS:
-        raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
-    if not refine:
-        refine = DEFAULT_REFINE.get(name, "none")
-    if refine not in REFINERS:
-        raise GraspError(f"unknown grasp refiner {refine!r} (one of {', '.join(REFINERS)})")
+    checked_choice("decoding", decoding, DECODINGS)          # before any model is loaded
+    refine = checked_choice("grasp refiner", refine or DEFAULT_REFINE.get(name, "none"),
+                            REFINERS)
     if refine != "none":
         if name == "cnn":
             raise GraspError("refine applies to the text backends (tiny-vlm, vlm): the cnn "

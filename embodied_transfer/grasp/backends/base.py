@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp
 
 
@@ -21,6 +22,13 @@ DEFAULT_DECODING = "consistent"
 REFINERS = ("none", "cnn")
 DEFAULT_REFINE = {"tiny-vlm": "cnn"}
 DEFAULT_REFINE_RADIUS_PX = 10.0
+
+
+def checked_choice(kind: str, value: str, choices) -> str:
+    """``value`` if it is one of ``choices``; else :class:`GraspError` naming them."""
+    if value not in choices:
+        raise GraspError(f"unknown {kind} {value!r} (one of {', '.join(choices)})")
+    return value
 
 
 @dataclass

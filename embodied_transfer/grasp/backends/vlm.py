@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
-                                                  Prediction)
+                                                   Prediction, checked_choice)
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.mirroring import (FLIP_NAMES, FLIPS, flip_grasp, flip_image,
                                                most_agreed, view_reasoning)
@@ -268,9 +268,7 @@ class VlmBackend(GraspBackend):
                 model = self._adapter_base(adapter)
         if max_new_tokens < 1:
             raise GraspError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if decoding not in DECODINGS:
-            raise GraspError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
-        self.decoding = decoding
+        self.decoding = checked_choice("decoding", decoding, DECODINGS)
         views = DEFAULT_VIEWS.get(self.name, 1) if views is None else views
         if views not in range(1, len(FLIPS) + 1):
             raise GraspError(f"views must be 1 to {len(FLIPS)} (mirrorings answered), got "
