@@ -3,7 +3,7 @@
 ``python ros_peer.py publish``: publishes each sample of ros_samples once its topic has a
 subscriber, then waits for the test to end it. ``python ros_peer.py serve``: serves
 align_tactile and plan_grasp with ros_samples' deterministic answers. Both end on SIGTERM
-through the package's own shutdown path (``ros_context`` and ``spin_until``, as every
+through the package's own shutdown path (``ros_context`` and ``spin_node``, as every
 ``ros2 run`` entry point does) and must then exit with status 0.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 import rclpy
 
 import ros_samples
-from embodied_transfer.nodes.common import Executor, ros_context, spin_until
+from embodied_transfer.nodes.common import ros_context, spin_node
 from embodied_transfer.ros.qos import RELIABLE_QOS
 from embodied_transfer_interfaces.srv import AlignTactile, PlanGrasp
 
@@ -30,22 +30,14 @@ def publish(node) -> None:
                 del pending[topic]
         time.sleep(0.01)
     print("published" if not pending else f"no subscriber for {sorted(pending)}", flush=True)
-    spin(node)  # keep the writers alive until the test terminates us
+    spin_node(node)  # keep the writers alive until the test terminates us
 
 
 def serve(node) -> None:
     node.create_service(AlignTactile, "align_tactile", ros_samples.answer_align)
     node.create_service(PlanGrasp, "plan_grasp", ros_samples.answer_plan)
     print("serving", flush=True)
-    spin(node)
-
-
-def spin(node) -> None:
-    if not rclpy.ok():  # SIGTERM came first: an executor cannot be made on a shut context
-        return
-    executor = Executor()
-    executor.add_node(node)
-    spin_until(executor)
+    spin_node(node)
 
 
 if __name__ == "__main__":

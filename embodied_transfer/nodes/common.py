@@ -113,6 +113,16 @@ def spin_until(executor: RclpyExecutor, done: Callable[[], bool] = lambda: False
         executor.spin_once(timeout_sec=period)
 
 
+def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
+    """Spin ``node`` on its own :class:`Executor` with :func:`spin_until`; nothing if the
+    context is already down (a signal came first: no executor can be made on it)."""
+    if not rclpy.ok():
+        return
+    executor = Executor()
+    executor.add_node(node)
+    spin_until(executor, done)
+
+
 def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
         until: Callable[[Node], Future] | None = None) -> int:
     """Entry point body for ``ros2 run embodied_transfer <node>``: init, start, spin.
@@ -127,10 +137,8 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
             if not autostart(node):
                 # A signal during configure fails the transition too: that is a shutdown.
                 return 1 if rclpy.ok() else 0
-            executor = Executor()
-            executor.add_node(node)
             future = until(node) if until is not None else None
-            spin_until(executor, lambda: future is not None and future.done())
+            spin_node(node, lambda: future is not None and future.done())
             if future is not None and future.done() and future.exception() is not None:
                 return 1
         except PACKAGE_ERRORS as exc:

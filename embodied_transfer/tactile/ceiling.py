@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import numpy as np
 
@@ -68,26 +69,38 @@ def perfect_converter(episodes: int = 160, seed: int = EVAL_SEED, shifts: int = 
             "episodes": episodes, "seed": seed, "fabric_shifts_averaged": shifts}
 
 
-def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160,
-                seed: int = EVAL_SEED, ridge: float = 10.0, resolution: int = 32) -> dict:
-    """Ridge robot UV image → glove readings on the first n of ``max(sizes)`` paired grasps
-    (contact frames) of the training data of ``train_seed`` (the first 300 are the shipped
-    model's pairs), scored on ``episodes`` held-out grasps of ``seed``; ``ridge`` was chosen
-    on the validation grasps of seed 20000 at n = 300."""
+def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
+              resolution: int = 32) -> dict[int, Callable[[np.ndarray], np.ndarray]]:
+    """n → ridge converter (robot-hand readings → glove readings, through the robot's UV
+    image) fitted on the contact frames of the first n of ``max(sizes)`` paired grasps of
+    the training data of ``train_seed`` (the first 300 are the shipped model's pairs)."""
     if not sizes or min(sizes) < 1:
         raise TactileError(f"ridge_curve needs positive sizes, got {sizes}")
     train = paired_set(max(sizes), seed=1000 * train_seed)      # as tactile.train.make_data
-    held = paired_set(episodes, seed=seed)
     uv = projection_matrix(load_layout(ROBOT), resolution).T
-    mid = held.middle_hold_frames()
-    x_held, query = held.readings[ROBOT][mid] @ uv, centred_unit(held.readings[GLOVE][mid])
-    out = {}
+    maps = {}
     for n in sorted(sizes):
         rows = (train.envelope >= 0.05) & (train.episode < n)
         x, y = train.readings[ROBOT][rows] @ uv, train.readings[GLOVE][rows]
         mx, my = x.mean(0), y.mean(0)
         xc = x - mx
         w = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(mx)), xc.T @ (y - my))
-        out[str(n)] = top_k(query, centred_unit((x_held - mx) @ w + my))
+        maps[n] = lambda robot, mx=mx, w=w, my=my: (robot @ uv - mx) @ w + my
+    return maps
+
+
+def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160,
+                seed: int = EVAL_SEED, ridge: float = 10.0, resolution: int = 32,
+                maps: dict | None = None) -> dict:
+    """Retrieval of :func:`fit_ridge`'s converters (or of ``maps``, fitted beforehand with
+    these settings, to score several held-out sets with one fit) on ``episodes`` held-out
+    grasps of ``seed``; ``ridge`` was chosen on the validation grasps of seed 20000 at
+    n = 300."""
+    maps = fit_ridge(sizes, train_seed, ridge, resolution) if maps is None else maps
+    held = paired_set(episodes, seed=seed)
+    mid = held.middle_hold_frames()
+    query = centred_unit(held.readings[GLOVE][mid])
+    out = {str(n): top_k(query, centred_unit(convert(held.readings[ROBOT][mid])))
+           for n, convert in sorted(maps.items())}
     return {"by_paired_grasps": out, "ridge": ridge, "train_seed": train_seed,
             "episodes": episodes, "seed": seed}

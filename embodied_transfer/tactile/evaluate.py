@@ -63,6 +63,13 @@ def _pooled(model: TactileAlignment, domain: str, x: np.ndarray,
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
 
 
+def _middle_hold_latents(model: TactileAlignment, held: TactileSet, domains) -> dict:
+    """domain → latents of the middle frame of each held-out grasp's hold (the retrieval
+    items)."""
+    mid = held.middle_hold_frames()
+    return {d: _embed(model, d, held.readings[d][mid]) for d in domains}
+
+
 def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float, float]:
     """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query``."""
     sim = query @ gallery.T
@@ -139,7 +146,7 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
     # retrieval on held-out pairs: one per grasp, and frame-level at 5 Hz
     holds = held.hold_frames()
     per_grasp = held.middle_hold_frames()
-    z = {d: _embed(model, d, held.readings[d][per_grasp]) for d in domains}
+    z = _middle_hold_latents(model, held, domains)
     top1, top5 = retrieval(z[GLOVE], z[ROBOT])
     by_pair = {f"{GLOVE}->{d}": top_k(z[GLOVE], z[d]) for d in domains if d != GLOVE}
     repeat = {d: dict(zip(("top1", "top5"), repeat_retrieval(held, per_grasp, d, seed + 2)))
@@ -209,11 +216,9 @@ def retrieval_only(model_dir: str | Path | None = None, episodes: int = 160,
     """``retrieval_top1`` / ``retrieval_top5`` of :func:`evaluate` alone (glove → robot hand,
     the middle frame of each held-out grasp's hold), for sweeps over held-out sets."""
     torch.set_num_threads(1)
-    model = Aligner.load(model_dir).model
-    held = paired_set(episodes, seed=seed)
-    mid = held.middle_hold_frames()
-    return top_k(_embed(model, GLOVE, held.readings[GLOVE][mid]),
-                 _embed(model, ROBOT, held.readings[ROBOT][mid]))
+    z = _middle_hold_latents(Aligner.load(model_dir).model, paired_set(episodes, seed=seed),
+                             (GLOVE, ROBOT))
+    return top_k(z[GLOVE], z[ROBOT])
 
 
 def uv_image(values: np.ndarray, domain: str, resolution: int = 64) -> np.ndarray:
