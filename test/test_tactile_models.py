@@ -84,13 +84,40 @@ def test_local_uv_encoder_starts_as_the_uv_projection_and_stays_local():
     near = torch.from_numpy(neighbourhood(24, SMALL.local_radius))
     assert 1 < near.sum(1).min() and near.sum(1).max() <= 25 and torch.equal(near, near.T)
     enc = model.encoders[GLOVE]
+    assert enc.local_weight.numel() == int(near.sum())    # only the neighbourhood is stored
     with torch.no_grad():
-        enc.weight.normal_()                       # any weights, as after training
+        enc.local_weight.normal_()                 # any weights, as after training
+    assert torch.equal(enc.dense_weight() != 0, near > 0)
     u = torch.zeros(1, 302, requires_grad=True)
-    torch.nn.functional.linear(u, enc.weight * enc.mask, enc.bias)[0, 0].backward()
+    torch.nn.functional.linear(u, enc.dense_weight(), enc.bias)[0, 0].backward()
     assert torch.equal(u.grad[0] != 0, near[0] > 0)
     with pytest.raises(TactileError, match="unknown encoder"):
         TactileAlignment(ModelConfig(resolution=24, encoder="transformer"))
+
+
+def test_a_local_uv_checkpoint_with_dense_weights_still_loads(tmp_path):
+    """Sessions 14-16 stored each local encoder's whole (G, G) matrix as ``weight`` (the
+    forward pass used its neighbourhood only); such a checkpoint loads to the same model."""
+    from safetensors.torch import load_file, save_file
+
+    model = TactileAlignment(SMALL).eval()
+    with torch.no_grad():
+        for enc in model.encoders.values():
+            enc.local_weight.normal_()
+    save_model(model, tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    for d, enc in model.encoders.items():
+        dense = enc.dense_weight().detach() + torch.rand(302, 302) * (enc.dense_weight() == 0)
+        state[f"encoders.{d}.weight"] = dense.contiguous()   # off-neighbourhood: ignored
+        del state[f"encoders.{d}.local_weight"]
+    save_file(state, str(tmp_path / "model.safetensors"))
+    loaded, _ = load_model(tmp_path)
+    x = torch.rand(2, 137)
+    assert torch.equal(loaded.encode(GLOVE, x), model.encode(GLOVE, x))
+    state[f"encoders.{GLOVE}.weight"] = torch.zeros(3, 3)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(TactileError, match="expected"):
+        load_model(tmp_path)
 
 
 def test_a_per_domain_mlp_model_still_trains_and_loads(tmp_path):

@@ -32,7 +32,7 @@ class ModelConfig:
 
     domains: list[str] = field(default_factory=lambda: [GLOVE, ROBOT, FINGERTIPS])
     resolution: int = 32        # UV image is resolution × resolution (valid pixels only used)
-    hidden: int = 128
+    hidden: int = 128           # per_domain only
     latent: int = 32            # per_domain only; local_uv's latent is the UV image itself
     # "local_uv": the latent is a pressure image on the canonical UV surface; each domain's
     # encoder is a locally connected linear map of its UV projection (each latent pixel sees
@@ -140,23 +140,40 @@ class LocalEncoder(nn.Module):
     """Readings of one layout → UV image (fixed projection) → locally connected linear map
     (starts as the identity) → unit-norm latent UV image. Each latent pixel is a weighted sum
     of the input pixels near it: enough to undo a device's blur, misregistration, gains and
-    dead taxels, too few weights to memorise grasps."""
+    dead taxels, too few weights to memorise grasps. Only the neighbourhood's weights are
+    parameters (``local_weight``, in the row-major order of :func:`neighbourhood`'s ones)."""
 
     def __init__(self, projection: np.ndarray, cfg: ModelConfig) -> None:
         super().__init__()
         self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
-        self.register_buffer("mask", torch.from_numpy(neighbourhood(cfg.resolution,
-                                                                    cfg.local_radius)),
-                             persistent=False)
-        g = projection.shape[0]
-        self.weight = nn.Parameter(torch.eye(g))
-        self.bias = nn.Parameter(torch.zeros(g))
+        rows, cols = np.nonzero(neighbourhood(cfg.resolution, cfg.local_radius))
+        self.register_buffer("rows", torch.from_numpy(rows), persistent=False)
+        self.register_buffer("cols", torch.from_numpy(cols), persistent=False)
+        self.pixels = projection.shape[0]
+        self.local_weight = nn.Parameter(torch.from_numpy((rows == cols).astype(np.float32)))
+        self.bias = nn.Parameter(torch.zeros(self.pixels))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The (G, G) weight matrix, zero outside the neighbourhood."""
+        zeros = self.local_weight.new_zeros(self.pixels, self.pixels)
+        return zeros.index_put((self.rows, self.cols), self.local_weight)
 
     def uv(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.projection.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(F.linear(self.uv(x), self.weight * self.mask, self.bias), dim=-1)
+        return F.normalize(F.linear(self.uv(x), self.dense_weight(), self.bias), dim=-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # sessions 14-16 stored the whole (G, G) matrix as ``weight``, of which the forward
+        # pass used the neighbourhood only: take those entries
+        dense = state_dict.pop(prefix + "weight", None)
+        if dense is not None and prefix + "local_weight" not in state_dict:
+            if tuple(dense.shape) != (self.pixels, self.pixels):
+                raise TactileError(f"{prefix}weight has shape {tuple(dense.shape)}, expected "
+                                   f"{(self.pixels, self.pixels)}")
+            state_dict[prefix + "local_weight"] = dense[self.rows, self.cols]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class LinearDecoder(nn.Module):
