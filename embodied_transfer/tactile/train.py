@@ -61,7 +61,7 @@ class TrainConfig:
     w_rec: float = 10.0
     w_cross: float = 0.5            # share of L_REC given to cross-domain reconstruction
     w_adv: float = 0.1
-    temperature: float = 0.1
+    temperature: float = 0.05
     min_envelope: float = 0.05      # L_CON only on frames with contact
     noise: float = 0.01             # input noise augmentation
     threads: int = 1                # torch threads
