@@ -61,7 +61,8 @@ def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch
         "unfiltered": {"phase_filter_sharpness": 0.0}}, cfg, show=False)
     lengths = [len(real_recording(rec)[0]) for rec in recordings]
     # "unfiltered" changes only how the models are applied: no fine-tuning of its own
-    assert seen == [([lengths[1]], 0.5, 100), ([lengths[0]], 0.5, 100),
+    prior = TrainConfig().adapt_prior_frames
+    assert seen == [([lengths[1]], 0.5, prior), ([lengths[0]], 0.5, prior),
                     ([lengths[1]], 0.2, 0), ([lengths[0]], 0.2, 0)]
     assert list(result["variants"]) == ["default", "no_adapt", "unfiltered"]
     unfiltered = result["variants"]["unfiltered"]

@@ -88,7 +88,7 @@ class InputAdaptation:
     for seconds) is not blown up.
     """
 
-    prior_frames: int = 100         # 5 s at 20 Hz
+    prior_frames: int = 25          # 1.25 s at 20 Hz
     horizon_frames: int = 400       # 20 s at 20 Hz: a few squat cycles
     min_std_ratio: float = 0.25
 

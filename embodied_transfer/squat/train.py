@@ -19,7 +19,7 @@ sim dataset, then
    person differences) on top of the noise.
 
 Both converters carry a per-stream input adaptation (:class:`~.signals.InputAdaptation`,
-running per-channel statistics of each stream, 5 s prior, 20 s time constant): every
+running per-channel statistics of each stream, 1.25 s prior, 20 s time constant): every
 real recording and simulated episode in stage (c) is adapted as the converter will adapt
 a live stream. The classifier's output goes through a causal HMM filter
 (:class:`~.phases.PhaseFilter`) whose transitions are counted on the simulated labels; its
@@ -73,7 +73,7 @@ class TrainConfig:
     sim_consistency_weight: float = 1.0  # ... and on converted sim windows (as input arrives)
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
     vae_gain_aug: float = 0.5     # plain VAE: the same gain (and noise) on its simulated inputs
-    adapt_prior_frames: int = 100  # converters' per-stream input adaptation (0: none) ...
+    adapt_prior_frames: int = 25   # converters' per-stream input adaptation (0: none) ...
     adapt_horizon_frames: int = 400  # ... its time constant, frames
     phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
     phase_filter_cyclic: bool = False  # ... with the bottom pause a state of its own
