@@ -73,8 +73,9 @@ class TrainConfig:
     sim_consistency_weight: float = 1.0  # ... and on converted sim windows (as input arrives)
     gain_aug: float = 0.5         # fine-tuning: log-std of a random per-channel gain on real
     vae_gain_aug: float = 0.5     # plain VAE: the same gain (and noise) on its simulated inputs
-    adapt_prior_frames: int = 25   # converters' per-stream input adaptation (0: none) ...
-    adapt_horizon_frames: int = 400  # ... its time constant, frames
+    # converters' per-stream input adaptation (prior 0: none) and its time constant, frames
+    adapt_prior_frames: int = InputAdaptation.prior_frames
+    adapt_horizon_frames: int = InputAdaptation.horizon_frames
     phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
     phase_filter_cyclic: bool = False  # ... with the bottom pause a state of its own
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
