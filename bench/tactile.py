@@ -125,17 +125,22 @@ def held_out_sets(first: dict, seeds=HELD_OUT_SEEDS) -> dict:
     ``first``: those three numbers for ``seeds[0]``, measured already (the evaluate and
     reference rows)."""
     from embodied_transfer.tactile.ceiling import fit_ridge, perfect_converter, ridge_curve
+    from embodied_transfer.tactile.data import paired_set
     from embodied_transfer.tactile.evaluate import EVAL_SEED, retrieval_only
 
     if seeds[0] != EVAL_SEED:
         raise ValueError(f"first held-out seed must be evaluate's {EVAL_SEED}, got {seeds[0]}")
     maps = fit_ridge((300,))
-    by_seed = {str(seeds[0]): first, **{str(seed): {
-        "shipped model": retrieval_only(seed=seed)["top1"],
-        "ridge, 300 paired grasps": ridge_curve((300,), seed=seed, maps=maps)[
-            "by_paired_grasps"]["300"]["top1"],
-        "perfect converter, retargeted": perfect_converter(seed=seed)["retargeted"]["top1"],
-    } for seed in seeds[1:]}}
+
+    def row(seed: int) -> dict:
+        held = paired_set(160, seed=seed)       # drawn once for the model and ridge
+        ridge = ridge_curve((300,), seed=seed, maps=maps, held=held)["by_paired_grasps"]
+        return {"shipped model": retrieval_only(seed=seed, held=held)["top1"],
+                "ridge, 300 paired grasps": ridge["300"]["top1"],
+                "perfect converter, retargeted":
+                    perfect_converter(seed=seed)["retargeted"]["top1"]}
+
+    by_seed = {str(seeds[0]): first, **{str(seed): row(seed) for seed in seeds[1:]}}
     summary = {}
     for name in first:
         v = np.array([row[name] for row in by_seed.values()])

@@ -91,6 +91,18 @@ def test_local_uv_encoder_starts_as_the_uv_projection_and_stays_local():
     u = torch.zeros(1, 302, requires_grad=True)
     torch.nn.functional.linear(u, enc.dense_weight(), enc.bias)[0, 0].backward()
     assert torch.equal(u.grad[0] != 0, near[0] > 0)
+    enc.eval()                                     # inference reuses the dense matrix ...
+    x = torch.rand(3, enc.projection.shape[1])
+    with torch.no_grad():
+        first = enc(x)
+        enc.local_weight.mul_(-1.0)                # ... until the weights change
+        want = torch.nn.functional.normalize(
+            torch.nn.functional.linear(enc.uv(x), enc.dense_weight(), enc.bias), dim=-1)
+        assert torch.allclose(enc(x), want) and not torch.allclose(enc(x), first)
+        enc.load_state_dict({k: v.clone() * 2 for k, v in enc.state_dict().items()})
+        want = torch.nn.functional.normalize(
+            torch.nn.functional.linear(enc.uv(x), enc.dense_weight(), enc.bias), dim=-1)
+        assert torch.allclose(enc(x), want)
     with pytest.raises(TactileError, match="unknown encoder"):
         TactileAlignment(ModelConfig(resolution=24, encoder="transformer"))
 

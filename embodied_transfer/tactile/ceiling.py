@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from embodied_transfer.tactile.data import (CLASSES, DEVICES, Device, make_episode,
+from embodied_transfer.tactile.data import (CLASSES, DEVICES, Device, TactileSet, make_episode,
                                             middle_hold, paired_set, retargeted)
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, top_k
@@ -91,13 +91,13 @@ def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
 
 def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160,
                 seed: int = EVAL_SEED, ridge: float = 10.0, resolution: int = 32,
-                maps: dict | None = None) -> dict:
+                maps: dict | None = None, held: TactileSet | None = None) -> dict:
     """Retrieval of :func:`fit_ridge`'s converters (or of ``maps``, fitted beforehand with
     these settings, to score several held-out sets with one fit) on ``episodes`` held-out
-    grasps of ``seed``; ``ridge`` was chosen on the validation grasps of seed 20000 at
-    n = 300."""
+    grasps of ``seed`` (``held``: that ``paired_set``, if drawn already); ``ridge`` was
+    chosen on the validation grasps of seed 20000 at n = 300."""
     maps = fit_ridge(sizes, train_seed, ridge, resolution) if maps is None else maps
-    held = paired_set(episodes, seed=seed)
+    held = paired_set(episodes, seed=seed) if held is None else held
     mid = held.middle_hold_frames()
     query = centred_unit(held.readings[GLOVE][mid])
     out = {str(n): top_k(query, centred_unit(convert(held.readings[ROBOT][mid])))

@@ -212,12 +212,13 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
 
 
 def retrieval_only(model_dir: str | Path | None = None, episodes: int = 160,
-                   seed: int = EVAL_SEED) -> dict:
+                   seed: int = EVAL_SEED, held: TactileSet | None = None) -> dict:
     """``retrieval_top1`` / ``retrieval_top5`` of :func:`evaluate` alone (glove → robot hand,
-    the middle frame of each held-out grasp's hold), for sweeps over held-out sets."""
+    the middle frame of each held-out grasp's hold), for sweeps over held-out sets;
+    ``held``: ``paired_set(episodes, seed)`` if drawn already."""
     torch.set_num_threads(1)
-    z = _middle_hold_latents(Aligner.load(model_dir).model, paired_set(episodes, seed=seed),
-                             (GLOVE, ROBOT))
+    held = paired_set(episodes, seed=seed) if held is None else held
+    z = _middle_hold_latents(Aligner.load(model_dir).model, held, (GLOVE, ROBOT))
     return top_k(z[GLOVE], z[ROBOT])
 
 

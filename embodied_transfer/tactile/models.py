@@ -152,17 +152,28 @@ class LocalEncoder(nn.Module):
         self.pixels = projection.shape[0]
         self.local_weight = nn.Parameter(torch.from_numpy((rows == cols).astype(np.float32)))
         self.bias = nn.Parameter(torch.zeros(self.pixels))
+        self._dense_cache: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def dense_weight(self) -> torch.Tensor:
         """The (G, G) weight matrix, zero outside the neighbourhood."""
         zeros = self.local_weight.new_zeros(self.pixels, self.pixels)
         return zeros.index_put((self.rows, self.cols), self.local_weight)
 
+    def _inference_weight(self) -> torch.Tensor:
+        """:meth:`dense_weight`, rebuilt only when ``local_weight`` changed (inference: the
+        service encodes one frame at a time, and the rebuild cost more than the product)."""
+        if self.training or torch.is_grad_enabled():
+            return self.dense_weight()
+        key = (self.local_weight.data_ptr(), self.local_weight._version)
+        if self._dense_cache is None or self._dense_cache[0] != key:
+            self._dense_cache = (key, self.dense_weight())
+        return self._dense_cache[1]
+
     def uv(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.projection.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(F.linear(self.uv(x), self.dense_weight(), self.bias), dim=-1)
+        return F.normalize(F.linear(self.uv(x), self._inference_weight(), self.bias), dim=-1)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # sessions 14-16 stored the whole (G, G) matrix as ``weight``, of which the forward
