@@ -56,7 +56,8 @@ def run() -> dict:
     cases: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         export_dataset(tmp, SCENES, seed=1, progress=False)
-        plain, instructed = read_dataset(Path(tmp) / "plain"), read_dataset(Path(tmp) / "instructed")
+        plain = read_dataset(Path(tmp) / "plain")
+        instructed = read_dataset(Path(tmp) / "instructed")
         cnn = load_backend("cnn")
         cases["cnn (held-out scenes, every object's grasps)"] = _evaluate(plain, cnn)
         cases["cnn (instructed samples, target's grasps)"] = _evaluate(instructed, cnn)

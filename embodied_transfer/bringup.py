@@ -47,7 +47,8 @@ BAG_RECORDER = NodeSpec("bag_recorder", "embodied_transfer.nodes.bag_recorder", 
                         description="records topics into a rosbag2 bag")
 MUJOCO_BRIDGE = NodeSpec("mujoco_bridge", "embodied_transfer.nodes.mujoco_bridge", "MujocoBridge",
                          lifecycle=True,
-                         description="simulated squatter: imu, uwb/range, squat/phase_truth, /clock")
+                         description="simulated squatter: imu, uwb/range, squat/phase_truth, "
+                                     "/clock")
 REAL2SIM_CONVERTER = NodeSpec(
     "real2sim_converter", "embodied_transfer.nodes.real2sim_converter", "Real2SimConverter",
     lifecycle=True, description="imu + uwb/range -> real2sim/features (multi-encoder VAE)")
@@ -169,7 +170,8 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
             values["use_sim_time"] = use_sim_time
             # ROS parameters cannot type an empty list: write it as [""] (nodes drop blanks).
             values = {k: ([""] if v == [] else v) for k, v in values.items()}
-            cli = ["--ros-args"] + [a for src, dst in spec.remappings for a in ("-r", f"{src}:={dst}")]
+            cli = ["--ros-args"] + [a for src, dst in spec.remappings
+                                    for a in ("-r", f"{src}:={dst}")]
             node = spec.node_class()(
                 namespace=namespace,
                 parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],

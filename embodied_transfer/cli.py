@@ -86,7 +86,8 @@ def _squat_parsers(sub) -> None:
     simulate.add_argument("--squats", type=int, default=3000, help="episodes (one squat each)")
     simulate.add_argument("--reps", type=int, default=1, help="repetitions per episode")
     simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    simulate.add_argument("--workers", type=int, default=None,
+                          help="processes (default: all cores)")
     simulate.add_argument("--out", required=True, help="output file (.npz)")
 
     to_bag = commands.add_parser("csv2bag", help="convert real recordings (CSV) into a rosbag2 bag")

@@ -1,4 +1,5 @@
-"""ros2 launch embodied_transfer real2sim.launch.py [params_file:=F] [use_sim_time:=true] [namespace:=NS]
+"""ros2 launch embodied_transfer real2sim.launch.py [params_file:=F]
+    [use_sim_time:=true] [namespace:=NS]
 
 The nodes come from the graph 'real2sim' in embodied_transfer/bringup.py, the same description
 `embodied-transfer real2sim` brings up in one process where launch_ros is not installed.

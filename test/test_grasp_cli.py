@@ -1,4 +1,5 @@
-"""``embodied-transfer grasp ...`` and ``tactile ...`` from the command line: outputs and one-line errors."""
+"""``embodied-transfer grasp ...`` and ``tactile ...`` from the command line: outputs and
+one-line errors."""
 from __future__ import annotations
 
 import json

@@ -43,7 +43,8 @@ def test_stack_rejects_garbage():
 def test_input_adaptation_maps_a_stream_onto_the_normaliser_causally():
     norm = Normalizer(np.zeros(7, np.float32), np.ones(7, np.float32))
     ad = InputAdaptation(prior_frames=10, horizon_frames=100)
-    x = (np.random.default_rng(0).normal(size=(2000, 7)) * 3.0 + 5.0).astype(np.float32)  # gain, offset
+    # a gain and an offset
+    x = (np.random.default_rng(0).normal(size=(2000, 7)) * 3.0 + 5.0).astype(np.float32)
     out = ad.apply(x, norm)
     assert out.dtype == np.float32 and out.shape == x.shape
     assert np.all(np.abs(out[1000:].mean(0)) < 0.3)

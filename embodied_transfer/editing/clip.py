@@ -92,7 +92,8 @@ def directional_loss(edited_emb: torch.Tensor, original_emb: torch.Tensor,
 
 
 def _resolve(model: str, allow_download: bool, cache_dir: str | None) -> str:
-    """An open_clip model name ('local-dir:…' or 'hf-hub:…') or an EditError saying what to fetch."""
+    """An open_clip model name ('local-dir:…' or 'hf-hub:…'), or an EditError saying what to
+    fetch."""
     raw = model[len("local-dir:"):] if model.startswith("local-dir:") else model
     if Path(raw).expanduser().is_dir():
         path = Path(raw).expanduser()

@@ -124,8 +124,8 @@ def check_mask(mask: np.ndarray, size: tuple[int, int] | None = None,
                         f"{size[0]}x{size[1]}; they must be the same size")
     values = np.unique(m)
     if m.dtype != bool and (len(values) > 2 or (len(values) == 2 and values[0] != 0)):
-        raise EditError(f"{name} is not binary: it holds {len(values)} values "
-                        f"({', '.join(str(v) for v in values[:6])}{'…' if len(values) > 6 else ''});"
+        shown = ', '.join(str(v) for v in values[:6]) + ('…' if len(values) > 6 else '')
+        raise EditError(f"{name} is not binary: it holds {len(values)} values ({shown});"
                         f" use 0 to keep and 255 (or 1) to edit, saved losslessly (PNG)")
     out = m.astype(bool)
     if not out.any():

@@ -1,4 +1,5 @@
-"""Reasoning-tuning text: instructions, template reasoning, one numeric grasp format, a strict parser.
+"""Reasoning-tuning text: instructions, template reasoning, one numeric grasp format, a strict
+parser.
 
 An answer is reasoning sentences followed by one final line in a fixed format::
 

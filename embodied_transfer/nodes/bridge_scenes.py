@@ -159,8 +159,9 @@ class TabletopIO(SceneIO):
     Publishes ``image_raw`` (rgb8), ``depth`` (32FC1, m), ``camera_info`` at
     ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame) and, once per scene
     from its second image on (so listeners hold an image of it), ``instruction`` naming a
-    random object (re-sent every ``instruction_repeat_s`` until a grasp arrives). Each ``grasp`` (GraspPose) is executed on a worker thread (approach,
-    close, lift) and answered on ``grasp_outcome``; then the next scene is drawn.
+    random object (re-sent every ``instruction_repeat_s`` until a grasp arrives). Each
+    ``grasp`` (GraspPose) is executed on a worker thread (approach, close, lift) and answered
+    on ``grasp_outcome``; then the next scene is drawn.
     """
 
     @staticmethod

@@ -119,7 +119,8 @@ class DiagnosticsPublisher:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
         level, message = self.health.level()
-        status = DiagnosticStatus(level=bytes([level]), name=f"{self._node.get_fully_qualified_name()}",
+        status = DiagnosticStatus(level=bytes([level]),
+                                  name=self._node.get_fully_qualified_name(),
                                   message=message, hardware_id=self.health.name)
         status.values = [KeyValue(key=k, value=v) for k, v in self.health.key_values()]
         array = DiagnosticArray(status=[status])

@@ -98,7 +98,8 @@ def _episode(args: tuple[int, int, EpisodeConfig]) -> Episode:
 
 def generate(squats: int, seed: int = 0, workers: int | None = None,
              config: EpisodeConfig = EpisodeConfig(), progress: bool = True) -> SquatDataset:
-    """Simulate ``squats`` episodes of ``config.reps`` repetitions each, on ``workers`` processes."""
+    """Simulate ``squats`` episodes of ``config.reps`` repetitions each, on ``workers``
+    processes."""
     if squats < 1:
         raise SimError(f"need at least one squat, got {squats}")
     if workers is not None and workers < 0:

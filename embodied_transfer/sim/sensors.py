@@ -54,7 +54,8 @@ class ImuModel:
 
 
 def hold_index(n: int, hold: float, rng: np.random.Generator) -> np.ndarray:
-    """Which frame each of ``n`` frames shows when each repeats the previous with chance ``hold``."""
+    """Which frame each of ``n`` frames shows when each repeats the previous with chance
+    ``hold``."""
     held = rng.random(n) < hold
     held[:1] = False
     return np.maximum.accumulate(np.where(held, 0, np.arange(n)))

@@ -117,7 +117,8 @@ def compare_domains(csv: str | Path, out: str | Path, sim_path: str | Path | Non
         accel, gravity = data.accel[frames], data.gravity[frames]
         sim = {"name": f"{Path(sim_path).name} (episodes end to end)", "t": t,
                "phase": data.phase[frames],
-               "signals": signal_matrix(accel - gravity, data.gyro[frames], data.uwb_at_imu[frames])}
+               "signals": signal_matrix(accel - gravity, data.gyro[frames],
+                                        data.uwb_at_imu[frames])}
     else:
         ep = simulate_episode(seed, EpisodeConfig(reps=sim_reps))
         sim = {"name": f"seed {seed}, {sim_reps} squats", "t": ep.t, "phase": ep.phase,

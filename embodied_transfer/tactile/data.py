@@ -216,7 +216,8 @@ def _field_at(points_mm: np.ndarray, group: np.ndarray, var: np.ndarray, ep: Epi
     total = cov[:, None] + var[None, :, None, None] * np.eye(2)              # (K, P, 2, 2)
     det_total = total[..., 0, 0] * total[..., 1, 1] - total[..., 0, 1] ** 2
     inv = np.stack([np.stack([total[..., 1, 1], -total[..., 0, 1]], -1),
-                    np.stack([-total[..., 1, 0], total[..., 0, 0]], -1)], -2) / det_total[..., None, None]
+                    np.stack([-total[..., 1, 0], total[..., 0, 0]], -1)], -2)
+    inv /= det_total[..., None, None]
     det_cov = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
     same = groups[:, None] == group[None, :]                                  # (K, P)
     # peak pressure (kPa) of a Gaussian patch carrying force F: F / (2π sqrt|Σ|) N/mm² ·1000

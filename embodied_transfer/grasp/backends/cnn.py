@@ -563,7 +563,8 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
     history["steps"] = step
     out_dir = Path(out_dir)
     backend.info = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                    "augment": augment_data, "masked_loss": masked_loss, "steps": step, "train_samples": len(items),
+                    "augment": augment_data, "masked_loss": masked_loss, "steps": step,
+                    "train_samples": len(items),
                     "train_data": [str(getattr(ds, "directory", ds)) for ds in datasets],
                     "val_data": [str(getattr(ds, "directory", ds)) for ds in val_sets],
                     "best_epoch": history["best_epoch"],
