@@ -300,7 +300,12 @@ def test_views_decoded_in_one_batch_match_one_at_a_time(backend, data):
     views = [rgb, rgb[::-1], rgb[:, ::-1]]
     decode = VlmBackend._decode.__get__(backend)
     assert decode(views, instr) == [decode([v], instr)[0] for v in views]
-    assert decode(views, instr, "I see") == [decode([v], instr, "I see")[0] for v in views]
+    see = backend._prefix_ids("I see")
+    assert decode(views, instr, [see] * 3) == [decode([v], instr, [see])[0] for v in views]
+    rows = [see, see[::-1], see]                  # other prefixes of the same length
+    assert decode(views, instr, rows) == [decode([v], instr, [p])[0] for v, p in zip(views, rows)]
+    with pytest.raises(GraspError, match="one prefix per image"):
+        decode(views, instr, [see, see + see[:1], see])
 
 
 def test_answers_are_parsed_in_the_original_image_size(backend, monkeypatch):
@@ -325,26 +330,52 @@ def test_consistent_decoding_decodes_on_from_the_quoted_list_position(backend, d
              "(20, 5) is a mug.\ngrasp: [20, 5, 0, 8]")
     calls = []
 
-    def scripted(images, instruction, prefix=""):
-        calls.append(prefix)
-        return [first if not prefix else " is a mug.\ngrasp: [20, 24, 0, 8]"] * len(images)
+    def scripted(images, instruction, prefixes=None):
+        calls.append(prefixes)
+        return [first if not prefixes else " is a mug.\ngrasp: [20, 24, 0, 8]"] * len(images)
 
     monkeypatch.setattr(backend, "_decode", scripted)
     monkeypatch.setattr(backend, "views", 1)
     p = backend.predict(rgb, None, instr)
     quoted = "I see a red mug at (20, 25) and a blue can at (10, 5). The red mug at (20, 25)"
-    assert calls == ["", quoted] and p.extra["restatements_held"] == 1
+    assert calls == [None, [backend._prefix_ids(quoted)]] and p.extra["restatements_held"] == 1
     assert p.text == quoted + " is a mug.\ngrasp: [20, 24, 0, 8]" and p.grasp.y == 24
     monkeypatch.setattr(backend, "decoding", "free")                  # as the model wrote it
     calls.clear()
     p = backend.predict(rgb, None, instr)
-    assert calls == [""] and p.text == first and p.extra["restatements_held"] == 0
+    assert calls == [None] and p.text == first and p.extra["restatements_held"] == 0
     monkeypatch.undo()
     # the real model decodes on from a prefix (its tokens appended to the prompt's)
-    more = VlmBackend._decode.__get__(backend)([rgb, rgb], instr, quoted)
+    more = VlmBackend._decode.__get__(backend)([rgb, rgb], instr,
+                                               [backend._prefix_ids(quoted)] * 2)
     assert len(more) == 2 and isinstance(more[0], str)
     with pytest.raises(GraspError, match="decoding"):
         VlmBackend(backend.model_ref, decoding="beam")
+
+
+def test_held_restatements_of_all_views_decode_on_in_batches_of_one_prefix_length(
+        backend, data, monkeypatch):
+    rgb, instr, _ = data[0]
+    short = "I see a red mug at (20, 25). The red mug at (2, 5) is a mug."
+    long = "I see a red mug at (20, 25) and a blue can at (10, 5). The red mug at (2, 5) is a mug."
+    first = [short, long, "The mug.\ngrasp: [1, 2, 0, 8]", short]    # view 2: nothing held
+    calls = []
+
+    def scripted(images, instruction, prefixes=None):
+        calls.append(prefixes)
+        if prefixes is None:
+            return first[:len(images)]
+        return [f" tail {len(p)}" for p in prefixes]
+
+    monkeypatch.setattr(backend, "_decode", scripted)
+    out = backend.answers([rgb] * 4, instr)
+    quoted = {t: t[:t.index(" at (2, 5)")] + " at (20, 25)" for t in (short, long)}
+    ids = {t: backend._prefix_ids(q) for t, q in quoted.items()}
+    assert len(ids[short]) != len(ids[long])
+    assert calls == [None, [ids[short]] * 2, [ids[long]]]       # one batch per length
+    assert out == [(f"{quoted[short]} tail {len(ids[short])}", True),
+                   (f"{quoted[long]} tail {len(ids[long])}", True),
+                   (first[2], False), (f"{quoted[short]} tail {len(ids[short])}", True)]
 
 
 def test_views_are_mirrored_back_and_the_grasp_most_agree_on_kept(backend, monkeypatch):
@@ -353,7 +384,7 @@ def test_views_are_mirrored_back_and_the_grasp_most_agree_on_kept(backend, monke
     lines = {(2, 3): "[10, 12, 30, 8]", (2, 60): "[53, 12, -30, 8]",      # original, l-r
              (61, 3): "[10, 51, -30, 8]", (61, 60): "[10, 10, 0, 8]"}     # t-b, both (off)
 
-    def scripted(images, instruction, prefix=""):
+    def scripted(images, instruction, prefixes=None):
         calls.append(len(images))
         out = []
         for view in images:

@@ -304,30 +304,46 @@ class VlmBackend(GraspBackend):
 
     def answers(self, images: list[np.ndarray], instruction: str) -> list[tuple[str, bool]]:
         """(answer, whether its restatement was held to its list: ``consistent`` only) for
-        each of ``images``, all answering ``instruction``: one batched greedy decode, then each
-        answer whose restatement is held decoded on from its prefix."""
-        out = []
-        for rgb, text in zip(images, self._decode(images, instruction)):
-            prefix = consistent_prefix(text) if self.decoding == "consistent" else None
-            if prefix is None:
-                out.append((text, False))
-            else:
-                more = self._decode([rgb], instruction, prefix)[0]
-                out.append((f"{prefix}{more}".strip(), True))
+        each of ``images``, all answering ``instruction``: one batched greedy decode, then the
+        answers whose restatement is held decoded on from their prefixes, batched by prefix
+        length (rows of one batch need no padding)."""
+        texts = self._decode(images, instruction)
+        out = [(text, False) for text in texts]
+        if self.decoding != "consistent":
+            return out
+        by_length: dict[int, list[tuple[int, str, list[int]]]] = {}
+        for i, text in enumerate(texts):
+            prefix = consistent_prefix(text)
+            if prefix is not None:
+                ids = self._prefix_ids(prefix)
+                by_length.setdefault(len(ids), []).append((i, prefix, ids))
+        for rows in by_length.values():
+            more = self._decode([images[i] for i, _, _ in rows], instruction,
+                                [ids for _, _, ids in rows])
+            for (i, prefix, _), tail in zip(rows, more):
+                out[i] = (f"{prefix}{tail}".strip(), True)
         return out
 
-    def _decode(self, images: list[np.ndarray], instruction: str, prefix: str = "") -> list[str]:
-        """Greedy continuations of the prompt for each of ``images`` in one batch, after
-        ``prefix`` (answer tokens, tokenised on their own as in training) when given. Every
-        row has the same prompt and prefix, hence the same length: no padding."""
+    def _prefix_ids(self, prefix: str) -> list[int]:
+        """Token ids of answer text, tokenised on its own as in training."""
+        return self.processor.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+
+    def _decode(self, images: list[np.ndarray], instruction: str,
+                prefixes: list[list[int]] | None = None) -> list[str]:
+        """Greedy continuations of the prompt for each of ``images`` in one batch, after that
+        row's ``prefixes`` (answer token ids, :meth:`_prefix_ids`) when given. Every row has
+        the same prompt and prefixes of one length, hence the same length: no padding."""
         import torch
 
         inputs = encode_prompt(self.processor, list(images), instruction)
-        if prefix:
-            ids = self.processor.tokenizer(prefix, add_special_tokens=False,
-                                           return_tensors="pt")["input_ids"]
+        if prefixes:
+            if len(prefixes) != len(images) or len({len(p) for p in prefixes}) != 1:
+                raise GraspError(f"_decode needs one prefix per image, all of one token "
+                                 f"length; got {[len(p) for p in prefixes]} for "
+                                 f"{len(images)} images")
             inputs["input_ids"] = torch.cat(
-                [inputs["input_ids"], ids.expand(len(images), -1)], dim=1)
+                [inputs["input_ids"], torch.tensor(prefixes, dtype=inputs["input_ids"].dtype)],
+                dim=1)
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in inputs:
@@ -337,7 +353,7 @@ class VlmBackend(GraspBackend):
                                       num_beams=1, pad_token_id=self._pad_id)
         texts = self.processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
                                                       skip_special_tokens=True)
-        return texts if prefix else [t.strip() for t in texts]
+        return texts if prefixes else [t.strip() for t in texts]
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str) -> Prediction:
         """Answer each of the first ``views`` mirrorings of ``rgb``, mirror their grasps back
