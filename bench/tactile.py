@@ -10,12 +10,13 @@
 * ``ceiling``: retrieval with no trained model, on the same held-out seed
   (``tactile/ceiling.py``): a perfect robot → glove converter (the glove's expected,
   noise-free reading of the robot hand's retargeted contacts; and of the human's own
-  contacts), and a ridge regression robot UV image → glove readings fitted on 300 / 600 /
-  1200 paired grasps (the shipped model has 300: 10 minutes at 40 Hz).
-* ``held-out sets``: retrieval top-1 of the shipped model, of ridge (300 paired grasps)
-  and of the perfect converter on :data:`HELD_OUT_SEEDS`, six held-out sets of 160 grasps
-  each (seed 10000 is the one above), with mean and standard deviation: one set's top-1
-  moves by several points from set to set, more than most differences between models.
+  contacts), and a ridge regression robot UV image → glove readings fitted on
+  :data:`RIDGE_SIZES` paired grasps (the shipped model has 300: 10 minutes at 40 Hz; 5000
+  are 2.8 hours, to show where more paired data levels off).
+* ``held-out sets``: retrieval top-1 of the shipped model, of ridge (300 and 5000 paired
+  grasps) and of the perfect converter on :data:`HELD_OUT_SEEDS`, six held-out sets of 160
+  grasps each (seed 10000 is the one above), with mean and standard deviation: one set's
+  top-1 moves by several points from set to set, more than most differences between models.
 * ``service``: ``align_tactile`` round trips (glove_137 → robot_hand_1062) through the
   node brought up in this process, a client in the same executor, ~500 calls after 20
   warm-up calls; one torch thread. Target p99 ≤ 5 ms.
@@ -30,6 +31,10 @@ CALLS = 500
 #: Held-out data seeds for ``held_out_sets`` (training uses 1000·seed + k for seeds 0-3;
 #: validation 20000): never used to choose anything.
 HELD_OUT_SEEDS = (10_000, 10_001, 10_002, 10_003, 10_004, 10_005)
+#: Paired grasps the ridge references are fitted on (the first n of the training seed's
+#: grasps), and those of them also scored on every held-out set.
+RIDGE_SIZES = (300, 600, 1200, 5000)
+RIDGE_ON_SETS = (300, 5000)
 TABLE_COLUMNS = (("top1", "retrieval_top1"), ("top1 sd", "retrieval_top1_sd"),
                  ("top5", "retrieval_top5"),
                  ("glove repeat top1", "retrieval_repeat.glove_137.top1"),
@@ -107,6 +112,12 @@ def service_round_trip(calls: int = CALLS, model_path: str = "") -> dict:
         rclpy.shutdown()
 
 
+def ridge_top1(ridge: dict, sizes=RIDGE_ON_SETS) -> dict:
+    """``ridge, N paired grasps`` → top-1 of a :func:`ridge_curve` result, for ``sizes``."""
+    return {f"ridge, {n} paired grasps": ridge["by_paired_grasps"][str(n)]["top1"]
+            for n in sizes}
+
+
 def ceiling_cases(perfect: dict, ridge: dict) -> dict:
     """Table rows of the retrieval ceilings (``tactile/ceiling.py``) on the held-out seed."""
     rows = {f"reference: perfect converter, {name.replace('_', ' ')}": {
@@ -119,24 +130,24 @@ def ceiling_cases(perfect: dict, ridge: dict) -> dict:
     return rows
 
 
-def held_out_sets(first: dict, seeds=HELD_OUT_SEEDS) -> dict:
-    """Retrieval top-1 of the shipped model, ridge (300 pairs) and the perfect converter on
-    several held-out sets: per seed, and mean / sample standard deviation over them.
-    ``first``: those three numbers for ``seeds[0]``, measured already (the evaluate and
-    reference rows)."""
-    from embodied_transfer.tactile.ceiling import fit_ridge, perfect_converter, ridge_curve
+def held_out_sets(first: dict, maps: dict, seeds=HELD_OUT_SEEDS) -> dict:
+    """Retrieval top-1 of the shipped model, ridge (:data:`RIDGE_ON_SETS` pairs, of
+    ``maps``: ``fit_ridge``'s converters) and the perfect converter on several held-out
+    sets: per seed, and mean / sample standard deviation over them. ``first``: those
+    numbers for ``seeds[0]``, measured already (the evaluate and reference rows)."""
+    from embodied_transfer.tactile.ceiling import perfect_converter, ridge_curve
     from embodied_transfer.tactile.data import paired_set
     from embodied_transfer.tactile.evaluate import EVAL_SEED, retrieval_only
 
     if seeds[0] != EVAL_SEED:
         raise ValueError(f"first held-out seed must be evaluate's {EVAL_SEED}, got {seeds[0]}")
-    maps = fit_ridge((300,))
+    maps = {n: maps[n] for n in RIDGE_ON_SETS}
 
     def row(seed: int) -> dict:
         held = paired_set(160, seed=seed)       # drawn once for the model and ridge
-        ridge = ridge_curve((300,), seed=seed, maps=maps, held=held)["by_paired_grasps"]
+        ridge = ridge_curve(RIDGE_ON_SETS, seed=seed, maps=maps, held=held)
         return {"shipped model": retrieval_only(seed=seed, held=held)["top1"],
-                "ridge, 300 paired grasps": ridge["300"]["top1"],
+                **ridge_top1(ridge),
                 "perfect converter, retargeted":
                     perfect_converter(seed=seed)["retargeted"]["top1"]}
 
@@ -157,12 +168,14 @@ def run() -> dict:
     m = metrics()
     s = service_round_trip()
     t = m["transfer_accuracy"]
-    from embodied_transfer.tactile.ceiling import perfect_converter, ridge_curve
+    from embodied_transfer.tactile.ceiling import fit_ridge, perfect_converter, ridge_curve
 
-    perfect, ridge = perfect_converter(), ridge_curve()
+    maps = fit_ridge(RIDGE_SIZES)
+    perfect, ridge = perfect_converter(), ridge_curve(RIDGE_SIZES, maps=maps)
     sets = held_out_sets({"shipped model": m["retrieval_top1"],
-                          "ridge, 300 paired grasps": ridge["by_paired_grasps"]["300"]["top1"],
-                          "perfect converter, retargeted": perfect["retargeted"]["top1"]})
+                          **ridge_top1(ridge, RIDGE_ON_SETS),
+                          "perfect converter, retargeted": perfect["retargeted"]["top1"]},
+                         maps)
     cases = {"evaluate (shipped checkpoint, held-out grasps)": m,
              **ceiling_cases(perfect, ridge),
              **{f"held-out sets: {name}": {"retrieval_top1": stats["mean"],
