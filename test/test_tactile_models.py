@@ -16,7 +16,8 @@ from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, load_lay
 from embodied_transfer.tactile.models import (Aligner, ModelConfig, TactileAlignment,
                                               grad_reverse, load_model, patch_match_matrix,
                                               projection_matrix, save_model, uv_direct_matrix)
-from embodied_transfer.tactile.train import TrainConfig, info_nce, train_model
+from embodied_transfer.tactile.train import (TrainConfig, add_arguments, config_from_args,
+                                             given_options, info_nce, train_model)
 
 torch.set_num_threads(1)
 SMALL = ModelConfig(resolution=24)                     # local_uv: latent = 302 UV pixels
@@ -259,6 +260,40 @@ def test_repeat_retrieval_finds_a_devices_own_second_reading():
     before = np.array([np.flatnonzero(held.episode == e)[0] for e in range(16)])
     assert held.envelope[before].max() < 0.05
     assert repeat_retrieval(held, before, ROBOT, seed=1)[0] < 0.5
+
+
+def test_train_options_set_the_loss_weights_and_reject_bad_values(capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--w-adv", "0", "--temperature", "0.03", "--paired-episodes",
+                              "5000"])
+    cfg = config_from_args(args)
+    assert (cfg.w_adv, cfg.temperature, cfg.paired_episodes) == (0.0, 0.03, 5000)
+    assert (cfg.w_con, cfg.w_rec) == (TrainConfig().w_con, TrainConfig().w_rec)
+    assert given_options(args) == "--seed 0 --paired-episodes 5000 --w-adv 0.0 --temperature 0.03"
+    assert config_from_args(parser.parse_args([])) == TrainConfig()
+    for bad in (["--temperature", "0"], ["--w-adv", "-1"], ["--w-con", "nan"],
+                ["--w-rec", "ten"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+        assert "must be a finite number" in capsys.readouterr().err
+
+
+def test_cli_train_records_the_options_it_was_given(tmp_path):
+    from embodied_transfer.tactile import commands
+
+    parser = argparse.ArgumentParser()
+    commands.add_parsers(parser.add_subparsers(dest="command"))
+    out = tmp_path / "m"
+    args = parser.parse_args(["tactile", "train", "--out", str(out), "--quiet", "--seed", "3",
+                              "--paired-episodes", "4", "--unpaired-episodes", "2",
+                              "--stage1-steps", "2", "--stage2-steps", "2", "--w-adv", "0"])
+    assert commands.run(args) == 0
+    info = json.loads((out / "config.json").read_text())["info"]
+    assert info["command"] == (f"embodied-transfer tactile train --out {out} --seed 3 "
+                               "--stage1-steps 2 --stage2-steps 2 --paired-episodes 4 "
+                               "--unpaired-episodes 2 --w-adv 0.0")
+    assert info["train_config"]["w_adv"] == 0.0 and info["train_config"]["seed"] == 3
 
 
 def test_alignment_check_flags_a_discriminator_that_wins(tmp_path, capsys):

@@ -267,15 +267,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--paired-episodes", type=int, default=None)
     parser.add_argument("--unpaired-episodes", type=int, default=None)
+    defaults = TrainConfig()
+    for flag, kind, what in (
+            ("w-con", _non_negative, "weight of L_CON (InfoNCE)"),
+            ("w-rec", _non_negative, "weight of L_REC (reconstruction)"),
+            ("w-adv", _non_negative, "weight of L_ADV (domain discriminator); with far more "
+                                     "paired data than the default, lower it (model card)"),
+            ("temperature", _positive, "InfoNCE temperature")):
+        parser.add_argument(f"--{flag}", type=kind, default=None,
+                            help=f"{what} (default {getattr(defaults, flag.replace('-', '_'))})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _number(text: str, low: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} "
+                                         f"{low:g}, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    return _number(text, 0.0, strict=False)
+
+
+def _positive(text: str) -> float:
+    return _number(text, 0.0, strict=True)
+
+
+#: ``TrainConfig`` fields that ``tactile train`` options set.
+OPTION_FIELDS = ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_episodes",
+                 "w_con", "w_rec", "w_adv", "temperature")
 
 
 def config_from_args(args) -> TrainConfig:
     cfg = TrainConfig(seed=args.seed)
-    for name in ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_episodes"):
+    for name in OPTION_FIELDS:
         if getattr(args, name, None) is not None:
             setattr(cfg, name, getattr(args, name))
     return cfg
+
+
+def given_options(args) -> str:
+    """The ``tactile train`` options of ``args`` that were given, as command-line text (for
+    the checkpoint's recorded command)."""
+    return " ".join([f"--seed {args.seed}"] + [
+        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in OPTION_FIELDS
+        if getattr(args, name, None) is not None])
 
 
 def main(argv: list[str] | None = None) -> int:
