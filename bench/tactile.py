@@ -141,11 +141,11 @@ def held_out_sets(first: dict, maps: dict, seeds=HELD_OUT_SEEDS) -> dict:
 
     if seeds[0] != EVAL_SEED:
         raise ValueError(f"first held-out seed must be evaluate's {EVAL_SEED}, got {seeds[0]}")
-    maps = {n: maps[n] for n in RIDGE_ON_SETS}
+    on_sets = {n: maps[n] for n in RIDGE_ON_SETS}
 
     def row(seed: int) -> dict:
         held = paired_set(160, seed=seed)       # drawn once for the model and ridge
-        ridge = ridge_curve(RIDGE_ON_SETS, seed=seed, maps=maps, held=held)
+        ridge = ridge_curve(seed=seed, maps=on_sets, held=held)
         return {"shipped model": retrieval_only(seed=seed, held=held)["top1"],
                 **ridge_top1(ridge),
                 "perfect converter, retargeted":
@@ -173,7 +173,7 @@ def run() -> dict:
     maps = fit_ridge(RIDGE_SIZES)
     perfect, ridge = perfect_converter(), ridge_curve(RIDGE_SIZES, maps=maps)
     sets = held_out_sets({"shipped model": m["retrieval_top1"],
-                          **ridge_top1(ridge, RIDGE_ON_SETS),
+                          **ridge_top1(ridge),
                           "perfect converter, retargeted": perfect["retargeted"]["top1"]},
                          maps)
     cases = {"evaluate (shipped checkpoint, held-out grasps)": m,
