@@ -15,7 +15,8 @@ from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncode
                                             mine_lower_bound)
 from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
 from embodied_transfer.squat.pipeline import RepCounter
-from embodied_transfer.squat.signals import InputAdaptation, Normalizer, stack, windows
+from embodied_transfer.squat.signals import (InputAdaptation, Normalizer, stack,
+                                             time_warp, windows)
 
 REAL = real_squat_dir()
 
@@ -38,6 +39,28 @@ def test_stack_rejects_garbage():
         stack(a, a, np.array([1, np.nan, 1, 1]))
     with pytest.raises(SquatDataError, match="shapes"):
         stack(a, a[:3], np.ones(4))
+
+
+def test_time_warp_is_the_same_motion_quicker():
+    # a knee-like angle q(t) = sin(w t) at 20 Hz: rate w cos(w t), acceleration -w² sin(w t)
+    t, w = np.arange(400) / 20.0, 1.3
+    def motion(w):
+        return stack(-w * w * np.sin(w * t)[:, None].repeat(3, 1),
+                     w * np.cos(w * t)[:, None].repeat(3, 1), 1.0 + 0.2 * np.sin(w * t))
+    labels = (np.sin(w * t) > 0).astype(np.int64)
+    x, y = time_warp(motion(w), labels, 1.5)
+    n = len(x)
+    assert n == 267 and y.shape == (n,)          # times 0, 1.5, ..., 399 frames
+    # the same motion at 1.5 w, seen over the first n frames (interpolation error only)
+    np.testing.assert_allclose(x, motion(1.5 * w)[:n], atol=0.02)
+    np.testing.assert_array_equal(y[::10], (np.sin(1.5 * w * t[:n:10]) > 0).astype(np.int64))
+    slow, _ = time_warp(motion(w), labels, 1 / 1.5)
+    assert len(slow) == 599
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(SquatDataError, match="speed"):
+            time_warp(motion(w), labels, bad)
+    with pytest.raises(SquatDataError, match="time warp needs"):
+        time_warp(motion(w)[:, :6], labels, 1.2)
 
 
 def test_input_adaptation_maps_a_stream_onto_the_normaliser_causally():
@@ -263,6 +286,26 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
         assert all(p.requires_grad for p in m.parameters()), f"{name} left frozen"
     assert len(curves.data["content_finetune"]["consistency"]) == 3
     assert len(curves.data["content_finetune"]["consistency_sim"]) == 3
+
+
+def test_speed_augmentation_fine_tunes_on_warped_copies_too(monkeypatch):
+    """speed_aug=0.25: each real recording also enters at 1.25 and 0.8 times its speed."""
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat import train as train_module
+
+    calls, warp = [], train_module.time_warp
+    monkeypatch.setattr(train_module, "time_warp",
+                        lambda x, y, k: calls.append((len(x), k)) or warp(x, y, k))
+    weights = {}
+    for aug in (0.0, 0.25):
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, speed_aug=aug)
+        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
+        train_module.finetune_content(model, classifier, sim, xs, ys, real,
+                                      Normalizer.fit(real[0][0]), cfg, Curves(),
+                                      torch.Generator().manual_seed(0), show=False)
+        weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
+    assert calls == [(40, 1.25), (40, 0.8)]
+    assert any(not torch.equal(v, weights[0.25][k]) for k, v in weights[0.0].items())
 
 
 def test_fine_tuning_soup_averages_members_trained_from_the_same_start():

@@ -43,6 +43,24 @@ def sim_episodes(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def time_warp(x: np.ndarray, y: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """The stream ``x`` (N, 7 in CHANNELS order) and its labels ``y`` as if the person had
+    moved ``speed`` times as fast: frame j of the result is time j·speed of the original
+    (linear interpolation; labels of the nearest frame); angular rates scale by ``speed``,
+    accelerations by ``speed``², ranges not at all."""
+    if not (np.isfinite(speed) and speed > 0):
+        raise SquatDataError(f"time warp speed must be > 0, got {speed}")
+    if x.ndim != 2 or x.shape[1] != len(CHANNELS) or len(y) != len(x) or len(x) < 2:
+        raise SquatDataError(f"time warp needs (N >= 2, {len(CHANNELS)}) signals and N labels, "
+                             f"got {x.shape} and {len(y)}")
+    src = np.arange(0.0, len(x) - 1 + 1e-9, speed)
+    out = np.column_stack([np.interp(src, np.arange(len(x)), x[:, c])
+                           for c in range(x.shape[1])])
+    out[:, :3] *= speed ** 2
+    out[:, 3:6] *= speed
+    return out.astype(np.float32), np.asarray(y)[np.rint(src).astype(np.int64)]
+
+
 def real_recording(rec) -> tuple[np.ndarray, np.ndarray]:
     """(signals (N, 7), phase (N,)) of a RealRecording."""
     return stack(rec.accel, rec.gyro, rec.uwb_at_imu), rec.phase.astype(np.int64)
