@@ -117,6 +117,10 @@ def _squat_parsers(sub) -> None:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps-scale", type=float, default=1.0,
                        help="multiply every stage's steps (0.1 for a quick run)")
+        for side, default in (("past", 10), ("future", 5)):
+            p.add_argument(f"--cls-{side}", type=_frame_count, default=None, metavar="N",
+                           help=f"classifier window: frames {side} the labelled one "
+                                f"(default {default}, the authors' choice at 20 Hz)")
     train.add_argument("--out", required=True, help="models directory to write")
     select.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=V,...",
                         help="fine-tuning settings to compare with the default (repeatable)")
@@ -183,9 +187,21 @@ def _squat(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled squat command {args.squat_command}")
 
 
+def _frame_count(text: str) -> int:
+    """A whole number of frames, 0 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of frames >= 0, got {text!r}")
+    return value
+
+
 def _squat_training_data(args: argparse.Namespace):
     """What ``squat train`` and ``squat select`` share: the parsed real recordings, the
-    simulated dataset and the TrainConfig with ``--seed`` and ``--steps-scale`` applied."""
+    simulated dataset and the TrainConfig with ``--seed``, ``--cls-past`` / ``--cls-future``
+    and ``--steps-scale`` applied."""
     from dataclasses import fields
 
     from embodied_transfer.sim.dataset import SquatDataset, generate
@@ -196,6 +212,9 @@ def _squat_training_data(args: argparse.Namespace):
     dataset = (SquatDataset.load(args.sim) if args.sim
                else generate(args.sim_squats, seed=args.seed))
     cfg = TrainConfig(seed=args.seed)
+    for side in ("past", "future"):
+        if getattr(args, f"cls_{side}") is not None:
+            setattr(cfg, f"cls_{side}", getattr(args, f"cls_{side}"))
     for f in fields(cfg):
         if f.name.endswith("_steps"):
             setattr(cfg, f.name, max(1, int(getattr(cfg, f.name) * args.steps_scale)))

@@ -370,11 +370,13 @@ def test_train_then_evaluate_end_to_end(tmp_path, cli):
     generate(6, seed=2, workers=1, progress=False).save(tmp_path / "sim.npz")
     rc, out, err = cli("squat", "train", "--sim", str(tmp_path / "sim.npz"), "--real",
                        str(REAL / "recording_1.csv"), "--steps-scale", "0.004",
-                       "--out", str(tmp_path / "models"), timeout=300)
+                       "--cls-future", "3", "--out", str(tmp_path / "models"), timeout=300)
     assert rc == 0, err
     for name in ("classifier", "plain_vae", "multi_encoder_vae"):
         cfg = json.loads((tmp_path / "models" / name / "config.json").read_text())
         assert cfg["info"]["real_data"] == [str(REAL / "recording_1.csv")]
+    window = json.loads((tmp_path / "models" / "classifier" / "config.json").read_text())
+    assert (window["config"]["past"], window["config"]["future"]) == (10, 3)
     assert (tmp_path / "models" / "training_curves.png").stat().st_size > 5000
     rc, out, err = cli("squat", "evaluate", "--csv", str(REAL / "recording_3.csv"),
                        "--models", str(tmp_path / "models"), "--json",
@@ -387,6 +389,30 @@ def test_train_then_evaluate_end_to_end(tmp_path, cli):
     assert result["reps"][0]["true"] == 14 and isinstance(result["reps"][0]["counted"], int)
     assert "proposed" in out and (tmp_path / "eval" / "confusion.png").is_file()
     assert (tmp_path / "eval" / "timeline.png").is_file()
+
+
+def test_classifier_window_options(tmp_path, cli):
+    """--cls-past / --cls-future take whole frame counts; their help states TrainConfig's
+    defaults (the end-to-end test checks that they reach the checkpoint)."""
+    import argparse
+
+    from embodied_transfer import cli as cli_module
+    from embodied_transfer.squat.train import TrainConfig
+
+    defaults = TrainConfig()
+    for n, text in ((0, "0"), (12, "12")):
+        assert cli_module._frame_count(text) == n
+    for bad in ("-1", "2.5", "five", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number of frames"):
+            cli_module._frame_count(bad)
+    rc, out, err = cli("squat", "train", "--real", "x.csv", "--out", str(tmp_path),
+                       "--cls-future", "-2")
+    assert rc == 2 and "--cls-future: must be a whole number of frames >= 0" in err
+    rc, out, err = cli("squat", "train", "--help")
+    assert rc == 0
+    help_text = " ".join(out.split())
+    assert f"(default {defaults.cls_past}, the authors'" in help_text
+    assert f"(default {defaults.cls_future}, the authors'" in help_text
 
 
 def test_evaluate_bad_input_is_one_line(tmp_path, cli):
