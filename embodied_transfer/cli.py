@@ -117,9 +117,9 @@ def _squat_parsers(sub) -> None:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps-scale", type=float, default=1.0,
                        help="multiply every stage's steps (0.1 for a quick run)")
-        for side, default in (("past", 10), ("future", 5)):
+        for side, where, default in (("past", "before", 10), ("future", "after", 5)):
             p.add_argument(f"--cls-{side}", type=_frame_count, default=None, metavar="N",
-                           help=f"classifier window: frames {side} the labelled one "
+                           help=f"classifier window: frames {where} the labelled one "
                                 f"(default {default}, the authors' choice at 20 Hz)")
     train.add_argument("--out", required=True, help="models directory to write")
     select.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=V,...",
