@@ -212,9 +212,9 @@ def _squat_training_data(args: argparse.Namespace):
     dataset = (SquatDataset.load(args.sim) if args.sim
                else generate(args.sim_squats, seed=args.seed))
     cfg = TrainConfig(seed=args.seed)
-    for side in ("past", "future"):
-        if getattr(args, f"cls_{side}") is not None:
-            setattr(cfg, f"cls_{side}", getattr(args, f"cls_{side}"))
+    for name in ("cls_past", "cls_future"):
+        if (value := getattr(args, name)) is not None:
+            setattr(cfg, name, value)
     for f in fields(cfg):
         if f.name.endswith("_steps"):
             setattr(cfg, f.name, max(1, int(getattr(cfg, f.name) * args.steps_scale)))
