@@ -12,11 +12,13 @@
   noise-free reading of the robot hand's retargeted contacts; and of the human's own
   contacts), and a ridge regression robot UV image → glove readings fitted on
   :data:`RIDGE_SIZES` paired grasps (the shipped model has 300: 10 minutes at 40 Hz; 5000
-  are 2.8 hours, to show where more paired data levels off).
+  are 2.8 hours, to show where more paired data levels off), scored by cosine and by the
+  Mahalanobis distance under its residual covariance (``, Mahalanobis`` rows).
 * ``held-out sets``: retrieval top-1 of the shipped model, of ridge (300 and 5000 paired
-  grasps) and of the perfect converter on :data:`HELD_OUT_SEEDS`, six held-out sets of 160
-  grasps each (seed 10000 is the one above), with mean and standard deviation: one set's
-  top-1 moves by several points from set to set, more than most differences between models.
+  grasps, both scores) and of the perfect converter on :data:`HELD_OUT_SEEDS`, six held-out
+  sets of 160 grasps each (seed 10000 is the one above), with mean and standard deviation:
+  one set's top-1 moves by several points from set to set, more than most differences
+  between models.
 * ``service``: ``align_tactile`` round trips (glove_137 → robot_hand_1062) through the
   node brought up in this process, a client in the same executor, ~500 calls after 20
   warm-up calls; one torch thread. Target p99 ≤ 5 ms.
@@ -112,10 +114,15 @@ def service_round_trip(calls: int = CALLS, model_path: str = "") -> dict:
         rclpy.shutdown()
 
 
+#: ridge_curve result key → the suffix of its rows (cosine, and the likelihood score).
+RIDGE_SCORES = (("by_paired_grasps", ""), ("by_paired_grasps_mahalanobis", ", Mahalanobis"))
+
+
 def ridge_top1(ridge: dict, sizes=RIDGE_ON_SETS) -> dict:
-    """``ridge, N paired grasps`` → top-1 of a :func:`ridge_curve` result, for ``sizes``."""
-    return {f"ridge, {n} paired grasps": ridge["by_paired_grasps"][str(n)]["top1"]
-            for n in sizes}
+    """``ridge, N paired grasps[, Mahalanobis]`` → top-1 of a :func:`ridge_curve` result, for
+    ``sizes``."""
+    return {f"ridge, {n} paired grasps{suffix}": ridge[key][str(n)]["top1"]
+            for key, suffix in RIDGE_SCORES for n in sizes}
 
 
 def ceiling_cases(perfect: dict, ridge: dict) -> dict:
@@ -123,10 +130,11 @@ def ceiling_cases(perfect: dict, ridge: dict) -> dict:
     rows = {f"reference: perfect converter, {name.replace('_', ' ')}": {
         "retrieval_top1": perfect[name]["top1"], "retrieval_top5": perfect[name]["top5"],
         "detail": perfect} for name in ("retargeted", "human_contacts")}
-    for n, r in ridge["by_paired_grasps"].items():
-        rows[f"reference: ridge, {n} paired grasps"] = {
-            "retrieval_top1": r["top1"], "retrieval_top5": r["top5"],
-            "detail": {k: v for k, v in ridge.items() if k != "by_paired_grasps"}}
+    detail = {k: v for k, v in ridge.items() if not k.startswith("by_paired_grasps")}
+    for key, suffix in RIDGE_SCORES:
+        for n, r in ridge[key].items():
+            rows[f"reference: ridge, {n} paired grasps{suffix}"] = {
+                "retrieval_top1": r["top1"], "retrieval_top5": r["top5"], "detail": detail}
     return rows
 
 

@@ -11,23 +11,32 @@
 * :func:`ridge_curve`: a ridge regression from the robot hand's UV image to the glove's
   readings, fitted on the first *n* paired grasps for several *n*, scored the same way on
   held-out grasps. It shows how much of the gap to the ceiling is the amount of paired data.
+  Each size is also scored by the Mahalanobis distance under the converter's residual
+  covariance (:meth:`RidgeConverter.mahalanobis_scores`, the Gaussian log-likelihood of
+  the glove query given the converted robot reading), which weighs taxels by how well the
+  robot hand predicts them instead of all alike.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from embodied_transfer.tactile.data import (CLASSES, DEVICES, Device, TactileSet, make_episode,
                                             middle_hold, paired_set, retargeted)
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.evaluate import EVAL_SEED, centred_unit, top_k
+from embodied_transfer.tactile.evaluate import (EVAL_SEED, centred_unit, score_retrieval,
+                                                top_k)
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
 from embodied_transfer.tactile.models import projection_matrix
 
 #: Fabric shifts averaged into the glove's expected reading of a grasp.
 SHIFTS = 8
+#: Shrinkage of the ridge residual covariance towards the identity, as a share of its mean
+#: variance (chosen on the validation sets of seeds 20000-20002; 0.01-0.1 lie within 0.2
+#: points of each other there, 1.0 is 2 points lower).
+SHRINKAGE = 0.03
 
 
 def expected_glove_readings(episodes: int, seed: int, shifts: int = SHIFTS
@@ -69,8 +78,39 @@ def perfect_converter(episodes: int = 160, seed: int = EVAL_SEED, shifts: int = 
             "episodes": episodes, "seed": seed, "fabric_shifts_averaged": shifts}
 
 
+@dataclass(frozen=True)
+class RidgeConverter:
+    """Robot-hand readings → glove readings through the robot's UV image (``uv``: taxels →
+    pixels), fitted by :func:`fit_ridge`; ``residual_cov``: the covariance of the glove
+    readings minus the converted ones over its training frames."""
+
+    uv: np.ndarray
+    x_mean: np.ndarray
+    weight: np.ndarray
+    y_mean: np.ndarray
+    residual_cov: np.ndarray
+
+    def __call__(self, robot: np.ndarray) -> np.ndarray:
+        return (robot @ self.uv - self.x_mean) @ self.weight + self.y_mean
+
+    def precision(self, shrinkage: float = SHRINKAGE) -> np.ndarray:
+        """Inverse of the residual covariance shrunk by ``shrinkage`` × its mean variance."""
+        cov = self.residual_cov
+        return np.linalg.inv(cov + shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov)))
+
+    def mahalanobis_scores(self, glove: np.ndarray, robot: np.ndarray,
+                           shrinkage: float = SHRINKAGE) -> np.ndarray:
+        """(len(glove), len(robot)): minus the squared Mahalanobis distance between glove
+        reading i and robot reading j converted, the Gaussian log-likelihood of the one
+        given the other up to a constant (higher is closer)."""
+        p, y = self.precision(shrinkage), self(robot)
+        cross = glove @ p @ y.T
+        return (2 * cross - np.einsum("ik,kl,il->i", glove, p, glove)[:, None]
+                - np.einsum("jk,kl,jl->j", y, p, y)[None])
+
+
 def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
-              resolution: int = 32) -> dict[int, Callable[[np.ndarray], np.ndarray]]:
+              resolution: int = 32) -> dict[int, RidgeConverter]:
     """n → ridge converter (robot-hand readings → glove readings, through the robot's UV
     image) fitted on the contact frames of the first n of ``max(sizes)`` paired grasps of
     the training data of ``train_seed`` (the first 300 are the shipped model's pairs)."""
@@ -85,7 +125,7 @@ def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
         mx, my = x.mean(0), y.mean(0)
         xc = x - mx
         w = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(mx)), xc.T @ (y - my))
-        maps[n] = lambda robot, mx=mx, w=w, my=my: (robot @ uv - mx) @ w + my
+        maps[n] = RidgeConverter(uv, mx, w, my, np.cov((y - my - xc @ w).T))
     return maps
 
 
@@ -94,13 +134,19 @@ def ridge_curve(sizes=(300, 600, 1200), train_seed: int = 0, episodes: int = 160
                 maps: dict | None = None, held: TactileSet | None = None) -> dict:
     """Retrieval of :func:`fit_ridge`'s converters (or of ``maps``, fitted beforehand with
     these settings, to score several held-out sets with one fit) on ``episodes`` held-out
-    grasps of ``seed`` (``held``: that ``paired_set``, if drawn already); ``ridge`` was
-    chosen on the validation grasps of seed 20000 at n = 300."""
+    grasps of ``seed`` (``held``: that ``paired_set``, if drawn already), by cosine of
+    mean-centred readings (``by_paired_grasps``) and by Mahalanobis distance
+    (``by_paired_grasps_mahalanobis``); ``ridge`` was chosen on the validation grasps of
+    seed 20000 at n = 300."""
     maps = fit_ridge(sizes, train_seed, ridge, resolution) if maps is None else maps
     held = paired_set(episodes, seed=seed) if held is None else held
     mid = held.middle_hold_frames()
-    query = centred_unit(held.readings[GLOVE][mid])
-    out = {str(n): top_k(query, centred_unit(convert(held.readings[ROBOT][mid])))
+    glove, robot = held.readings[GLOVE][mid], held.readings[ROBOT][mid]
+    query = centred_unit(glove)
+    out = {str(n): top_k(query, centred_unit(convert(robot)))
            for n, convert in sorted(maps.items())}
-    return {"by_paired_grasps": out, "ridge": ridge, "train_seed": train_seed,
+    likelihood = {str(n): dict(zip(("top1", "top5"), score_retrieval(
+        convert.mahalanobis_scores(glove, robot)))) for n, convert in sorted(maps.items())}
+    return {"by_paired_grasps": out, "by_paired_grasps_mahalanobis": likelihood,
+            "ridge": ridge, "shrinkage": SHRINKAGE, "train_seed": train_seed,
             "episodes": episodes, "seed": seed}

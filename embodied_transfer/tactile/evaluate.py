@@ -71,9 +71,16 @@ def _middle_hold_latents(model: TactileAlignment, held: TactileSet, domains) -> 
 
 
 def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float, float]:
-    """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query``."""
-    sim = query @ gallery.T
-    rank = (sim > sim[np.arange(len(sim)), np.arange(len(sim))][:, None]).sum(1)
+    """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query`` (dot
+    product: the cosine of unit rows)."""
+    return score_retrieval(query @ gallery.T, k)
+
+
+def score_retrieval(scores: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Top-1 and top-k rate of gallery item i ranking first / in the first k for query i,
+    from ``scores[i, j]`` (higher is closer); an item only counts as ranked above another
+    if it scores strictly higher."""
+    rank = (scores > np.diagonal(scores)[:, None]).sum(1)
     return float((rank == 0).mean()), float((rank < k).mean())
 
 
