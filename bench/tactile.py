@@ -37,6 +37,12 @@ HELD_OUT_SEEDS = (10_000, 10_001, 10_002, 10_003, 10_004, 10_005)
 #: grasps), and those of them also scored on every held-out set.
 RIDGE_SIZES = (300, 600, 1200, 5000)
 RIDGE_ON_SETS = (300, 5000)
+#: Row name → ``fit_ridge`` options and the sizes fitted: the plain ridge, and one that
+#: predicts each glove taxel from its own digit's pixels and their square roots (chosen on
+#: the validation sets of seeds 20000-20002, among radii and features; see the model card).
+RIDGE_KINDS = {"ridge": ({}, RIDGE_SIZES),
+               "per-digit ridge on [x, sqrt x]": ({"per_digit": True, "sqrt_features": True},
+                                                  RIDGE_ON_SETS)}
 TABLE_COLUMNS = (("top1", "retrieval_top1"), ("top1 sd", "retrieval_top1_sd"),
                  ("top5", "retrieval_top5"),
                  ("glove repeat top1", "retrieval_repeat.glove_137.top1"),
@@ -118,44 +124,48 @@ def service_round_trip(calls: int = CALLS, model_path: str = "") -> dict:
 RIDGE_SCORES = (("by_paired_grasps", ""), ("by_paired_grasps_mahalanobis", ", Mahalanobis"))
 
 
-def ridge_top1(ridge: dict, sizes=RIDGE_ON_SETS) -> dict:
-    """``ridge, N paired grasps[, Mahalanobis]`` → top-1 of a :func:`ridge_curve` result, for
-    ``sizes``."""
-    return {f"ridge, {n} paired grasps{suffix}": ridge[key][str(n)]["top1"]
-            for key, suffix in RIDGE_SCORES for n in sizes}
+def ridge_top1(ridges: dict, sizes=RIDGE_ON_SETS) -> dict:
+    """``NAME, N paired grasps[, Mahalanobis]`` → top-1, from ``ridges`` (row name →
+    :func:`ridge_curve` result), for ``sizes``."""
+    return {f"{name}, {n} paired grasps{suffix}": ridge[key][str(n)]["top1"]
+            for name, ridge in ridges.items() for key, suffix in RIDGE_SCORES for n in sizes}
 
 
-def ceiling_cases(perfect: dict, ridge: dict) -> dict:
-    """Table rows of the retrieval ceilings (``tactile/ceiling.py``) on the held-out seed."""
+def ceiling_cases(perfect: dict, ridges: dict) -> dict:
+    """Table rows of the retrieval ceilings (``tactile/ceiling.py``) on the held-out seed;
+    ``ridges``: row name → :func:`ridge_curve` result."""
     rows = {f"reference: perfect converter, {name.replace('_', ' ')}": {
         "retrieval_top1": perfect[name]["top1"], "retrieval_top5": perfect[name]["top5"],
         "detail": perfect} for name in ("retargeted", "human_contacts")}
-    detail = {k: v for k, v in ridge.items() if not k.startswith("by_paired_grasps")}
-    for key, suffix in RIDGE_SCORES:
-        for n, r in ridge[key].items():
-            rows[f"reference: ridge, {n} paired grasps{suffix}"] = {
-                "retrieval_top1": r["top1"], "retrieval_top5": r["top5"], "detail": detail}
+    for name, ridge in ridges.items():
+        detail = {k: v for k, v in ridge.items() if not k.startswith("by_paired_grasps")}
+        for key, suffix in RIDGE_SCORES:
+            for n, r in ridge[key].items():
+                rows[f"reference: {name}, {n} paired grasps{suffix}"] = {
+                    "retrieval_top1": r["top1"], "retrieval_top5": r["top5"], "detail": detail}
     return rows
 
 
-def held_out_sets(first: dict, maps: dict, seeds=HELD_OUT_SEEDS) -> dict:
-    """Retrieval top-1 of the shipped model, ridge (:data:`RIDGE_ON_SETS` pairs, of
-    ``maps``: ``fit_ridge``'s converters) and the perfect converter on several held-out
-    sets: per seed, and mean / sample standard deviation over them. ``first``: those
-    numbers for ``seeds[0]``, measured already (the evaluate and reference rows)."""
+def held_out_sets(first: dict, fits: dict, seeds=HELD_OUT_SEEDS) -> dict:
+    """Retrieval top-1 of the shipped model, the ridge references (:data:`RIDGE_ON_SETS`
+    pairs, of ``fits``: row name → ``fit_ridge``'s converters) and the perfect converter on
+    several held-out sets: per seed, and mean / sample standard deviation over them.
+    ``first``: those numbers for ``seeds[0]``, measured already (the evaluate and reference
+    rows)."""
     from embodied_transfer.tactile.ceiling import perfect_converter, ridge_curve
     from embodied_transfer.tactile.data import paired_set
     from embodied_transfer.tactile.evaluate import EVAL_SEED, retrieval_only
 
     if seeds[0] != EVAL_SEED:
         raise ValueError(f"first held-out seed must be evaluate's {EVAL_SEED}, got {seeds[0]}")
-    on_sets = {n: maps[n] for n in RIDGE_ON_SETS}
+    on_sets = {name: {n: maps[n] for n in RIDGE_ON_SETS} for name, maps in fits.items()}
 
     def row(seed: int) -> dict:
         held = paired_set(160, seed=seed)       # drawn once for the model and ridge
-        ridge = ridge_curve(seed=seed, maps=on_sets, held=held)
+        ridges = {name: ridge_curve(seed=seed, maps=maps, held=held)
+                  for name, maps in on_sets.items()}
         return {"shipped model": retrieval_only(seed=seed, held=held)["top1"],
-                **ridge_top1(ridge),
+                **ridge_top1(ridges),
                 "perfect converter, retargeted":
                     perfect_converter(seed=seed)["retargeted"]["top1"]}
 
@@ -178,14 +188,15 @@ def run() -> dict:
     t = m["transfer_accuracy"]
     from embodied_transfer.tactile.ceiling import fit_ridge, perfect_converter, ridge_curve
 
-    maps = fit_ridge(RIDGE_SIZES)
-    perfect, ridge = perfect_converter(), ridge_curve(RIDGE_SIZES, maps=maps)
+    fits = {name: fit_ridge(sizes, **options) for name, (options, sizes) in RIDGE_KINDS.items()}
+    perfect = perfect_converter()
+    ridges = {name: ridge_curve(maps=maps) for name, maps in fits.items()}
     sets = held_out_sets({"shipped model": m["retrieval_top1"],
-                          **ridge_top1(ridge),
+                          **ridge_top1(ridges),
                           "perfect converter, retargeted": perfect["retargeted"]["top1"]},
-                         maps)
+                         fits)
     cases = {"evaluate (shipped checkpoint, held-out grasps)": m,
-             **ceiling_cases(perfect, ridge),
+             **ceiling_cases(perfect, ridges),
              **{f"held-out sets: {name}": {"retrieval_top1": stats["mean"],
                                           "retrieval_top1_sd": stats["sd"], "detail": sets}
                 for name, stats in sets["retrieval_top1"].items()},

@@ -49,6 +49,29 @@ def test_ridge_curve_fits_each_size_and_rejects_no_sizes():
         middle_hold(np.zeros(10))
 
 
+def test_a_per_digit_ridge_predicts_each_glove_taxel_from_its_own_digit_only():
+    from embodied_transfer.tactile.layouts import load_layout
+    from embodied_transfer.tactile.surface import uv_grid
+
+    conv = fit_ridge(sizes=(12,), per_digit=True, sqrt_features=True)[12]
+    _, mask, pixel_group = uv_grid(32)
+    pixels = np.tile(pixel_group[mask.ravel()], 2)          # the pixels, then their roots
+    glove_group = load_layout(GLOVE).group
+    assert conv.weight.shape == (len(pixels), 137)
+    across = pixels[:, None] != glove_group[None, :]
+    assert np.all(conv.weight[across] == 0) and np.any(conv.weight[~across] != 0)
+    # pressing on one digit of the robot hand moves the glove's prediction on that digit only
+    robot = load_layout("robot_hand_1062")
+    touch = np.zeros((1, robot.size))
+    digit = robot.group[0]
+    touch[0, robot.group == digit] = 0.5
+    moved = np.abs(conv(touch) - conv(np.zeros_like(touch)))[0]
+    assert moved[glove_group == digit].max() > 1e-3
+    np.testing.assert_allclose(moved[glove_group != digit], 0.0, atol=1e-12)
+    x = touch @ conv.uv
+    np.testing.assert_allclose(conv.features(touch), np.concatenate([x, np.sqrt(x)], 1))
+
+
 def test_mahalanobis_scores_are_minus_squared_distances_under_the_shrunk_precision():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(5, 5))

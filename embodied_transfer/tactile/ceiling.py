@@ -30,6 +30,7 @@ from embodied_transfer.tactile.evaluate import (EVAL_SEED, centred_unit, score_r
                                                 top_k)
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
 from embodied_transfer.tactile.models import projection_matrix
+from embodied_transfer.tactile.surface import uv_grid
 
 #: Fabric shifts averaged into the glove's expected reading of a grasp.
 SHIFTS = 8
@@ -89,9 +90,16 @@ class RidgeConverter:
     weight: np.ndarray
     y_mean: np.ndarray
     residual_cov: np.ndarray
+    sqrt_features: bool = False
+
+    def features(self, robot: np.ndarray) -> np.ndarray:
+        """The regressors: the robot's UV image, and its square root too if
+        ``sqrt_features`` (a response curve the linear map cannot make)."""
+        x = robot @ self.uv
+        return np.concatenate([x, np.sqrt(np.maximum(x, 0.0))], 1) if self.sqrt_features else x
 
     def __call__(self, robot: np.ndarray) -> np.ndarray:
-        return (robot @ self.uv - self.x_mean) @ self.weight + self.y_mean
+        return (self.features(robot) - self.x_mean) @ self.weight + self.y_mean
 
     def precision(self, shrinkage: float = SHRINKAGE) -> np.ndarray:
         """Inverse of the residual covariance shrunk by ``shrinkage`` × its mean variance."""
@@ -109,23 +117,51 @@ class RidgeConverter:
                 - np.einsum("jk,kl,jl->j", y, p, y)[None])
 
 
+def _ridge_weights(xc: np.ndarray, yc: np.ndarray, ridge: float,
+                   groups: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Ridge solution of centred ``yc`` on centred ``xc``; with ``groups`` (regressor
+    group, output group), each output only from the regressors of its own group."""
+    gram, cross = xc.T @ xc, xc.T @ yc
+    if groups is None:
+        return np.linalg.solve(gram + ridge * np.eye(len(gram)), cross)
+    x_group, y_group = groups
+    w = np.zeros(cross.shape)
+    for g in np.unique(y_group):
+        sel, out = np.flatnonzero(x_group == g), np.flatnonzero(y_group == g)
+        if len(sel) == 0:
+            raise TactileError(f"no robot UV pixel lies on digit group {g}")
+        w[np.ix_(sel, out)] = np.linalg.solve(gram[np.ix_(sel, sel)] + ridge * np.eye(len(sel)),
+                                              cross[np.ix_(sel, out)])
+    return w
+
+
 def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
-              resolution: int = 32) -> dict[int, RidgeConverter]:
+              resolution: int = 32, per_digit: bool = False,
+              sqrt_features: bool = False) -> dict[int, RidgeConverter]:
     """n → ridge converter (robot-hand readings → glove readings, through the robot's UV
     image) fitted on the contact frames of the first n of ``max(sizes)`` paired grasps of
-    the training data of ``train_seed`` (the first 300 are the shipped model's pairs)."""
+    the training data of ``train_seed`` (the first 300 are the shipped model's pairs).
+    ``per_digit``: each glove taxel is predicted from the UV pixels of its own digit (or
+    palm) only; ``sqrt_features``: from the pixels and their square roots."""
     if not sizes or min(sizes) < 1:
         raise TactileError(f"ridge_curve needs positive sizes, got {sizes}")
     train = paired_set(max(sizes), seed=1000 * train_seed)      # as tactile.train.make_data
     uv = projection_matrix(load_layout(ROBOT), resolution).T
+    groups = None
+    if per_digit:
+        _, mask, pixel_group = uv_grid(resolution)
+        pixel_group = pixel_group[mask.ravel()]
+        groups = (np.tile(pixel_group, 2 if sqrt_features else 1), load_layout(GLOVE).group)
+    shape = RidgeConverter(uv, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0),
+                           sqrt_features)
     maps = {}
     for n in sorted(sizes):
         rows = (train.envelope >= 0.05) & (train.episode < n)
-        x, y = train.readings[ROBOT][rows] @ uv, train.readings[GLOVE][rows]
+        x, y = shape.features(train.readings[ROBOT][rows]), train.readings[GLOVE][rows]
         mx, my = x.mean(0), y.mean(0)
         xc = x - mx
-        w = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(mx)), xc.T @ (y - my))
-        maps[n] = RidgeConverter(uv, mx, w, my, np.cov((y - my - xc @ w).T))
+        w = _ridge_weights(xc, y - my, ridge, groups)
+        maps[n] = RidgeConverter(uv, mx, w, my, np.cov((y - my - xc @ w).T), sqrt_features)
     return maps
 
 
