@@ -20,7 +20,7 @@ from embodied_transfer.tactile.train import (TrainConfig, add_arguments, config_
                                              given_options, info_nce, train_model)
 
 torch.set_num_threads(1)
-SMALL = ModelConfig(resolution=24)                     # local_uv: latent = 302 UV pixels
+SMALL = ModelConfig(resolution=24, encoder="local_uv")   # latent = 302 UV pixels
 SMALL_MLP = ModelConfig(resolution=24, hidden=32, latent=8, encoder="per_domain")
 
 
@@ -237,15 +237,27 @@ def test_pooled_latents_are_unit_means_of_their_groups():
     from embodied_transfer.tactile.evaluate import _pooled
 
     class Identity:                  # encode = the rows themselves, unit length
+        unit_latent = True
+
         @staticmethod
         def encode(domain, x):
             return torch.nn.functional.normalize(x, dim=-1)
 
     x = np.array([[1, 0], [0, 1], [3, 0], [0, 2], [1, 1]], np.float32)
-    z = _pooled(Identity(), GLOVE, x, [np.array([0, 1]), np.array([2]), np.array([3, 4])])
+    groups = [np.array([0, 1]), np.array([2]), np.array([3, 4])]
+    z = _pooled(Identity(), GLOVE, x, groups)
     s = np.sqrt(0.5)
     np.testing.assert_allclose(z, [[s, s], [1, 0], [np.sin(np.pi / 8), np.cos(np.pi / 8)]],
                                atol=1e-6)
+
+    class Raw:                       # latents that are not unit vectors: plain means
+        unit_latent = False
+
+        @staticmethod
+        def encode(domain, x):
+            return x
+
+    np.testing.assert_allclose(_pooled(Raw(), GLOVE, x, groups), [[0.5, 0.5], [3, 0], [0.5, 1.5]])
 
 
 def test_repeat_retrieval_finds_a_devices_own_second_reading():

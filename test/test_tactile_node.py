@@ -5,7 +5,6 @@ only what the node does with it).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -30,9 +29,9 @@ def model_dir(tmp_path_factory):
 
     paired = paired_set(8, seed=0)
     unpaired = {d: unpaired_set(d, 2, seed=1) for d in (GLOVE, ROBOT, FINGERTIPS)}
-    model = train_model(paired, unpaired, TrainConfig(stage1_steps=2, stage2_steps=2, batch=16,
-                                                      unpaired_batch=8),
-                        ModelConfig(resolution=24), show=False)
+    model = train_model(paired, unpaired, TrainConfig(stage2_steps=2, batch=16,
+                                                      unpaired_batch=8, lr=1e-5),
+                        ModelConfig(encoder="glove_space"), show=False)   # the shipped kind
     return save_model(model, tmp_path_factory.mktemp("tactile"))
 
 
@@ -83,14 +82,19 @@ def node(rclpy_context, model_dir):
     peer.node.destroy_node()
 
 
-def test_service_converts_and_rejects_bad_frames(node):
+def test_service_converts_and_rejects_bad_frames(node, model_dir):
+    from embodied_transfer.tactile.models import Aligner
+
     started, peer = node
     request = peer.AlignTactile.Request(frame=peer.frame(), target_domain="robot_hand_1062")
     ok = call(started, peer.client, request, wait_s=5.0)
     assert ok.success, ok.message
-    latent_size = 302                         # the valid pixels of the 24 × 24 UV image
+    latent_size = 137                         # glove_space: the glove's whitened readings
     assert len(ok.latent) == latent_size
-    assert math.isclose(np.linalg.norm(ok.latent), 1.0, rel_tol=1e-4)
+    latent, converted = Aligner.load(model_dir).align("glove_137", np.full(137, 0.25),
+                                                      "robot_hand_1062")
+    np.testing.assert_allclose(ok.latent, latent, rtol=1e-6)
+    np.testing.assert_allclose(ok.converted.values, converted, rtol=1e-6)
     assert ok.converted.domain == "robot_hand_1062" and len(ok.converted.values) == 1062
     assert ok.converted.header == request.frame.header
     assert all(0.0 <= v <= 1.0 for v in ok.converted.values)

@@ -29,7 +29,7 @@ from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.evaluate import (EVAL_SEED, centred_unit, score_retrieval,
                                                 top_k)
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
-from embodied_transfer.tactile.models import projection_matrix
+from embodied_transfer.tactile.models import projection_matrix, ridge_weights
 from embodied_transfer.tactile.surface import uv_grid
 
 #: Fabric shifts averaged into the glove's expected reading of a grasp.
@@ -117,24 +117,6 @@ class RidgeConverter:
                 - np.einsum("jk,kl,jl->j", y, p, y)[None])
 
 
-def _ridge_weights(xc: np.ndarray, yc: np.ndarray, ridge: float,
-                   groups: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """Ridge solution of centred ``yc`` on centred ``xc``; with ``groups`` (regressor
-    group, output group), each output only from the regressors of its own group."""
-    gram, cross = xc.T @ xc, xc.T @ yc
-    if groups is None:
-        return np.linalg.solve(gram + ridge * np.eye(len(gram)), cross)
-    x_group, y_group = groups
-    w = np.zeros(cross.shape)
-    for g in np.unique(y_group):
-        sel, out = np.flatnonzero(x_group == g), np.flatnonzero(y_group == g)
-        if len(sel) == 0:
-            raise TactileError(f"no robot UV pixel lies on digit group {g}")
-        w[np.ix_(sel, out)] = np.linalg.solve(gram[np.ix_(sel, sel)] + ridge * np.eye(len(sel)),
-                                              cross[np.ix_(sel, out)])
-    return w
-
-
 def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
               resolution: int = 32, per_digit: bool = False,
               sqrt_features: bool = False) -> dict[int, RidgeConverter]:
@@ -160,7 +142,7 @@ def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
         x, y = shape.features(train.readings[ROBOT][rows]), train.readings[GLOVE][rows]
         mx, my = x.mean(0), y.mean(0)
         xc = x - mx
-        w = _ridge_weights(xc, y - my, ridge, groups)
+        w = ridge_weights(xc, y - my, ridge, groups)
         maps[n] = RidgeConverter(uv, mx, w, my, np.cov((y - my - xc @ w).T), sqrt_features)
     return maps
 

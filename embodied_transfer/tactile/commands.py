@@ -34,10 +34,12 @@ def run(args) -> int:
     """Dispatch ``embodied-transfer tactile <command>``."""
     if args.tactile_command == "train":
         from embodied_transfer.tactile import DEFAULT_MODEL
-        from embodied_transfer.tactile.train import config_from_args, given_options, train
+        from embodied_transfer.tactile.train import (config_from_args, given_options,
+                                                     model_config_from_args, train)
 
         out = args.out or DEFAULT_MODEL
-        result = train(out, config_from_args(args), show=not args.quiet,
+        result = train(out, config_from_args(args), model_config_from_args(args),
+                       show=not args.quiet,
                        command=f"embodied-transfer tactile train --out {out} "
                                f"{given_options(args)}")
         print(f"wrote {result['out']} in {result['seconds']:.0f} s")

@@ -2,7 +2,8 @@
 
 * ``retrieval_top1`` / ``retrieval_top5``: cross-domain pair retrieval glove → robot hand on
   held-out pairs, one pair per held-out grasp (the middle frame of its hold, so every
-  gallery item is a distinct contact event); cosine similarity of the latents.
+  gallery item is a distinct contact event); cosine similarity of the latents (Euclidean
+  distance for ``glove_space`` latents, which are not unit vectors).
   ``retrieval_frames_top1/top5`` is the stricter frame-level version: every 8th held frame
   (5 Hz), so frames of the same grasp that differ only by tremor and slip compete.
   ``retrieval_hold_top1/top5`` is a diagnostic, not the target: each grasp's latents
@@ -56,10 +57,13 @@ def _convert(model: TactileAlignment, source: str, target: str, x: np.ndarray) -
 
 def _pooled(model: TactileAlignment, domain: str, x: np.ndarray,
             groups: list[np.ndarray]) -> np.ndarray:
-    """One unit latent per group of frames: the mean of the frames' latents, renormalised."""
+    """One latent per group of frames: the mean of the frames' latents (renormalised when
+    the model's latents are unit vectors)."""
     z = _embed(model, domain, x[np.concatenate(groups)])
     parts = np.split(z, np.cumsum([len(g) for g in groups])[:-1])
     mean = np.stack([part.mean(0) for part in parts])
+    if not model.unit_latent:
+        return mean
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
 
 
@@ -70,10 +74,14 @@ def _middle_hold_latents(model: TactileAlignment, held: TactileSet, domains) -> 
     return {d: _embed(model, d, held.readings[d][mid]) for d in domains}
 
 
-def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5) -> tuple[float, float]:
-    """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query`` (dot
-    product: the cosine of unit rows)."""
-    return score_retrieval(query @ gallery.T, k)
+def retrieval(query: np.ndarray, gallery: np.ndarray, k: int = 5,
+              unit: bool = True) -> tuple[float, float]:
+    """Top-1 and top-k rate of finding row i of ``gallery`` for row i of ``query``: by dot
+    product (the cosine of unit rows), or with ``unit`` False by Euclidean distance."""
+    if unit:
+        return score_retrieval(query @ gallery.T, k)
+    scores = 2 * query @ gallery.T - (gallery ** 2).sum(1)[None]   # −‖q − g‖² + ‖q‖²
+    return score_retrieval(scores, k)
 
 
 def score_retrieval(scores: np.ndarray, k: int = 5) -> tuple[float, float]:
@@ -84,9 +92,9 @@ def score_retrieval(scores: np.ndarray, k: int = 5) -> tuple[float, float]:
     return float((rank == 0).mean()), float((rank < k).mean())
 
 
-def top_k(query: np.ndarray, gallery: np.ndarray) -> dict:
+def top_k(query: np.ndarray, gallery: np.ndarray, unit: bool = True) -> dict:
     """:func:`retrieval` as a dict: top-1 / top-5 of finding gallery row i for query row i."""
-    return dict(zip(("top1", "top5"), retrieval(query, gallery)))
+    return dict(zip(("top1", "top5"), retrieval(query, gallery, unit=unit)))
 
 
 def centred_unit(x: np.ndarray) -> np.ndarray:
@@ -154,15 +162,16 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
     holds = held.hold_frames()
     per_grasp = held.middle_hold_frames()
     z = _middle_hold_latents(model, held, domains)
-    top1, top5 = retrieval(z[GLOVE], z[ROBOT])
-    by_pair = {f"{GLOVE}->{d}": top_k(z[GLOVE], z[d]) for d in domains if d != GLOVE}
+    unit = model.unit_latent
+    top1, top5 = retrieval(z[GLOVE], z[ROBOT], unit=unit)
+    by_pair = {f"{GLOVE}->{d}": top_k(z[GLOVE], z[d], unit) for d in domains if d != GLOVE}
     repeat = {d: dict(zip(("top1", "top5"), repeat_retrieval(held, per_grasp, d, seed + 2)))
               for d in (GLOVE, ROBOT)}
     pooled = {d: _pooled(model, d, held.readings[d], holds) for d in (GLOVE, ROBOT)}
-    hold_top1, hold_top5 = retrieval(pooled[GLOVE], pooled[ROBOT])
+    hold_top1, hold_top5 = retrieval(pooled[GLOVE], pooled[ROBOT], unit=unit)
     frames = hold[::GALLERY_STRIDE]
     frames_top1, frames_top5 = retrieval(_embed(model, GLOVE, g[frames]),
-                                         _embed(model, ROBOT, r[frames]))
+                                         _embed(model, ROBOT, r[frames]), unit=unit)
 
     # reconstruction and conversion
     recon = {d: float(np.abs(_convert(model, d, d, held.readings[d][contact])
@@ -225,8 +234,9 @@ def retrieval_only(model_dir: str | Path | None = None, episodes: int = 160,
     ``held``: ``paired_set(episodes, seed)`` if drawn already."""
     torch.set_num_threads(1)
     held = paired_set(episodes, seed=seed) if held is None else held
-    z = _middle_hold_latents(Aligner.load(model_dir).model, held, (GLOVE, ROBOT))
-    return top_k(z[GLOVE], z[ROBOT])
+    model = Aligner.load(model_dir).model
+    z = _middle_hold_latents(model, held, (GLOVE, ROBOT))
+    return top_k(z[GLOVE], z[ROBOT], model.unit_latent)
 
 
 def uv_image(values: np.ndarray, domain: str, resolution: int = 64) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Tactile alignment model: per-domain UV-projected encoders into one shared latent,
 per-domain decoders, a domain discriminator behind gradient reversal; the two baselines
-(UV projection only, nearest-patch matching); :class:`Aligner` for inference. The default
-latent (``local_uv``) is itself a pressure image on the canonical UV surface.
+(UV projection only, nearest-patch matching); :class:`Aligner` for inference. The latent
+of ``local_uv`` is itself a pressure image on the canonical UV surface; that of
+``glove_space`` is the glove's reading space, whitened by how well the other domains predict
+it.
 
 Saved as ``model.safetensors`` + ``config.json`` (sizes, the layouts' ids and digests,
 provenance). Layout-derived matrices (UV projection) are rebuilt from the layout files on
@@ -22,7 +24,7 @@ from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, Layout, load_layout
 from embodied_transfer.tactile.surface import CANVAS_MM, uv_grid
 
-ENCODERS = ("local_uv", "per_domain")
+ENCODERS = ("glove_space", "local_uv", "per_domain")
 NEAR_ZERO = 0.1          # regulariser of the UV splat: pixels far from every taxel read ≈ 0
 
 
@@ -38,9 +40,15 @@ class ModelConfig:
     # encoder is a locally connected linear map of its UV projection (each latent pixel sees
     # the pixels within ``local_radius`` of it, starts as the identity) and its decoder a
     # linear map starting as UV sampling. "per_domain": an MLP encoder and decoder per domain
-    # into a ``latent``-dimensional space (the sessions 5-13 model)
-    encoder: str = "local_uv"
+    # into a ``latent``-dimensional space (the sessions 5-13 model). "glove_space": the
+    # latent is the glove's reading space, whitened by the precision of what the whole-hand
+    # domains leave unexplained; each other domain's encoder maps its UV image (and, with
+    # ``sqrt_features``, the image's square root) into the glove's readings, each glove taxel
+    # from the pixels of its own digit or the palm only; decoders map glove readings to a
+    # domain's the same way (fitted in closed form by tactile.train, see there)
+    encoder: str = "glove_space"
     local_radius: int = 2       # pixels (Chebyshev distance) a latent pixel sees
+    sqrt_features: bool = True  # glove_space only
 
 
 # --- UV projection and baselines -------------------------------------------------------
@@ -128,6 +136,84 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(self.uv(x)), dim=-1)
+
+
+def ridge_weights(xc: np.ndarray, yc: np.ndarray, ridge: float,
+                  groups: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Ridge solution (inputs × outputs) of centred ``yc`` on centred ``xc``; with
+    ``groups`` (group of each input, group of each output), each output from the inputs of
+    its own group only (the others' weights are zero)."""
+    gram, cross = xc.T @ xc, xc.T @ yc
+    if groups is None:
+        return np.linalg.solve(gram + ridge * np.eye(len(gram)), cross)
+    x_group, y_group = groups
+    w = np.zeros(cross.shape)
+    for g in np.unique(y_group):
+        sel, out = np.flatnonzero(x_group == g), np.flatnonzero(y_group == g)
+        if len(sel) == 0:
+            raise TactileError(f"no input lies on digit group {g}, which outputs need")
+        w[np.ix_(sel, out)] = np.linalg.solve(gram[np.ix_(sel, sel)] + ridge * np.eye(len(sel)),
+                                              cross[np.ix_(sel, out)])
+    return w
+
+
+class DigitMap(nn.Module):
+    """A linear map whose output j sees input i only if both lie on the same digit (or the
+    palm): ``x @ (weight * mask) + bias``."""
+
+    def __init__(self, input_groups: np.ndarray, output_groups: np.ndarray) -> None:
+        super().__init__()
+        self.input_groups, self.output_groups = input_groups, output_groups
+        mask = (input_groups[:, None] == output_groups[None, :]).astype(np.float32)
+        self.register_buffer("mask", torch.from_numpy(mask), persistent=False)
+        self.weight = nn.Parameter(torch.zeros(mask.shape))
+        self.bias = nn.Parameter(torch.zeros(mask.shape[1]))
+
+    def set(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        """Take fitted values (weights outside the mask are ignored)."""
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)) * self.mask)
+            self.bias.copy_(torch.from_numpy(np.asarray(bias, np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ (self.weight * self.mask) + self.bias
+
+
+class GloveSpaceEncoder(nn.Module):
+    """Readings of one layout → the glove's readings as this layout predicts them: UV image
+    (fixed projection), with ``sqrt_features`` also its square root (a response curve a
+    linear map cannot make), then a :class:`DigitMap`. The glove's own encoder is the
+    identity (``identity``)."""
+
+    def __init__(self, projection: np.ndarray, pixel_groups: np.ndarray,
+                 glove_groups: np.ndarray, sqrt_features: bool, identity: bool) -> None:
+        super().__init__()
+        self.identity, self.sqrt_features = identity, sqrt_features
+        self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
+        if not identity:
+            self.map = DigitMap(np.tile(pixel_groups, 2 if sqrt_features else 1), glove_groups)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        u = x @ self.projection.T
+        return torch.cat([u, u.clamp_min(0.0).sqrt()], -1) if self.sqrt_features else u
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.identity else self.map(self.features(x))
+
+
+class GloveSpaceDecoder(nn.Module):
+    """The glove's readings → this layout's readings: a :class:`DigitMap` (the identity for
+    the glove), clipped to [0, 1] outside training."""
+
+    def __init__(self, glove_groups: np.ndarray, groups: np.ndarray, identity: bool) -> None:
+        super().__init__()
+        self.identity = identity
+        if not identity:
+            self.map = DigitMap(glove_groups, groups)
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        y = g if self.identity else self.map(g)
+        return y if self.training else y.clamp(0.0, 1.0)
 
 
 def neighbourhood(resolution: int, radius: int) -> np.ndarray:
@@ -227,26 +313,63 @@ class TactileAlignment(nn.Module):
             raise TactileError(f"unknown encoder {cfg.encoder!r} (known: {', '.join(ENCODERS)})")
         local = cfg.encoder == "local_uv"
         r = cfg.resolution
-        self.encoders = nn.ModuleDict({
-            d: (LocalEncoder if local else Encoder)(projection_matrix(lay, r), cfg)
-            for d, lay in self.layouts.items()})
-        self.decoders = nn.ModuleDict({
-            d: LinearDecoder(sampling_matrix(lay, r)) if local else Decoder(lay.size, cfg)
-            for d, lay in self.layouts.items()})
+        if self.glove_space:
+            self._glove_space(cfg)
+        else:
+            self.encoders = nn.ModuleDict({
+                d: (LocalEncoder if local else Encoder)(projection_matrix(lay, r), cfg)
+                for d, lay in self.layouts.items()})
+            self.decoders = nn.ModuleDict({
+                d: LinearDecoder(sampling_matrix(lay, r)) if local else Decoder(lay.size, cfg)
+                for d, lay in self.layouts.items()})
         self.discriminator = nn.Sequential(nn.Linear(self.latent_size, 64), nn.GELU(),
                                            nn.Linear(64, len(cfg.domains)))
 
+    def _glove_space(self, cfg: ModelConfig) -> None:
+        if GLOVE not in self.layouts:
+            raise TactileError(f"encoder glove_space needs the {GLOVE} domain: its reading "
+                               f"space is the latent")
+        glove = self.layouts[GLOVE].group
+        _, mask, pixel_group = uv_grid(cfg.resolution)
+        pixel_group = pixel_group[mask.ravel()]
+        self.encoders = nn.ModuleDict({d: GloveSpaceEncoder(
+            projection_matrix(lay, cfg.resolution), pixel_group, glove, cfg.sqrt_features,
+            identity=d == GLOVE) for d, lay in self.layouts.items()})
+        self.decoders = nn.ModuleDict({d: GloveSpaceDecoder(glove, lay.group, d == GLOVE)
+                                       for d, lay in self.layouts.items()})
+        n = len(glove)
+        # latent = (predicted glove readings − latent_mean) @ whiten; unwhiten = whiten⁻¹
+        self.register_buffer("latent_mean", torch.zeros(n))
+        self.register_buffer("whiten", torch.eye(n))
+        self.register_buffer("unwhiten", torch.eye(n))
+
+    @property
+    def glove_space(self) -> bool:
+        return self.cfg.encoder == "glove_space"
+
+    @property
+    def unit_latent(self) -> bool:
+        """Latents are unit vectors (compare by cosine); glove_space's are not (compare by
+        Euclidean distance, the Mahalanobis distance of the glove readings)."""
+        return not self.glove_space
+
     @property
     def latent_size(self) -> int:
-        """Length of a latent: the valid UV pixels (local_uv) or ``cfg.latent``."""
+        """Length of a latent: the valid UV pixels (local_uv), the glove's taxels
+        (glove_space) or ``cfg.latent``."""
         if self.cfg.encoder == "local_uv":
             return int(uv_grid(self.cfg.resolution)[1].sum())
+        if self.glove_space:
+            return self.layouts[GLOVE].size
         return self.cfg.latent
 
     def encode(self, domain: str, x: torch.Tensor) -> torch.Tensor:
-        return self.encoders[domain](x)
+        z = self.encoders[domain](x)
+        return (z - self.latent_mean) @ self.whiten if self.glove_space else z
 
     def decode(self, domain: str, z: torch.Tensor) -> torch.Tensor:
+        if self.glove_space:
+            z = z @ self.unwhiten + self.latent_mean
         return self.decoders[domain](z)
 
     def convert(self, source: str, target: str, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,16 @@ tactile train``) simulates the data from the seed, then
    their pairs and cross-reconstructions see those domains' latents detached, they never
    reconstruct a whole hand, and they stay out of L_ADV.
 
+With ``encoder: glove_space`` (:mod:`~embodied_transfer.tactile.models`) stage 1 is closed
+form instead (:func:`fit_glove_space`): each domain's encoder is the ridge regression of the
+glove's readings on its features over the paired contact frames, i.e. the minimiser of its
+cross-domain reconstruction into the glove (the glove-side part of L_REC), each decoder the
+ridge regression back, and the latent's whitening the shrunk inverse covariance of what the
+whole-hand domains leave unexplained, so that latent distance is the Mahalanobis distance
+(the Gaussian likelihood) of glove readings. Stage 2 then starts from that fit, with
+``stage2_steps`` of its own (:data:`STAGE2_STEPS`) and InfoNCE on negative squared latent
+distances (the latents are not unit vectors).
+
 Writes ``model.safetensors`` + ``config.json`` (with the training config, data sizes and
 the command), ``training_curves.png`` and ``training_curves.json`` into DIR.
 """
@@ -27,7 +37,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +50,12 @@ from embodied_transfer.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import FINGERTIPS
-from embodied_transfer.tactile.models import (ModelConfig, TactileAlignment, grad_reverse,
-                                              save_model)
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE
+from embodied_transfer.tactile.models import (ENCODERS, ModelConfig, TactileAlignment,
+                                              grad_reverse, ridge_weights, save_model)
+
+#: Stage-2 steps per encoder when ``TrainConfig.stage2_steps`` is None.
+STAGE2_STEPS = {"local_uv": 4000, "per_domain": 4000, "glove_space": 0}
 
 
 @dataclass
@@ -52,8 +65,8 @@ class TrainConfig:
     seed: int = 0
     paired_episodes: int = 300      # 300 × 80 frames = 24 000 paired frames = 10 min at 40 Hz
     unpaired_episodes: int = 500    # per domain (20 min each at 40 Hz, 8.3 min for 3rd)
-    stage1_steps: int = 500
-    stage2_steps: int = 4000
+    stage1_steps: int = 500         # not glove_space (its stage 1 is closed form)
+    stage2_steps: int | None = None  # None: STAGE2_STEPS of the encoder
     batch: int = 128                # paired frames per step (stage 2)
     unpaired_batch: int = 64        # per domain per step
     lr: float = 2e-3
@@ -61,7 +74,10 @@ class TrainConfig:
     w_rec: float = 10.0
     w_cross: float = 0.5            # share of L_REC given to cross-domain reconstruction
     w_adv: float = 0.1
-    temperature: float = 0.05
+    temperature: float = 0.05       # unit latents; glove_space: distance_temperature
+    distance_temperature: float = 137.0
+    ridge: float = 10.0             # glove_space closed form: ridge penalty
+    shrinkage: float = 0.03         # glove_space: residual covariance shrinkage (× mean var)
     min_envelope: float = 0.05      # L_CON only on frames with contact
     noise: float = 0.01             # input noise augmentation
     threads: int = 1                # torch threads
@@ -90,9 +106,17 @@ def alignment_check(curves: Curves) -> dict:
             "final_disc_acc": tenths[-1], "collapsed": max(tenths) > COLLAPSE_DISC_ACC}
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE of unit-norm embeddings; row i of ``a`` pairs with row i of ``b``."""
-    logits = a @ b.T / temperature
+def similarity(a: torch.Tensor, b: torch.Tensor, unit: bool = True) -> torch.Tensor:
+    """Row × row similarity: the dot product of unit latents, else minus the squared
+    Euclidean distance."""
+    return a @ b.T if unit else -torch.cdist(a, b).square()
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float,
+             unit: bool = True) -> torch.Tensor:
+    """Symmetric InfoNCE of embeddings (:func:`similarity`); row i of ``a`` pairs with row
+    i of ``b``."""
+    logits = similarity(a, b, unit) / temperature
     target = torch.arange(len(a))
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
@@ -115,6 +139,57 @@ def _as_seen(zs: dict[str, torch.Tensor], a: str, b: str,
             (zs[b].detach() if a in partial else zs[b]))
 
 
+def resolved(cfg: TrainConfig, model_cfg: ModelConfig) -> TrainConfig:
+    """``cfg`` with ``stage2_steps`` set (the encoder's :data:`STAGE2_STEPS` when None)."""
+    if model_cfg.encoder not in ENCODERS:
+        raise TactileError(f"unknown encoder {model_cfg.encoder!r} (known: "
+                           f"{', '.join(ENCODERS)})")
+    if cfg.stage2_steps is not None:
+        return cfg
+    return replace(cfg, stage2_steps=STAGE2_STEPS[model_cfg.encoder])
+
+
+def fit_glove_space(model: TactileAlignment, paired: TactileSet, cfg: TrainConfig) -> dict:
+    """Stage 1 of a glove_space model, in closed form on the paired contact frames (see the
+    module docstring); returns the fit's mean squared residuals per domain."""
+    rows = paired.envelope >= cfg.min_envelope
+    if not rows.any():
+        raise TactileError("no paired frame with contact to fit the glove_space model on")
+    glove = paired.readings[GLOVE][rows].astype(np.float64)
+    g_mean = glove.mean(0)
+    residuals, stats = [], {}
+    for d in model.cfg.domains:
+        if d == GLOVE:
+            continue
+        enc, dec = model.encoders[d].map, model.decoders[d].map
+        with torch.no_grad():
+            x = model.encoders[d].features(torch.from_numpy(paired.readings[d][rows]))
+        x = x.double().numpy()
+        x_mean = x.mean(0)
+        w = ridge_weights(x - x_mean, glove - g_mean, cfg.ridge,
+                          (enc.input_groups, enc.output_groups))
+        enc.set(w, g_mean - x_mean @ w)
+        residual = glove - g_mean - (x - x_mean) @ w
+        stats[d] = float((residual ** 2).mean())
+        if d not in cfg.partial_domains:
+            residuals.append(residual)
+        y = paired.readings[d][rows].astype(np.float64)
+        y_mean = y.mean(0)
+        wd = ridge_weights(glove - g_mean, y - y_mean, cfg.ridge,
+                           (dec.input_groups, dec.output_groups))
+        dec.set(wd, y_mean - g_mean @ wd)
+    if not residuals:
+        raise TactileError("glove_space needs a whole-hand domain besides the glove")
+    cov = np.cov(np.concatenate(residuals).T)
+    precision = np.linalg.inv(cov + cfg.shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov)))
+    whiten = np.linalg.cholesky(precision)          # precision = whiten @ whiten.T
+    with torch.no_grad():
+        model.latent_mean.copy_(torch.from_numpy(g_mean))
+        model.whiten.copy_(torch.from_numpy(whiten))
+        model.unwhiten.copy_(torch.from_numpy(np.linalg.inv(whiten)))
+    return stats
+
+
 def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainConfig,
                 model_cfg: ModelConfig | None = None, curves: Curves | None = None,
                 show: bool = True) -> TactileAlignment:
@@ -122,6 +197,7 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model_cfg = model_cfg or ModelConfig(domains=list(paired.readings))
+    cfg = resolved(cfg, model_cfg)
     model = TactileAlignment(model_cfg)
     domains = model_cfg.domains
     curves = curves if curves is not None else Curves()
@@ -130,8 +206,20 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
              else torch.zeros(0, pair[d].shape[1]) for d in domains}
     everything = {d: torch.cat([pair[d], alone[d]]) for d in domains}
     contact = torch.from_numpy(np.flatnonzero(paired.envelope >= cfg.min_envelope))
+    unit = model.unit_latent
+    if model.glove_space:
+        curves.add("stage1_closed_form", **{f"residual_{d}": v for d, v in
+                                            fit_glove_space(model, paired, cfg).items()})
+    else:
+        _reconstruction_stage(model, everything, cfg, gen, curves, show)
+    _alignment_stage(model, pair, alone, contact, cfg, gen, curves, show, unit)
+    return model.eval()
 
-    # stage 1: per-domain reconstruction
+
+def _reconstruction_stage(model: TactileAlignment, everything: dict, cfg: TrainConfig,
+                          gen: torch.Generator, curves: Curves, show: bool) -> None:
+    """Stage 1: each domain's encoder + decoder on all its frames, L_REC only."""
+    domains = model.cfg.domains
     ae_params = [p for d in domains for p in (*model.encoders[d].parameters(),
                                               *model.decoders[d].parameters())]
     opt = torch.optim.Adam(ae_params, lr=cfg.lr)
@@ -151,16 +239,25 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         bar.set_postfix(rec=f"{loss.item():.4f}")
     bar.close()
 
-    # stage 2: alignment. A partial domain (fingertips) cannot see what the others see on the
-    # palm: if its pairs, its cross-reconstructions or the discriminator could move the
-    # whole-hand encoders, the shared latent would be pulled towards what the fingertips
-    # alone can see. So the whole-hand latents it is compared with and decoded from are
-    # detached, it is never asked to reconstruct a whole hand, and it stays out of L_ADV.
+
+def _alignment_stage(model: TactileAlignment, pair: dict, alone: dict, contact: torch.Tensor,
+                     cfg: TrainConfig, gen: torch.Generator, curves: Curves, show: bool,
+                     unit: bool) -> None:
+    """Stage 2: L_CON + L_REC + L_ADV (see the module docstring)."""
+    domains = model.cfg.domains
+    temperature = cfg.temperature if unit else cfg.distance_temperature
+    # A partial domain (fingertips) cannot see what the others see on the palm: if its
+    # pairs, its cross-reconstructions or the discriminator could move the whole-hand
+    # encoders, the shared latent would be pulled towards what the fingertips alone can see.
+    # So the whole-hand latents it is compared with and decoded from are detached, it is
+    # never asked to reconstruct a whole hand, and it stays out of L_ADV.
     partial = [d for d in domains if d in cfg.partial_domains]
     shaping = [d for d in domains if d not in partial]
     if not shaping:
         raise TactileError(f"every domain is partial ({', '.join(domains)}): nothing shapes "
                            f"the latent space")
+    if cfg.stage2_steps == 0:
+        return
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.stage2_steps, eta_min=cfg.lr / 20)
     bar = _progress(cfg.stage2_steps, "stage 2: L_CON + L_REC + L_ADV", show)
@@ -169,7 +266,7 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         idx = contact[torch.randint(0, len(contact), (cfg.batch,), generator=gen)]
         xs = {d: pair[d][idx] for d in domains}
         zs = {d: model.encode(d, _noisy(xs[d], cfg, gen)) for d in domains}
-        l_con = sum(info_nce(*_as_seen(zs, a, b, partial), cfg.temperature)
+        l_con = sum(info_nce(*_as_seen(zs, a, b, partial), temperature, unit)
                     for a, b in pairs) / len(pairs)
         lam = 2.0 / (1.0 + math.exp(-10.0 * step / cfg.stage2_steps)) - 1.0
         rec_own, rec_cross, adv_z, adv_y = [], [], [], []
@@ -196,7 +293,8 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         opt.step()
         sched.step()
         with torch.no_grad():
-            top1 = (zs[domains[0]] @ zs[domains[1]].T).argmax(1).eq(torch.arange(len(idx)))
+            top1 = similarity(zs[domains[0]], zs[domains[1]], unit).argmax(1).eq(
+                torch.arange(len(idx)))
         curves.add("stage2_alignment", l_con=l_con.item(), l_rec=l_rec.item(),
                    l_adv=l_adv.item(), disc_acc=(logits.argmax(1) == y).float().mean().item(),
                    batch_top1=top1.float().mean().item())
@@ -204,7 +302,6 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
         bar.set_postfix(con=f"{l_con.item():.3f}", rec=f"{l_rec.item():.4f}",
                         adv=f"{l_adv.item():.3f}")
     bar.close()
-    return model.eval()
 
 
 def plot_curves(curves: Curves, out: Path) -> Path:
@@ -234,12 +331,14 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelCon
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model_cfg = model_cfg or ModelConfig()
+    cfg = resolved(cfg, model_cfg)
     start, cpu_start = time.perf_counter(), time.process_time()
     paired, unpaired = make_data(cfg, model_cfg.domains, show)
     data_s = time.perf_counter() - start
     curves = Curves()
     model = train_model(paired, unpaired, cfg, model_cfg, curves, show)
-    check = alignment_check(curves)
+    check = alignment_check(curves) if cfg.stage2_steps else {
+        "collapsed": False, "note": "no stage-2 steps: the discriminator was not trained"}
     if check["collapsed"]:
         print(f"warning: the domain discriminator reached {check['peak_disc_acc']:.0%} "
               f"accuracy in stage 2 (near chance when aligned): the alignment has probably "
@@ -263,6 +362,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="", help="output directory (default: the shipped "
                                                   "model's directory)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", choices=ENCODERS, default=None,
+                        help=f"model family (default {ModelConfig().encoder}; see "
+                             f"tactile.models.ModelConfig)")
     parser.add_argument("--stage1-steps", type=int, default=None)
     parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--paired-episodes", type=int, default=None)
@@ -315,8 +417,14 @@ def given_options(args) -> str:
     """The ``tactile train`` options of ``args`` that were given, as command-line text (for
     the checkpoint's recorded command)."""
     return " ".join([f"--seed {args.seed}"] + [
-        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in OPTION_FIELDS
-        if getattr(args, name, None) is not None])
+        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("encoder",)
+        + OPTION_FIELDS if getattr(args, name, None) is not None])
+
+
+def model_config_from_args(args) -> ModelConfig:
+    """The ModelConfig ``tactile train`` options ask for (``--encoder``)."""
+    encoder = getattr(args, "encoder", None)
+    return ModelConfig(encoder=encoder) if encoder else ModelConfig()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    result = train(args.out or DEFAULT_MODEL, config_from_args(args), show=not args.quiet,
+    result = train(args.out or DEFAULT_MODEL, config_from_args(args),
+                   model_config_from_args(args), show=not args.quiet,
                    command="python -m embodied_transfer.tactile.train "
                            + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"wrote {result['out']} in {result['seconds']:.0f} s wall, "
