@@ -5,7 +5,9 @@ robot_hand_1062, fingertips_5x40, …) → its latent in the shared space and, w
 ``target_domain`` is set, the frame converted into that layout (header copied from the
 request). In streaming mode (``stream_enabled``) every TactileFrame on ``tactile/input``
 (sensor QoS) is converted into ``stream_target_domain`` and published on
-``tactile/converted`` (reliable) with the input's header.
+``tactile/converted`` (reliable) with the input's header. Compare latents by Euclidean
+distance: for the shipped ``glove_space`` model it is the Mahalanobis distance of glove
+readings, and for unit-length latents (``local_uv``) it ranks as the cosine does.
 
 Bad input (unknown domain, wrong number of values, NaN/inf, values outside [0, 1]) gives
 ``success=false`` with the reason on the service and is dropped on the stream; both are
