@@ -129,3 +129,20 @@ def test_stage_two_steps_follow_the_encoder_unless_given():
     assert resolved(TrainConfig(stage2_steps=7), GLOVE_SPACE).stage2_steps == 7
     with pytest.raises(TactileError, match="unknown encoder 'mlp'"):
         resolved(TrainConfig(), ModelConfig(encoder="mlp"))
+
+
+def test_train_writes_a_glove_space_checkpoint_with_its_fit_plotted(tmp_path):
+    import json
+
+    from embodied_transfer.tactile.train import train
+
+    result = train(tmp_path / "m", TrainConfig(paired_episodes=4, unpaired_episodes=1),
+                   GLOVE_SPACE, show=False)
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]
+    assert info["train_config"]["stage2_steps"] == 0
+    assert result["alignment_check"]["collapsed"] is False
+    fit = json.loads((tmp_path / "m" / "training_curves.json").read_text())["stage1_closed_form"]
+    assert {"rms_robot_hand_1062", "rms_fingertips_5x40", "rms_robot_hand_1062_palm"} <= set(fit)
+    assert 0 < fit["rms_robot_hand_1062"][0] < 0.2
+    assert (tmp_path / "m" / "training_curves.png").stat().st_size > 10_000
+    assert load_model(tmp_path / "m")[0].glove_space

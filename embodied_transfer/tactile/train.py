@@ -47,12 +47,13 @@ from tqdm import tqdm
 
 from embodied_transfer import plotting
 from embodied_transfer.plotting import Curves
-from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, TactileSet, paired_set,
+from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, RESPONSES, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE
 from embodied_transfer.tactile.models import (ENCODERS, ModelConfig, TactileAlignment,
                                               grad_reverse, ridge_weights, save_model)
+from embodied_transfer.tactile.surface import GROUPS
 
 #: Stage-2 steps per encoder when ``TrainConfig.stage2_steps`` is None.
 STAGE2_STEPS = {"local_uv": 4000, "per_domain": 4000, "glove_space": 0}
@@ -151,7 +152,8 @@ def resolved(cfg: TrainConfig, model_cfg: ModelConfig) -> TrainConfig:
 
 def fit_glove_space(model: TactileAlignment, paired: TactileSet, cfg: TrainConfig) -> dict:
     """Stage 1 of a glove_space model, in closed form on the paired contact frames (see the
-    module docstring); returns the fit's mean squared residuals per domain."""
+    module docstring); returns the RMS of the glove readings each domain leaves unexplained,
+    overall and per digit (``rms_<domain>`` and ``rms_<domain>_<digit>``)."""
     rows = paired.envelope >= cfg.min_envelope
     if not rows.any():
         raise TactileError("no paired frame with contact to fit the glove_space model on")
@@ -170,7 +172,10 @@ def fit_glove_space(model: TactileAlignment, paired: TactileSet, cfg: TrainConfi
                           (enc.input_groups, enc.output_groups))
         enc.set(w, g_mean - x_mean @ w)
         residual = glove - g_mean - (x - x_mean) @ w
-        stats[d] = float((residual ** 2).mean())
+        stats[f"rms_{d}"] = float(np.sqrt((residual ** 2).mean()))
+        for k, name in enumerate(GROUPS):
+            stats[f"rms_{d}_{name}"] = float(np.sqrt((residual[:, enc.output_groups == k] ** 2)
+                                                    .mean()))
         if d not in cfg.partial_domains:
             residuals.append(residual)
         y = paired.readings[d][rows].astype(np.float64)
@@ -208,8 +213,7 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
     contact = torch.from_numpy(np.flatnonzero(paired.envelope >= cfg.min_envelope))
     unit = model.unit_latent
     if model.glove_space:
-        curves.add("stage1_closed_form", **{f"residual_{d}": v for d, v in
-                                            fit_glove_space(model, paired, cfg).items()})
+        curves.add("stage1_closed_form", **fit_glove_space(model, paired, cfg))
     else:
         _reconstruction_stage(model, everything, cfg, gen, curves, show)
     _alignment_stage(model, pair, alone, contact, cfg, gen, curves, show, unit)
@@ -304,8 +308,32 @@ def _alignment_stage(model: TactileAlignment, pair: dict, alone: dict, contact: 
     bar.close()
 
 
+def plot_closed_form(curves: Curves, out: Path) -> Path:
+    """A glove_space fit without stage 2: the RMS of the glove readings each domain leaves
+    unexplained, per digit (bars), against the glove's own reading noise."""
+    fit = curves.data["stage1_closed_form"]
+    domains = [k[len("rms_"):] for k in fit if k.startswith("rms_")
+               and not any(k.endswith(f"_{g}") for g in GROUPS)]
+    plt = plotting.pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = 0.8 / max(len(domains), 1)
+    for i, d in enumerate(domains):
+        ax.bar(np.arange(len(GROUPS)) + (i - (len(domains) - 1) / 2) * width,
+               [fit[f"rms_{d}_{g}"][-1] for g in GROUPS], width,
+               label=f"{d} (all {fit[f'rms_{d}'][-1]:.3f})")
+    ax.axhline(RESPONSES[GLOVE].noise, color="k", ls="--", lw=1, label="glove reading noise")
+    ax.set_xticks(np.arange(len(GROUPS)), GROUPS)
+    ax.set_ylabel("RMS of unexplained glove readings")
+    ax.set_title("glove_space closed-form fit on the paired contact frames", fontsize=9)
+    ax.legend(fontsize=7)
+    return plotting.save_figure(fig, out, dpi=90)
+
+
 def plot_curves(curves: Curves, out: Path) -> Path:
-    """Stage 1 reconstruction; stage 2 losses (log), discriminator and batch accuracy."""
+    """Stage 1 reconstruction; stage 2 losses (log), discriminator and batch accuracy (a
+    glove_space fit without stage 2: :func:`plot_closed_form`)."""
+    if "stage1_closed_form" in curves.data and len(curves.data) == 1:
+        return plot_closed_form(curves, out)
     panels = []
     for stage, v in curves.data.items():
         if stage.startswith("stage1"):
