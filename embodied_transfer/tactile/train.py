@@ -22,9 +22,10 @@ glove's readings on its features over the paired contact frames, i.e. the minimi
 cross-domain reconstruction into the glove (the glove-side part of L_REC), each decoder the
 ridge regression back, and the latent's whitening the shrunk inverse covariance of what the
 whole-hand domains leave unexplained, so that latent distance is the Mahalanobis distance
-(the Gaussian likelihood) of glove readings. Stage 2 then starts from that fit, with
-``stage2_steps`` of its own (:data:`STAGE2_STEPS`) and InfoNCE on negative squared latent
-distances (the latents are not unit vectors).
+(the Gaussian likelihood) of glove readings. Stage 2 can start from that fit (InfoNCE on
+negative squared latent distances, the latents not being unit vectors), but by default it
+is off for glove_space (:data:`STAGE2_STEPS`): on the validation grasps it only lowered
+retrieval (the tactile model card has the screens).
 
 Writes ``model.safetensors`` + ``config.json`` (with the training config, data sizes and
 the command), ``training_curves.png`` and ``training_curves.json`` into DIR.
