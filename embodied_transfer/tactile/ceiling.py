@@ -79,6 +79,14 @@ def perfect_converter(episodes: int = 160, seed: int = EVAL_SEED, shifts: int = 
             "episodes": episodes, "seed": seed, "fabric_shifts_averaged": shifts}
 
 
+def ridge_features(robot: np.ndarray, uv: np.ndarray, sqrt_features: bool) -> np.ndarray:
+    """The regressors of a ridge converter: the robot's UV image (``uv``: taxels → pixels),
+    and its square root too if ``sqrt_features`` (a response curve a linear map cannot
+    make)."""
+    x = robot @ uv
+    return np.concatenate([x, np.sqrt(np.maximum(x, 0.0))], 1) if sqrt_features else x
+
+
 @dataclass(frozen=True)
 class RidgeConverter:
     """Robot-hand readings → glove readings through the robot's UV image (``uv``: taxels →
@@ -93,10 +101,8 @@ class RidgeConverter:
     sqrt_features: bool = False
 
     def features(self, robot: np.ndarray) -> np.ndarray:
-        """The regressors: the robot's UV image, and its square root too if
-        ``sqrt_features`` (a response curve the linear map cannot make)."""
-        x = robot @ self.uv
-        return np.concatenate([x, np.sqrt(np.maximum(x, 0.0))], 1) if self.sqrt_features else x
+        """:func:`ridge_features` of ``robot``."""
+        return ridge_features(robot, self.uv, self.sqrt_features)
 
     def __call__(self, robot: np.ndarray) -> np.ndarray:
         return (self.features(robot) - self.x_mean) @ self.weight + self.y_mean
@@ -134,12 +140,11 @@ def fit_ridge(sizes=(300, 600, 1200), train_seed: int = 0, ridge: float = 10.0,
         _, mask, pixel_group = uv_grid(resolution)
         pixel_group = pixel_group[mask.ravel()]
         groups = (np.tile(pixel_group, 2 if sqrt_features else 1), load_layout(GLOVE).group)
-    shape = RidgeConverter(uv, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0),
-                           sqrt_features)
     maps = {}
     for n in sorted(sizes):
         rows = (train.envelope >= 0.05) & (train.episode < n)
-        x, y = shape.features(train.readings[ROBOT][rows]), train.readings[GLOVE][rows]
+        x = ridge_features(train.readings[ROBOT][rows], uv, sqrt_features)
+        y = train.readings[GLOVE][rows]
         mx, my = x.mean(0), y.mean(0)
         xc = x - mx
         w = ridge_weights(xc, y - my, ridge, groups)
