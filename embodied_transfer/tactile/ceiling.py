@@ -29,7 +29,7 @@ from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.evaluate import (EVAL_SEED, centred_unit, score_retrieval,
                                                 top_k)
 from embodied_transfer.tactile.layouts import GLOVE, ROBOT, load_layout
-from embodied_transfer.tactile.models import projection_matrix, ridge_weights
+from embodied_transfer.tactile.models import projection_matrix, ridge_weights, shrunk_precision
 from embodied_transfer.tactile.surface import uv_grid
 
 #: Fabric shifts averaged into the glove's expected reading of a grasp.
@@ -109,8 +109,7 @@ class RidgeConverter:
 
     def precision(self, shrinkage: float = SHRINKAGE) -> np.ndarray:
         """Inverse of the residual covariance shrunk by ``shrinkage`` × its mean variance."""
-        cov = self.residual_cov
-        return np.linalg.inv(cov + shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov)))
+        return shrunk_precision(self.residual_cov, shrinkage)
 
     def mahalanobis_scores(self, glove: np.ndarray, robot: np.ndarray,
                            shrinkage: float = SHRINKAGE) -> np.ndarray:

@@ -157,6 +157,11 @@ def ridge_weights(xc: np.ndarray, yc: np.ndarray, ridge: float,
     return w
 
 
+def shrunk_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
+    """Inverse of ``cov`` shrunk towards the identity by ``shrinkage`` × its mean variance."""
+    return np.linalg.inv(cov + shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov)))
+
+
 class DigitMap(nn.Module):
     """A linear map whose output j sees input i only if both lie on the same digit (or the
     palm): ``x @ (weight * mask) + bias``."""
@@ -189,8 +194,8 @@ class GloveSpaceEncoder(nn.Module):
                  glove_groups: np.ndarray, sqrt_features: bool, identity: bool) -> None:
         super().__init__()
         self.identity, self.sqrt_features = identity, sqrt_features
-        self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
         if not identity:
+            self.register_buffer("projection", torch.from_numpy(projection), persistent=False)
             self.map = DigitMap(np.tile(pixel_groups, 2 if sqrt_features else 1), glove_groups)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -311,11 +316,10 @@ class TactileAlignment(nn.Module):
         self.layouts = {d: load_layout(d) for d in cfg.domains}
         if cfg.encoder not in ENCODERS:
             raise TactileError(f"unknown encoder {cfg.encoder!r} (known: {', '.join(ENCODERS)})")
-        local = cfg.encoder == "local_uv"
-        r = cfg.resolution
         if self.glove_space:
             self._glove_space(cfg)
         else:
+            local, r = cfg.encoder == "local_uv", cfg.resolution
             self.encoders = nn.ModuleDict({
                 d: (LocalEncoder if local else Encoder)(projection_matrix(lay, r), cfg)
                 for d, lay in self.layouts.items()})

@@ -53,7 +53,8 @@ from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, RESPONSES, TactileS
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE
 from embodied_transfer.tactile.models import (ENCODERS, ModelConfig, TactileAlignment,
-                                              grad_reverse, ridge_weights, save_model)
+                                              grad_reverse, ridge_weights, save_model,
+                                              shrunk_precision)
 from embodied_transfer.tactile.surface import GROUPS
 
 #: Stage-2 steps per encoder when ``TrainConfig.stage2_steps`` is None.
@@ -186,8 +187,7 @@ def fit_glove_space(model: TactileAlignment, paired: TactileSet, cfg: TrainConfi
         dec.set(wd, y_mean - g_mean @ wd)
     if not residuals:
         raise TactileError("glove_space needs a whole-hand domain besides the glove")
-    cov = np.cov(np.concatenate(residuals).T)
-    precision = np.linalg.inv(cov + cfg.shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov)))
+    precision = shrunk_precision(np.cov(np.concatenate(residuals).T), cfg.shrinkage)
     whiten = np.linalg.cholesky(precision)          # precision = whiten @ whiten.T
     with torch.no_grad():
         model.latent_mean.copy_(torch.from_numpy(g_mean))
@@ -210,21 +210,22 @@ def train_model(paired: TactileSet, unpaired: dict[str, TactileSet], cfg: TrainC
     pair = {d: torch.from_numpy(paired.readings[d]) for d in domains}
     alone = {d: torch.from_numpy(unpaired[d].readings[d]) if d in unpaired
              else torch.zeros(0, pair[d].shape[1]) for d in domains}
-    everything = {d: torch.cat([pair[d], alone[d]]) for d in domains}
     contact = torch.from_numpy(np.flatnonzero(paired.envelope >= cfg.min_envelope))
     unit = model.unit_latent
     if model.glove_space:
         curves.add("stage1_closed_form", **fit_glove_space(model, paired, cfg))
     else:
-        _reconstruction_stage(model, everything, cfg, gen, curves, show)
+        _reconstruction_stage(model, pair, alone, cfg, gen, curves, show)
     _alignment_stage(model, pair, alone, contact, cfg, gen, curves, show, unit)
     return model.eval()
 
 
-def _reconstruction_stage(model: TactileAlignment, everything: dict, cfg: TrainConfig,
+def _reconstruction_stage(model: TactileAlignment, pair: dict, alone: dict, cfg: TrainConfig,
                           gen: torch.Generator, curves: Curves, show: bool) -> None:
-    """Stage 1: each domain's encoder + decoder on all its frames, L_REC only."""
+    """Stage 1: each domain's encoder + decoder on all its frames (paired and unpaired),
+    L_REC only."""
     domains = model.cfg.domains
+    everything = {d: torch.cat([pair[d], alone[d]]) for d in domains}
     ae_params = [p for d in domains for p in (*model.encoders[d].parameters(),
                                               *model.decoders[d].parameters())]
     opt = torch.optim.Adam(ae_params, lr=cfg.lr)
