@@ -16,7 +16,7 @@ from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncode
 from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
 from embodied_transfer.squat.pipeline import RepCounter
 from embodied_transfer.squat.signals import (InputAdaptation, Normalizer, stack,
-                                             time_warp, windows)
+                                             time_warp, twist, windows)
 
 REAL = real_squat_dir()
 
@@ -61,6 +61,25 @@ def test_time_warp_is_the_same_motion_quicker():
             time_warp(motion(w), labels, bad)
     with pytest.raises(SquatDataError, match="time warp needs"):
         time_warp(motion(w)[:, :6], labels, 1.2)
+
+
+def test_twist_turns_accel_and_gyro_about_the_forearm_and_keeps_the_range():
+    rng = np.random.default_rng(0)
+    x = stack(rng.normal(size=(50, 3)), rng.normal(size=(50, 3)), 1.0 + rng.random(50))
+    t = twist(x, 0.7)
+    for vec in (slice(0, 3), slice(3, 6)):
+        np.testing.assert_allclose(np.linalg.norm(t[:, vec], axis=1),
+                                   np.linalg.norm(x[:, vec], axis=1), rtol=1e-5)
+    np.testing.assert_array_equal(t[:, [0, 3, 6]], x[:, [0, 3, 6]])   # x axis and range
+    # a quarter turn takes y onto z: (0, 1, 0) → (0, 0, 1)
+    unit = stack(np.tile([0.0, 1.0, 0.0], (2, 1)), np.tile([0.0, 0.0, 1.0], (2, 1)), np.ones(2))
+    q = twist(unit, np.pi / 2)
+    np.testing.assert_allclose(q[:, :6], [[0, 0, 1, 0, -1, 0]] * 2, atol=1e-6)
+    np.testing.assert_allclose(twist(t, -0.7), x, atol=1e-5)
+    with pytest.raises(SquatDataError, match="finite"):
+        twist(x, float("nan"))
+    with pytest.raises(SquatDataError, match="twist needs"):
+        twist(x[:, :6], 0.1)
 
 
 def test_input_adaptation_maps_a_stream_onto_the_normaliser_causally():
@@ -306,6 +325,26 @@ def test_speed_augmentation_fine_tunes_on_warped_copies_too(monkeypatch):
         weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
     assert calls == [(40, 1.25), (40, 0.8)]
     assert any(not torch.equal(v, weights[0.25][k]) for k, v in weights[0.0].items())
+
+
+def test_twist_augmentation_fine_tunes_on_turned_copies_too(monkeypatch):
+    """twist_aug=0.4: each real recording also enters with the watch turned by ±0.4 rad."""
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat import train as train_module
+
+    calls, turn = [], train_module.twist
+    monkeypatch.setattr(train_module, "twist",
+                        lambda x, a: calls.append((len(x), a)) or turn(x, a))
+    weights = {}
+    for aug in (0.0, 0.4):
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, twist_aug=aug)
+        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
+        train_module.finetune_content(model, classifier, sim, xs, ys, real,
+                                      Normalizer.fit(real[0][0]), cfg, Curves(),
+                                      torch.Generator().manual_seed(0), show=False)
+        weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
+    assert calls == [(40, 0.4), (40, -0.4)]
+    assert any(not torch.equal(v, weights[0.4][k]) for k, v in weights[0.0].items())
 
 
 def test_fine_tuning_soup_averages_members_trained_from_the_same_start():

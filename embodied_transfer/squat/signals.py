@@ -61,6 +61,22 @@ def time_warp(x: np.ndarray, y: np.ndarray, speed: float) -> tuple[np.ndarray, n
     return out.astype(np.float32), np.asarray(y)[np.rint(src).astype(np.int64)]
 
 
+def twist(x: np.ndarray, angle: float) -> np.ndarray:
+    """The stream ``x`` (N, 7 in CHANNELS order) as if the watch sat turned by ``angle``
+    rad about its x axis (the forearm, toward the crown and hand): acceleration and angular
+    rate rotated alike, the range unchanged (the simulator's watch twist, on real data)."""
+    if not np.isfinite(angle):
+        raise SquatDataError(f"twist angle must be finite, got {angle}")
+    if x.ndim != 2 or x.shape[1] != len(CHANNELS):
+        raise SquatDataError(f"twist needs (N, {len(CHANNELS)}) signals, got {x.shape}")
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    out = np.array(x, dtype=np.float64)
+    out[:, :3] = out[:, :3] @ rot.T
+    out[:, 3:6] = out[:, 3:6] @ rot.T
+    return out.astype(np.float32)
+
+
 def real_recording(rec) -> tuple[np.ndarray, np.ndarray]:
     """(signals (N, 7), phase (N,)) of a RealRecording."""
     return stack(rec.accel, rec.gyro, rec.uwb_at_imu), rec.phase.astype(np.int64)

@@ -49,7 +49,8 @@ from embodied_transfer.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
 from embodied_transfer.squat.phases import PhaseFilter
-from embodied_transfer.squat.signals import InputAdaptation, Normalizer, time_warp, windows
+from embodied_transfer.squat.signals import (InputAdaptation, Normalizer, time_warp, twist,
+                                             windows)
 
 
 @dataclass
@@ -75,6 +76,8 @@ class TrainConfig:
     vae_gain_aug: float = 0.5     # plain VAE: the same gain (and noise) on its simulated inputs
     speed_aug: float = 0.0        # fine-tuning: real recordings also time-warped to speed
                                   # 1 + a and 1 / (1 + a) (0: none)
+    twist_aug: float = 0.0        # fine-tuning: real recordings also with the watch turned by
+                                  # +a and -a rad about the forearm (0: none)
     # converters' per-stream input adaptation (prior 0: none) and its time constant, frames
     adapt_prior_frames: int = InputAdaptation.prior_frames
     adapt_horizon_frames: int = InputAdaptation.horizon_frames
@@ -278,7 +281,8 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     Its simulated windows (every 4th episode, every 8th frame) are normalised with the real
     normaliser, as the converter normalises whatever arrives. With an input adaptation,
     each real recording and each of those episodes is first adapted as a stream (with
-    ``speed_aug``, time-warped copies of the recordings join them first). With
+    ``speed_aug``, time-warped copies of the recordings join them first, and with
+    ``twist_aug`` copies with the watch turned about the forearm). With
     ``finetune_soup`` > 1, that many members are fine-tuned from the same starting weights,
     each on its own batches, and the content encoder keeps their mean weights.
     """
@@ -287,6 +291,9 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     if cfg.speed_aug:   # the same squats, quicker and slower (deterministic copies)
         speeds = (1.0 + cfg.speed_aug, 1.0 / (1.0 + cfg.speed_aug))
         real = list(real) + [time_warp(x, y, k) for k in speeds for x, y in real]
+    if cfg.twist_aug:   # the same squats with the watch turned about the forearm
+        real = list(real) + [(twist(x, a), y) for a in (cfg.twist_aug, -cfg.twist_aug)
+                             for x, y in real]
     adaptation, sim = input_adaptation(cfg), sim[::4]
     if adaptation:      # each recording / episode adapted as the converter adapts a stream
         real = [(adaptation.apply(x, real_norm), y) for x, y in real]
