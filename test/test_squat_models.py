@@ -307,44 +307,30 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
     assert len(curves.data["content_finetune"]["consistency_sim"]) == 3
 
 
-def test_speed_augmentation_fine_tunes_on_warped_copies_too(monkeypatch):
-    """speed_aug=0.25: each real recording also enters at 1.25 and 0.8 times its speed."""
+@pytest.mark.parametrize("field, function, value, expected", [
+    # speed_aug=0.25: each real recording also enters at 1.25 and 0.8 times its speed
+    ("speed_aug", "time_warp", 0.25, [(40, 1.25), (40, 0.8)]),
+    # twist_aug=0.4: ... and with the watch turned by +0.4 and -0.4 rad about the forearm
+    ("twist_aug", "twist", 0.4, [(40, 0.4), (40, -0.4)]),
+])
+def test_real_augmentation_fine_tunes_on_the_copies_too(monkeypatch, field, function, value,
+                                                        expected):
     from embodied_transfer.plotting import Curves
     from embodied_transfer.squat import train as train_module
 
-    calls, warp = [], train_module.time_warp
-    monkeypatch.setattr(train_module, "time_warp",
-                        lambda x, y, k: calls.append((len(x), k)) or warp(x, y, k))
+    calls, original = [], getattr(train_module, function)
+    monkeypatch.setattr(train_module, function,
+                        lambda x, *args: calls.append((len(x), args[-1])) or original(x, *args))
     weights = {}
-    for aug in (0.0, 0.25):
-        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, speed_aug=aug)
+    for aug in (0.0, value):
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, **{field: aug})
         model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
         train_module.finetune_content(model, classifier, sim, xs, ys, real,
                                       Normalizer.fit(real[0][0]), cfg, Curves(),
                                       torch.Generator().manual_seed(0), show=False)
         weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
-    assert calls == [(40, 1.25), (40, 0.8)]
-    assert any(not torch.equal(v, weights[0.25][k]) for k, v in weights[0.0].items())
-
-
-def test_twist_augmentation_fine_tunes_on_turned_copies_too(monkeypatch):
-    """twist_aug=0.4: each real recording also enters with the watch turned by ±0.4 rad."""
-    from embodied_transfer.plotting import Curves
-    from embodied_transfer.squat import train as train_module
-
-    calls, turn = [], train_module.twist
-    monkeypatch.setattr(train_module, "twist",
-                        lambda x, a: calls.append((len(x), a)) or turn(x, a))
-    weights = {}
-    for aug in (0.0, 0.4):
-        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, twist_aug=aug)
-        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
-        train_module.finetune_content(model, classifier, sim, xs, ys, real,
-                                      Normalizer.fit(real[0][0]), cfg, Curves(),
-                                      torch.Generator().manual_seed(0), show=False)
-        weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
-    assert calls == [(40, 0.4), (40, -0.4)]
-    assert any(not torch.equal(v, weights[0.4][k]) for k, v in weights[0.0].items())
+    assert calls == expected
+    assert any(not torch.equal(v, weights[value][k]) for k, v in weights[0.0].items())
 
 
 def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
