@@ -72,8 +72,7 @@ def twist(x: np.ndarray, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
     out = np.array(x, dtype=np.float64)
-    out[:, :3] = out[:, :3] @ rot.T
-    out[:, 3:6] = out[:, 3:6] @ rot.T
+    out[:, :6] = (out[:, :6].reshape(-1, 2, 3) @ rot.T).reshape(-1, 6)   # accel and gyro
     return out.astype(np.float32)
 
 
