@@ -82,6 +82,24 @@ def test_twist_turns_accel_and_gyro_about_the_forearm_and_keeps_the_range():
         twist(x[:, :6], 0.1)
 
 
+def test_uwb_swing_rescales_only_the_range_of_a_share_of_the_windows():
+    """uwb_aug: a share of the (normalised) real windows get their UWB channel times one
+    factor from U(-1, 1) each (smaller swing, none, or mirrored); IMU channels untouched."""
+    from embodied_transfer.squat.train import _uwb_swing
+
+    x = torch.randn(4000, 6, 7)
+    out = _uwb_swing(x, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[..., :6], x[..., :6], rtol=0, atol=0)
+    factor = out[..., -1] / x[..., -1]
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor), atol=1e-4)  # one per window
+    f = factor[:, 0]
+    changed = (f - 1.0).abs() > 1e-6
+    assert 0.45 < changed.float().mean() < 0.55
+    assert f[changed].min() >= -1.0 and f[changed].max() <= 1.0
+    assert (f[changed] < 0).float().mean() > 0.4                    # mirrored about half the time
+    torch.testing.assert_close(_uwb_swing(x, 0.0, torch.Generator()), x, rtol=0, atol=0)
+
+
 def test_input_adaptation_maps_a_stream_onto_the_normaliser_causally():
     norm = Normalizer(np.zeros(7, np.float32), np.ones(7, np.float32))
     ad = InputAdaptation(prior_frames=10, horizon_frames=100)
@@ -331,6 +349,26 @@ def test_real_augmentation_fine_tunes_on_the_copies_too(monkeypatch, field, func
         weights[aug] = {k: v.clone() for k, v in model.content.state_dict().items()}
     assert calls == expected
     assert any(not torch.equal(v, weights[value][k]) for k, v in weights[0.0].items())
+
+
+def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
+    from embodied_transfer.plotting import Curves
+    from embodied_transfer.squat import train as train_module
+
+    calls, original = [], train_module._uwb_swing
+    monkeypatch.setattr(train_module, "_uwb_swing",
+                        lambda x, share, gen: calls.append((len(x), share))
+                        or original(x, share, gen))
+    weights = {}
+    for share in (0.0, 1.0):
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, uwb_aug=share)
+        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
+        train_module.finetune_content(model, classifier, sim, xs, ys, real,
+                                      Normalizer.fit(real[0][0]), cfg, Curves(),
+                                      torch.Generator().manual_seed(0), show=False)
+        weights[share] = {k: v.clone() for k, v in model.content.state_dict().items()}
+    assert calls == [(4, 1.0), (4, 1.0)]            # half of each batch is real
+    assert any(not torch.equal(v, weights[1.0][k]) for k, v in weights[0.0].items())
 
 
 def test_fine_tuning_soup_averages_members_trained_from_the_same_start():

@@ -77,7 +77,32 @@ def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch
     # raw does not depend on the fine-tuning settings; the converters do
     raw = [f["accuracy"]["raw"] for v in result["variants"].values() for f in v["folds"]]
     assert raw[:2] == raw[2:4]
+    for v in result["variants"].values():   # every fold also scored under each UWB stress
+        for mode in selection.UWB_STRESS:
+            assert v["loo_stress"][mode]["proposed"] == pytest.approx(
+                np.mean([f["stress"][mode]["accuracy"]["proposed"] for f in v["folds"]]))
+    assert "proposed uwb_mirrored" in selection.table(result).splitlines()[0]
     json.dumps(result)          # the command writes it as JSON
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
+def test_uwb_stress_mirrors_or_flattens_the_range_within_its_own_span():
+    from embodied_transfer.squat.real import load_real_csv
+    from embodied_transfer.squat.selection import uwb_stressed
+
+    rec = load_real_csv(REAL / "recording_1.csv")
+    lo, hi = rec.uwb.min(), rec.uwb.max()
+    mirrored = uwb_stressed(rec, "uwb_mirrored")
+    np.testing.assert_allclose(mirrored.uwb + rec.uwb, lo + hi)
+    np.testing.assert_allclose(mirrored.uwb_at_imu + rec.uwb_at_imu, lo + hi)
+    assert np.all((mirrored.uwb_at_imu >= lo - 1e-12) & (mirrored.uwb_at_imu <= hi + 1e-12))
+    flat = uwb_stressed(rec, "uwb_constant")
+    assert np.all(flat.uwb_at_imu == rec.uwb.mean()) and np.all(flat.uwb == rec.uwb.mean())
+    for kept in ("accel", "gyro", "phase", "t"):
+        assert getattr(mirrored, kept) is getattr(rec, kept)
+    assert rec.uwb_at_imu.std() > 0            # the original is left as it was
+    with pytest.raises(SquatDataError, match="unknown UWB stress"):
+        uwb_stressed(rec, "uwb_upside_down")
 
 
 def test_select_needs_two_recordings(tiny_sim):

@@ -8,6 +8,10 @@ scores the raw, plain-VAE and proposed pipelines on the one left out. The mean o
 folds ("LOO") is what the recipe's settings are chosen by; the recording held out for the
 final report is never given to it.
 
+Each fold also scores the left-out recording with its UWB range as a phone placed elsewhere
+could see it (:data:`UWB_STRESS`): the development recordings show one placement, and a
+pipeline that leans on how the range moves there can fail where it moves otherwise.
+
 A variant is ``NAME:field=value,field=value`` over :class:`~.train.TrainConfig` fields
 read by fine-tuning or conversion (``consistency_weight``, ``gain_aug``,
 ``adapt_prior_frames``, ...); the variant ``default`` (the shipped recipe) always runs.
@@ -25,6 +29,7 @@ from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint
 from embodied_transfer.squat.pipeline import MIN_REP, MIN_RUN, Classifier, Converter, Pipeline
+from embodied_transfer.squat.real import RealRecording
 from embodied_transfer.squat.signals import Normalizer, real_recording
 from embodied_transfer.squat.train import (TrainConfig, finetune_content, input_adaptation,
                                            phase_filter, train_classifier, train_plain_vae,
@@ -39,6 +44,24 @@ SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_st
                               "vae_gain_aug", "content_steps", "style_steps", "beta_kld",
                               "lambda_mine", "code_noise", "past", "stride", "cls_past",
                               "cls_future", "threads"})
+
+
+#: Stress tests of the left-out recording's UWB range r: ``uwb_mirrored`` = min + max - r (the
+#: wrist's descent reads as a rise, as from a phone on a table above the wrist),
+#: ``uwb_constant`` = its mean (no swing at all, e.g. a phone far away).
+UWB_STRESS: tuple[str, ...] = ("uwb_mirrored", "uwb_constant")
+
+
+def uwb_stressed(rec: RealRecording, mode: str) -> RealRecording:
+    """``rec`` with its UWB range (readings and their interpolation) changed as ``mode`` of
+    :data:`UWB_STRESS` says; ranges stay within the recording's own."""
+    def change(r: np.ndarray) -> np.ndarray:
+        if mode == "uwb_mirrored":
+            return rec.uwb.min() + rec.uwb.max() - r
+        if mode == "uwb_constant":
+            return np.full_like(r, rec.uwb.mean())
+        raise SquatDataError(f"unknown UWB stress {mode!r}; expected one of {UWB_STRESS}")
+    return replace(rec, uwb=change(rec.uwb), uwb_at_imu=change(rec.uwb_at_imu))
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -117,26 +140,41 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                                                               adaptation=adaptation)))
                 for cond, net in (("vae", plain), ("proposed", model))}}
             r = score(pipelines, [held], min_run, min_rep)
+            stress = {mode: score(pipelines, [uwb_stressed(held, mode)], min_run, min_rep)
+                      for mode in UWB_STRESS}
             folds.append({"held_out": held.source, "accuracy": r["accuracy"],
                           "accuracy_unfiltered": r["accuracy_unfiltered"],
                           "reps_true": r["reps"][0]["true"],
-                          "reps_counted": {c: r["reps"][0][f"counted_{c}"] for c in CONDITIONS}})
+                          "reps_counted": _counted(r),
+                          "stress": {mode: {"accuracy": s["accuracy"], "reps_counted": _counted(s)}
+                                     for mode, s in stress.items()}})
         result["variants"][name] = {
             "overrides": overrides, "folds": folds,
             "loo": {c: float(np.mean([f["accuracy"][c] for f in folds])) for c in CONDITIONS},
             "loo_unfiltered": {c: float(np.mean([f["accuracy_unfiltered"][c] for f in folds]))
                                for c in CONDITIONS},
             "rep_errors": {c: int(sum(abs(f["reps_counted"][c] - f["reps_true"]) for f in folds))
-                           for c in CONDITIONS}}
+                           for c in CONDITIONS},
+            "loo_stress": {mode: {c: float(np.mean([f["stress"][mode]["accuracy"][c]
+                                                    for f in folds])) for c in CONDITIONS}
+                           for mode in UWB_STRESS}}
     return result
 
 
+def _counted(r: dict) -> dict:
+    return {c: r["reps"][0][f"counted_{c}"] for c in CONDITIONS}
+
+
 def table(result: dict) -> str:
-    """One line per variant: LOO Down/Up accuracy per condition and repetition miscounts."""
+    """One line per variant: LOO Down/Up accuracy per condition, repetition miscounts, and
+    the proposed pipeline under each UWB stress."""
     lines = [f"{'variant':<24}" + "".join(f"{c:>10}" for c in CONDITIONS)
-             + f"{'proposed unfiltered':>21}{'rep errors (proposed)':>23}"]
+             + f"{'proposed unfiltered':>21}{'rep errors (proposed)':>23}"
+             + "".join(f"{'proposed ' + m:>23}" for m in UWB_STRESS)]
     for name, v in result["variants"].items():
         lines.append(f"{name:<24}" + "".join(f"{v['loo'][c] * 100:>9.1f}%" for c in CONDITIONS)
                      + f"{v['loo_unfiltered']['proposed'] * 100:>20.1f}%"
-                     + f"{v['rep_errors']['proposed']:>23}")
+                     + f"{v['rep_errors']['proposed']:>23}"
+                     + "".join(f"{v['loo_stress'][m]['proposed'] * 100:>22.1f}%"
+                               for m in UWB_STRESS))
     return "\n".join(lines)

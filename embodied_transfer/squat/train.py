@@ -78,6 +78,8 @@ class TrainConfig:
                                   # 1 + a and 1 / (1 + a) (0: none)
     twist_aug: float = 0.0        # fine-tuning: real recordings also with the watch turned by
                                   # +a and -a rad about the forearm (0: none)
+    uwb_aug: float = 0.0          # fine-tuning: share of real windows whose UWB swing about
+                                  # the stream's mean is scaled by U(-1, 1) (phone placement)
     # converters' per-stream input adaptation (prior 0: none) and its time constant, frames
     adapt_prior_frames: int = InputAdaptation.prior_frames
     adapt_horizon_frames: int = InputAdaptation.horizon_frames
@@ -170,6 +172,17 @@ def _gain_and_noise(x: torch.Tensor, log_std: float, noise: float,
     ``log_std``) plus Gaussian noise of std ``noise``."""
     gain = torch.exp(log_std * torch.randn(len(x), 1, x.shape[-1], generator=gen))
     return x * gain + noise * torch.randn(x.shape, generator=gen)
+
+
+def _uwb_swing(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Normalised windows (B, T, C) whose UWB channel (the last), in a random ``share`` of
+    them, is scaled about the stream's mean by a factor drawn from U(-1, 1): a phone placed
+    elsewhere sees the wrist's descent as a smaller swing, none, or a rise."""
+    factor = torch.rand(len(x), generator=gen) * 2.0 - 1.0
+    scaled = torch.rand(len(x), generator=gen) < share
+    out = x.clone()
+    out[scaled, :, -1] *= factor[scaled, None]
+    return out
 
 
 def train_plain_vae(sim, norm: Normalizer, cfg: TrainConfig, curves: Curves, gen, show=True):
@@ -282,7 +295,8 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     normaliser, as the converter normalises whatever arrives. With an input adaptation,
     each real recording and each of those episodes is first adapted as a stream (with
     ``speed_aug``, time-warped copies of the recordings join them first, and with
-    ``twist_aug`` copies with the watch turned about the forearm). With
+    ``twist_aug`` copies with the watch turned about the forearm; ``uwb_aug`` rescales the
+    UWB swing of a share of the real windows). With
     ``finetune_soup`` > 1, that many members are fine-tuned from the same starting weights,
     each on its own batches, and the content encoder keeps their mean weights.
     """
@@ -315,6 +329,8 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
             ir = torch.randint(0, len(xr), (half,), generator=gen)
             isim = torch.randint(0, len(xs), (half,), generator=gen)
             xb_r = _gain_and_noise(xr[ir], cfg.gain_aug, cfg.noise, gen)
+            if cfg.uwb_aug:
+                xb_r = _uwb_swing(xb_r, cfg.uwb_aug, gen)
             z_r, z_s = content(xb_r), content(xs[isim])
             zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
             real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
