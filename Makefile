@@ -107,7 +107,9 @@ SELECT_VARIANTS := sharp05:phase_filter_sharpness=0.5 sharp03:phase_filter_sharp
   horizon200:adapt_horizon_frames=200 horizon800:adapt_horizon_frames=800 \
   soup3:finetune_soup=3 cyclic:phase_filter_cyclic=1 \
   prior100:adapt_prior_frames=100 prior50:adapt_prior_frames=50 prior10:adapt_prior_frames=10 \
-  cyclic_s05:phase_filter_cyclic=1,phase_filter_sharpness=0.5 s2:phase_filter_sharpness=2
+  cyclic_s05:phase_filter_cyclic=1,phase_filter_sharpness=0.5 s2:phase_filter_sharpness=2 \
+  uwb015:uwb_aug=0.15 uwb025:uwb_aug=0.25 uwb05:uwb_aug=0.5 uwb1:uwb_aug=1 \
+  uwb05_long:uwb_aug=0.5,finetune_steps=1600
 select: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer squat select --sim-squats 3000 --seed 0 \
 	  --real $(REAL_DATA)/recording_1.csv $(REAL_DATA)/recording_2.csv \
