@@ -49,8 +49,10 @@ from embodied_transfer.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
 from embodied_transfer.squat.phases import PhaseFilter
-from embodied_transfer.squat.signals import (InputAdaptation, Normalizer, time_warp, twist,
-                                             windows)
+from embodied_transfer.squat.signals import (CHANNELS, InputAdaptation, Normalizer, time_warp,
+                                             twist, windows)
+
+_UWB = CHANNELS.index("uwb_range")
 
 
 @dataclass
@@ -175,13 +177,13 @@ def _gain_and_noise(x: torch.Tensor, log_std: float, noise: float,
 
 
 def _uwb_swing(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
-    """Normalised windows (B, T, C) whose UWB channel (the last), in a random ``share`` of
+    """Normalised windows (B, T, C) whose UWB channel, in a random ``share`` of
     them, is scaled about the stream's mean by a factor drawn from U(-1, 1): a phone placed
     elsewhere sees the wrist's descent as a smaller swing, none, or a rise."""
     factor = torch.rand(len(x), generator=gen) * 2.0 - 1.0
     scaled = torch.rand(len(x), generator=gen) < share
     out = x.clone()
-    out[scaled, :, -1] *= factor[scaled, None]
+    out[scaled, :, _UWB] *= factor[scaled, None]
     return out
 
 
