@@ -100,7 +100,8 @@ models: setup
 	  --models $(MODELS_DIR) --json $(MODELS_DIR)/heldout_recording_3.json --plots $(DEMO_OUT)/heldout
 
 # How the Real2Sim settings were chosen: leave-one-out between recordings 1 and 2 (recording_3
-# untouched), the simulated stages trained once (about 25-30 min on one core); see the model card.
+# untouched), the simulated stages trained once (about 60 min on one core with the other one
+# busy, session 23); see the model card.
 SELECT_VARIANTS := sharp05:phase_filter_sharpness=0.5 sharp03:phase_filter_sharpness=0.3 \
   sharp02:phase_filter_sharpness=0.2 unfiltered:phase_filter_sharpness=0 \
   no_adapt:adapt_prior_frames=0 no_adapt_unfiltered:adapt_prior_frames=0,phase_filter_sharpness=0 \
