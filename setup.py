@@ -26,7 +26,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "embodied-transfer = embodied_transfer.cli:main",
+            "embodied-transfer = embodied_transfer.app.cli:main",
             # One executable per node (`ros2 run embodied_transfer <node>`); the graph in
             # embodied_transfer/bringup.py names these, and test_graph checks they exist.
             "bag_player = embodied_transfer.nodes.bag_player:main",

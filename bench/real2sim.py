@@ -88,11 +88,11 @@ def replay_10x(path: Path) -> dict:
     import rclpy
     from embodied_transfer_interfaces.msg import SquatPhase
 
-    from embodied_transfer import bringup
+    from embodied_transfer.app import bringup
     from embodied_transfer.ros.bags import BagReader
     from embodied_transfer.ros.isolation import apply_isolation
     from embodied_transfer.ros.qos import BAG_QOS
-    from embodied_transfer.squat.csv2bag import csv2bag
+    from embodied_transfer.app.csv2bag import csv2bag
 
     apply_isolation(None)
     with tempfile.TemporaryDirectory() as tmp:

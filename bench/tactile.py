@@ -70,7 +70,7 @@ def service_round_trip(calls: int = CALLS, model_path: str = "") -> dict:
     from embodied_transfer_interfaces.msg import TactileFrame
     from embodied_transfer_interfaces.srv import AlignTactile
 
-    from embodied_transfer import bringup
+    from embodied_transfer.app import bringup
     from embodied_transfer.ros.conversions import make_header
     from embodied_transfer.ros.isolation import apply_isolation
     from embodied_transfer.tactile.data import paired_set

@@ -4,7 +4,7 @@
 The nodes come from the graph 'real2sim' in embodied_transfer/bringup.py, the same description
 `embodied-transfer real2sim` brings up in one process where launch_ros is not installed.
 """
-from embodied_transfer.bringup import generate_graph_launch_description
+from embodied_transfer.app.bringup import generate_graph_launch_description
 
 
 def generate_launch_description():

@@ -35,7 +35,7 @@ def cli():
     import subprocess
 
     def run(*args: str, timeout: float = 60.0):
-        proc = subprocess.run([sys.executable, "-m", "embodied_transfer.cli", *args],
+        proc = subprocess.run([sys.executable, "-m", "embodied_transfer", *args],
                               capture_output=True, text=True, timeout=timeout, cwd=REPO)
         return proc.returncode, proc.stdout, proc.stderr
     return run

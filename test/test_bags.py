@@ -53,7 +53,7 @@ def write_bag(path: Path, storage: str, n: int = 25) -> dict[str, list[bytes]]:
 
 
 def et(*args: str) -> list[str]:
-    return [sys.executable, "-m", "embodied_transfer.cli", *args]
+    return [sys.executable, "-m", "embodied_transfer.app.cli", *args]
 
 
 @pytest.mark.ros

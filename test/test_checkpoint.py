@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from embodied_transfer import checkpoint
+from embodied_transfer.core import checkpoint
 
 
 class Bad(Exception):

@@ -8,7 +8,7 @@ import shutil
 import torch
 from editing_helpers import loaded, tiny_models
 
-from embodied_transfer.editing import commands
+from embodied_transfer.app import editing_commands as commands
 from embodied_transfer.editing.inpaint import load_inpaint
 from embodied_transfer.editing.lora import (add_lora, load_batch, read_pairs, save_lora,
                                             training_loss)
@@ -60,13 +60,13 @@ def test_cli_train_edit_directions(tmp_path, capsys):
     models = ["--clip-model", str(clip_dir), "--inpaint-model", str(inpaint_dir),
               "--device", "cpu"]
     parser = _parser()
-    args = parser.parse_args(["edit-train", "--data", str(data), "--out", str(tmp_path / "lora"),
+    args = parser.parse_args(["editing", "train", "--data", str(data), "--out", str(tmp_path / "lora"),
                               "--train-steps", "2", *models])
     assert commands.run(args) == 0
     assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
     out = tmp_path / "edit"
-    args = parser.parse_args(["edit", "--image", str(image), "--mask", str(mask), "--out",
-                              str(out), "--steps", "3", "--lora", str(tmp_path / "lora"),
+    args = parser.parse_args(["editing", "edit", "--image", str(image), "--mask", str(mask),
+                              "--out", str(out), "--steps", "3", "--lora", str(tmp_path / "lora"),
                               *models])
     assert commands.run(args) == 0
     report = json.loads((out / "report.json").read_text())
@@ -77,9 +77,28 @@ def test_cli_train_edit_directions(tmp_path, capsys):
     assert set(report["clip_similarity"]) >= {"edited_to_target", "edited_to_source"}
     args = parser.parse_args(["edit-directions", "--clip-model", str(clip_dir), "--organs",
                               "brain", "breast", "--json", str(tmp_path / "d.json")])
-    assert commands.run(args) == 0
-    assert "state direction healthy - tumor" in capsys.readouterr().out
-    assert commands.run(argparse.Namespace(command="grasp")) is None
+    assert commands.run(args) == 0      # the deprecated alias of 'editing directions'
+    captured = capsys.readouterr()
+    assert "state direction healthy - tumor" in captured.out
+    assert "'edit-directions' is deprecated, use 'editing directions'" in captured.err
+
+
+def test_deprecated_aliases_parse_like_the_group():
+    parser = _parser()
+    for alias, command in commands.ALIASES.items():
+        old = parser.parse_args(_minimal(alias))
+        new = parser.parse_args(["editing", *_minimal(command)])
+        assert old.editing_command == new.editing_command == command
+        assert old.deprecated_alias and not new.deprecated_alias
+        assert {k: v for k, v in vars(old).items() if k not in ("command", "deprecated_alias")} \
+            == {k: v for k, v in vars(new).items() if k not in ("command", "deprecated_alias")}
+
+
+def _minimal(name: str) -> list[str]:
+    """The shortest valid argument list of an editing command or alias ``name``."""
+    required = {"edit": ["--image", "i.png", "--mask", "m.png", "--out", "o"],
+                "train": ["--data", "d", "--out", "o"], "directions": []}
+    return [name, *required[commands.ALIASES.get(name, name)]]
 
 
 def test_cli_bad_mask_is_edit_error(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from rclpy.parameter import Parameter
 
-from embodied_transfer import bringup
-from embodied_transfer.errors import BringupError
+from embodied_transfer.app import bringup
+from embodied_transfer.app.bringup import BringupError
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from embodied_transfer import bringup
-from embodied_transfer.errors import BringupError
+from embodied_transfer.app import bringup
+from embodied_transfer.app.bringup import BringupError
 from ros_helpers import call, spin
 
 pytestmark = pytest.mark.ros

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embodied_transfer import bringup
-from embodied_transfer.errors import BringupError
+from embodied_transfer.app import bringup
+from embodied_transfer.app.bringup import BringupError
 from embodied_transfer.sim.squat import JOINTS
 from embodied_transfer.squat.phases import DOWN, STOP, UP
 from ros_helpers import call, spin

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embodied_transfer.plotting import Curves, plot_curves
+from embodied_transfer.core.plotting import Curves, plot_curves
 from embodied_transfer.squat import train as squat_train
 from embodied_transfer.tactile import train as tactile_train
 

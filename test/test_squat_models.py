@@ -304,7 +304,7 @@ def _tiny_fine_tuning_setup(cfg):
 def test_real_fine_tuning_moves_only_the_content_encoder():
     """Stage (c): the decoder, style encoder and sim classifier stay frozen; the content
     encoder learns, and the consistency terms read converted real and simulated windows."""
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat.train import TrainConfig, finetune_content
 
     cfg = TrainConfig(finetune_steps=3, batch=8, past=4)
@@ -333,7 +333,7 @@ def test_real_fine_tuning_moves_only_the_content_encoder():
 ])
 def test_real_augmentation_fine_tunes_on_the_copies_too(monkeypatch, field, function, value,
                                                         expected):
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat import train as train_module
 
     calls, original = [], getattr(train_module, function)
@@ -352,7 +352,7 @@ def test_real_augmentation_fine_tunes_on_the_copies_too(monkeypatch, field, func
 
 
 def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat import train as train_module
 
     calls, original = [], train_module._uwb_swing
@@ -376,7 +376,7 @@ def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
     batches (the generator runs on), and the content encoder ends as their mean."""
     import copy
 
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat.train import TrainConfig, finetune_content
 
     cfg = TrainConfig(finetune_steps=2, batch=8, past=4)
@@ -400,7 +400,7 @@ def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
 def test_plain_vae_denoises_gain_without_moving_the_shared_generator():
     """The baseline learns to undo a random per-channel gain (target: the clean window);
     its augmentation has its own generator, so the stages after it see the same batches."""
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat.train import TrainConfig, train_plain_vae
 
     rng = np.random.default_rng(0)
@@ -459,7 +459,7 @@ def test_classifier_window_options(tmp_path, cli):
     defaults (the end-to-end test checks that they reach the checkpoint)."""
     import argparse
 
-    from embodied_transfer import cli as cli_module
+    from embodied_transfer.app import squat_commands as cli_module
     from embodied_transfer.squat.train import TrainConfig
 
     defaults = TrainConfig()

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from embodied_transfer import bringup
-from embodied_transfer.bringup import NodeSpec
-from embodied_transfer.errors import BringupError
+from embodied_transfer.app import bringup
+from embodied_transfer.app.bringup import NodeSpec
+from embodied_transfer.app.bringup import BringupError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 from ros_helpers import spin
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from embodied_transfer.ros.bags import BagError, BagReader
-from embodied_transfer.ros.conversions import STANDARD_GRAVITY
-from embodied_transfer.squat.csv2bag import (DEFAULT_START_NS, GAP_NS, TOPICS,
+from embodied_transfer.core.units import STANDARD_GRAVITY
+from embodied_transfer.app.csv2bag import (DEFAULT_START_NS, GAP_NS, TOPICS,
                                              cumulative_repetitions, csv2bag)
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import DOWN, STOP, UP, count_repetitions

@@ -16,8 +16,9 @@ from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, load_lay
 from embodied_transfer.tactile.models import (Aligner, ModelConfig, TactileAlignment,
                                               grad_reverse, load_model, patch_match_matrix,
                                               projection_matrix, save_model, uv_direct_matrix)
-from embodied_transfer.tactile.train import (TrainConfig, add_arguments, config_from_args,
-                                             given_options, info_nce, train_model)
+from embodied_transfer.app.tactile_commands import add_arguments, config_from_args, given_options
+from embodied_transfer.tactile.train import (TrainConfig,
+                                             info_nce, train_model)
 
 torch.set_num_threads(1)
 SMALL = ModelConfig(resolution=24, encoder="local_uv")   # latent = 302 UV pixels
@@ -209,7 +210,7 @@ def test_shipped_model_converts_a_glove_frame_quickly():
 
 
 def test_evaluate_and_cli_write_the_metrics(tiny_dir, tmp_path):
-    from embodied_transfer.tactile import commands
+    from embodied_transfer.app import tactile_commands as commands
 
     parser = argparse.ArgumentParser()
     commands.add_parsers(parser.add_subparsers(dest="command"))
@@ -292,7 +293,7 @@ def test_train_options_set_the_loss_weights_and_reject_bad_values(capsys):
 
 
 def test_cli_train_records_the_options_it_was_given(tmp_path):
-    from embodied_transfer.tactile import commands
+    from embodied_transfer.app import tactile_commands as commands
 
     parser = argparse.ArgumentParser()
     commands.add_parsers(parser.add_subparsers(dest="command"))
@@ -309,7 +310,7 @@ def test_cli_train_records_the_options_it_was_given(tmp_path):
 
 
 def test_alignment_check_flags_a_discriminator_that_wins(tmp_path, capsys):
-    from embodied_transfer.plotting import Curves
+    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.tactile.train import alignment_check, train
 
     curves = Curves()

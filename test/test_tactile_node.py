@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embodied_transfer import bringup
-from embodied_transfer.errors import BringupError
+from embodied_transfer.app import bringup
+from embodied_transfer.app.bringup import BringupError
 from ros_helpers import call, spin
 
 pytestmark = pytest.mark.ros

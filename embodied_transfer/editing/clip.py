@@ -133,7 +133,7 @@ def load_clip(model: str = DEFAULT_CLIP, device: str | torch.device | None = Non
 
     name = _resolve(model, allow_download, cache_dir)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    from embodied_transfer.grasp.backends.vlm import hub_offline
+    from embodied_transfer.core.hub import hub_offline
 
     try:
         # BiomedCLIP's text tower names a hub tokenizer; it too must come from the cache

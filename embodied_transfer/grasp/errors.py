@@ -1,8 +1,10 @@
 """The grasp area's exception types."""
 from __future__ import annotations
 
+from embodied_transfer.core.errors import EmbodiedTransferError
 
-class GraspError(Exception):
+
+class GraspError(EmbodiedTransferError):
     """A grasp, dataset, scene or backend problem (bad rectangle, unreadable file, no model)."""
 
 

@@ -210,7 +210,7 @@ def draw_samples(dataset, predictions: Sequence[Prediction] | Mapping[str, Predi
     ``predictions``: a list aligned with the dataset's first samples (as ``evaluate``'s
     ``predictions``) or a dict ``{sample id: Prediction}``.
     """
-    from embodied_transfer.plotting import pyplot, save_figure
+    from embodied_transfer.core.plotting import pyplot, save_figure
 
     plt = pyplot()
     if isinstance(predictions, Mapping):

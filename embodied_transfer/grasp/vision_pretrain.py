@@ -283,7 +283,7 @@ def pretrain_vision(model_dir: str | Path, scenes, *, val_scenes=None, epochs: i
 
 def plot_pretraining(result: dict, out: str | Path) -> Path:
     """Loss per epoch and, when validated, the held-out rates per epoch."""
-    from embodied_transfer.plotting import Curves, plot_curves
+    from embodied_transfer.core.plotting import Curves, plot_curves
 
     curves, panels = Curves(), [("training loss", ["loss"], True)]
     for loss in result["epoch_loss"]:

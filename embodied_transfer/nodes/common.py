@@ -14,7 +14,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.task import Future
 
-from embodied_transfer.errors import PACKAGE_ERRORS
+from embodied_transfer.core.errors import EmbodiedTransferError
 
 RCLError = _rclpy.RCLError
 #: Longest single wait of :func:`spin_until`, so a shutdown is noticed within this time.
@@ -141,7 +141,7 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
             spin_node(node, lambda: future is not None and future.done())
             if future is not None and future.done() and future.exception() is not None:
                 return 1
-        except PACKAGE_ERRORS as exc:
+        except EmbodiedTransferError as exc:
             print(f"{getattr(node, 'get_name', lambda: 'node')()}: error: {exc}",
                   file=sys.stderr)
             return 1

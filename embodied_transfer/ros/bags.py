@@ -21,12 +21,14 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterEr
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from embodied_transfer.core.errors import EmbodiedTransferError
+
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 #: rosbag2 metadata version written by Kilted's ros2 bag.
 BAG_VERSION = 9
 
 
-class BagError(Exception):
+class BagError(EmbodiedTransferError):
     """A bag could not be opened, read or written; the message says which and why."""
 
 

@@ -24,6 +24,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, Imu, Range
 from std_msgs.msg import Header
 
+from embodied_transfer.core.errors import EmbodiedTransferError
+
 try:
     from cv_bridge import CvBridge
 
@@ -40,8 +42,6 @@ __all__ = [
     "stamp_to_ns",
     "ns_to_stamp",
     "make_header",
-    "STANDARD_GRAVITY",
-    "g_to_mps2",
     "imu_to_numpy",
     "numpy_to_imu",
     "RangeStatus",
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-class ConversionError(ValueError):
+class ConversionError(EmbodiedTransferError, ValueError):
     """A message or array cannot be converted; the text says what was wrong."""
 
 
@@ -314,14 +314,6 @@ def make_header(stamp_ns: int, frame_id: str = "") -> Header:
 # ---------------------------------------------------------------------------------------
 
 #: Standard gravity in m/s^2 (CGPM 1901), to convert accelerometers that report in g.
-STANDARD_GRAVITY = 9.80665
-
-
-def g_to_mps2(x: float | np.ndarray) -> float | np.ndarray:
-    """Acceleration in units of standard gravity to m/s^2."""
-    return np.multiply(x, STANDARD_GRAVITY)
-
-
 def imu_to_numpy(msg: Imu) -> tuple[np.ndarray, np.ndarray]:
     """``(accel, gyro)``: linear acceleration [m/s^2] and angular velocity [rad/s].
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from embodied_transfer.sim.episode import Episode, EpisodeConfig, simulate_episode
 from embodied_transfer.sim.errors import SimError
 from embodied_transfer.sim.sensors import describe
-from embodied_transfer.squat.phases import PHASE_NAMES
+from embodied_transfer.core.phases import PHASE_NAMES
 
 FORMAT = "embodied_transfer.squat_sim/1"
 _FRAME_ARRAYS = ("t", "accel", "gyro", "gravity", "uwb_at_imu", "phase")

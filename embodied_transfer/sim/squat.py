@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from embodied_transfer.sim.errors import SimError
-from embodied_transfer.squat.phases import DOWN, STOP, UP
+from embodied_transfer.core.phases import DOWN, STOP, UP
 
 MODEL_XML = Path(__file__).with_name("squat_humanoid.xml")
 

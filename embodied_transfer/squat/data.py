@@ -1,5 +1,5 @@
-"""Where the real squat recordings are: ``$ET_REAL_SQUAT_DATA``, else ``../shared/data/real_squat``
-beside the repository, else ``/work/shared/data/real_squat`` (this project's machine)."""
+"""Where the real squat recordings are: ``$ET_REAL_SQUAT_DATA``, else
+``../shared/data/real_squat`` beside the repository checkout."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,6 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def real_squat_dir() -> Path:
-    """The first of the candidate directories that exists (the first candidate if none)."""
-    candidates = [Path(p) for p in [os.environ.get("ET_REAL_SQUAT_DATA")] if p] + [
-        _REPO.parent / "shared/data/real_squat", Path("/work/shared/data/real_squat")]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    """``$ET_REAL_SQUAT_DATA`` when set, else ``shared/data/real_squat`` beside the checkout."""
+    override = os.environ.get("ET_REAL_SQUAT_DATA")
+    return Path(override) if override else _REPO.parent / "shared/data/real_squat"

@@ -1,6 +1,8 @@
 """The squat area's exception type."""
 from __future__ import annotations
 
+from embodied_transfer.core.errors import EmbodiedTransferError
 
-class SquatDataError(Exception):
+
+class SquatDataError(EmbodiedTransferError):
     """Squat data could not be read or used: malformed recording, bad dataset, bad labels."""

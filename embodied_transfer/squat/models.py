@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from embodied_transfer import checkpoint
+from embodied_transfer.core import checkpoint
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import PhaseFilter
 from embodied_transfer.squat.signals import CHANNELS, InputAdaptation, Normalizer

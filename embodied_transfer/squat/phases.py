@@ -1,16 +1,15 @@
-"""Squat phase labels, shared by the simulator, the real-data reader and the models.
+"""Squat phase labels: names, repetition counting and the causal phase filter.
 
-The integer values are those of ``embodied_transfer_interfaces/msg/SquatPhase``.
+The phase values themselves live in :mod:`embodied_transfer.core.phases` (the simulator
+labels with them too); they are re-exported here for the squat modules.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from embodied_transfer.core.phases import DOWN, PHASE_NAMES, STOP, UP  # noqa: F401
 from embodied_transfer.squat.errors import SquatDataError
 
-STOP, DOWN, UP = 0, 1, 2
-#: Names as the real recordings write them (column ``updown``), indexed by phase value.
-PHASE_NAMES: tuple[str, ...] = ("Stop", "Down", "Up")
 _BY_NAME = {name.lower(): value for value, name in enumerate(PHASE_NAMES)}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embodied_transfer.core.shipped import shipped_model
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
@@ -20,7 +21,7 @@ from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
 from embodied_transfer.squat.signals import AdaptiveStandardizer, windows
 
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
-DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models" / "squat"
+DEFAULT_MODELS = shipped_model("squat")
 CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
 #: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the

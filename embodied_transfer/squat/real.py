@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embodied_transfer.ros.conversions import g_to_mps2
+from embodied_transfer.core.units import g_to_mps2
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import count_repetitions, phase_from_name
 

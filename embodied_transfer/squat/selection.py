@@ -24,7 +24,7 @@ from dataclasses import fields, replace
 import numpy as np
 import torch
 
-from embodied_transfer.plotting import Curves
+from embodied_transfer.core.plotting import Curves
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint

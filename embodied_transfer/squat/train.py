@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from embodied_transfer.plotting import Curves, plot_curves
+from embodied_transfer.core.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
 from embodied_transfer.squat.phases import PhaseFilter

@@ -9,11 +9,10 @@ Modules: :mod:`surface` (parametric hand, UV unwrap, validity mask), :mod:`layou
 """
 from __future__ import annotations
 
-from pathlib import Path
-
+from embodied_transfer.core.shipped import shipped_model
 from embodied_transfer.tactile.errors import TactileError
 
-#: The shipped checkpoint (``python -m embodied_transfer.tactile.train`` writes it).
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "tactile"
+#: The shipped checkpoint (``embodied-transfer tactile train`` writes it).
+DEFAULT_MODEL = shipped_model("tactile")
 
 __all__ = ["DEFAULT_MODEL", "TactileError"]

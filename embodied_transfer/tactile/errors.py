@@ -1,8 +1,10 @@
 """The tactile area's exception type."""
 from __future__ import annotations
 
+from embodied_transfer.core.errors import EmbodiedTransferError
 
-class TactileError(Exception):
+
+class TactileError(EmbodiedTransferError):
     """A tactile layout, frame, dataset or model problem (unknown domain, bad values, no model).
 
     ``reason`` is a short machine-readable tag (``unknown_domain``, ``wrong_size``,

@@ -252,7 +252,7 @@ def uv_image(values: np.ndarray, domain: str, resolution: int = 64) -> np.ndarra
 
 def draw_frames(model: TactileAlignment, held, out: str | Path, index: int | None = None) -> Path:
     """PNG: true pressure field, a glove frame, the matching robot frame, the converted frame."""
-    from embodied_transfer.plotting import pyplot, save_figure
+    from embodied_transfer.core.plotting import pyplot, save_figure
     from embodied_transfer.tactile.surface import uv_grid
 
     plt = pyplot()

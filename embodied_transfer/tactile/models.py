@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from embodied_transfer import checkpoint
+from embodied_transfer.core import checkpoint
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, ROBOT, Layout, load_layout
 from embodied_transfer.tactile.surface import CANVAS_MM, uv_grid

@@ -1,7 +1,7 @@
 """Training the tactile alignment model in two stages (UniTacHand-style).
 
-``python -m embodied_transfer.tactile.train --out DIR --seed 0`` (or ``embodied-transfer
-tactile train``) simulates the data from the seed, then
+``embodied-transfer tactile train --out DIR --seed 0`` (:func:`train` with a
+:class:`TrainConfig`) simulates the data from the seed, then
 
 1. **per-domain reconstruction**: each domain's encoder + decoder on all its frames
    (unpaired and paired), L_REC only;
@@ -32,10 +32,8 @@ the command), ``training_curves.png`` and ``training_curves.json`` into DIR.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -46,8 +44,8 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from embodied_transfer import plotting
-from embodied_transfer.plotting import Curves
+from embodied_transfer.core import plotting
+from embodied_transfer.core.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, RESPONSES, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.errors import TactileError
@@ -386,92 +384,3 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelCon
     plot_curves(curves, out / "training_curves.png")
     return {"out": str(out), "seconds": info["train_seconds"], "data_seconds": data_s,
             "cpu_seconds": info["train_cpu_seconds"], "alignment_check": check}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="", help="output directory (default: the shipped "
-                                                  "model's directory)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--encoder", choices=ENCODERS, default=None,
-                        help=f"model family (default {ModelConfig().encoder}; see "
-                             f"tactile.models.ModelConfig)")
-    parser.add_argument("--stage1-steps", type=int, default=None)
-    parser.add_argument("--stage2-steps", type=int, default=None)
-    parser.add_argument("--paired-episodes", type=int, default=None)
-    parser.add_argument("--unpaired-episodes", type=int, default=None)
-    defaults = TrainConfig()
-    for flag, kind, what in (
-            ("w-con", _non_negative, "weight of L_CON (InfoNCE)"),
-            ("w-rec", _non_negative, "weight of L_REC (reconstruction)"),
-            ("w-adv", _non_negative, "weight of L_ADV (domain discriminator); with far more "
-                                     "paired data than the default, lower it (model card)"),
-            ("temperature", _positive, "InfoNCE temperature")):
-        parser.add_argument(f"--{flag}", type=kind, default=None,
-                            help=f"{what} (default {getattr(defaults, flag.replace('-', '_'))})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _number(text: str, low: float, strict: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} "
-                                         f"{low:g}, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    return _number(text, 0.0, strict=False)
-
-
-def _positive(text: str) -> float:
-    return _number(text, 0.0, strict=True)
-
-
-#: ``TrainConfig`` fields that ``tactile train`` options set.
-OPTION_FIELDS = ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_episodes",
-                 "w_con", "w_rec", "w_adv", "temperature")
-
-
-def config_from_args(args) -> TrainConfig:
-    cfg = TrainConfig(seed=args.seed)
-    for name in OPTION_FIELDS:
-        if getattr(args, name, None) is not None:
-            setattr(cfg, name, getattr(args, name))
-    return cfg
-
-
-def given_options(args) -> str:
-    """The ``tactile train`` options of ``args`` that were given, as command-line text (for
-    the checkpoint's recorded command)."""
-    return " ".join([f"--seed {args.seed}"] + [
-        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("encoder",)
-        + OPTION_FIELDS if getattr(args, name, None) is not None])
-
-
-def model_config_from_args(args) -> ModelConfig:
-    """The ModelConfig ``tactile train`` options ask for (``--encoder``)."""
-    encoder = getattr(args, "encoder", None)
-    return ModelConfig(encoder=encoder) if encoder else ModelConfig()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from embodied_transfer.tactile import DEFAULT_MODEL
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    result = train(args.out or DEFAULT_MODEL, config_from_args(args),
-                   model_config_from_args(args), show=not args.quiet,
-                   command="python -m embodied_transfer.tactile.train "
-                           + " ".join(sys.argv[1:] if argv is None else argv))
-    print(f"wrote {result['out']} in {result['seconds']:.0f} s wall, "
-          f"{result['cpu_seconds']:.0f} s CPU (data {result['data_seconds']:.0f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,11 +12,12 @@ from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING,
                                                   DEFAULT_REFINE, DEFAULT_REFINE_RADIUS_PX,
                                                   REFINERS, GraspBackend, Prediction,
                                                   checked_choice)
+from embodied_transfer.core.shipped import shipped_model
 from embodied_transfer.grasp.errors import GraspError
 
 BACKENDS = ("cnn", "tiny-vlm", "vlm")
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
-DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models" / "grasp"
+DEFAULT_MODELS = shipped_model("grasp")
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
 
 __all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS", "DEFAULT_REFINE",

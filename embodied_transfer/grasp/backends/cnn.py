@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from embodied_transfer import checkpoint
+from embodied_transfer.core import checkpoint
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embodied_transfer.core.hub import hub_offline
 from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
                                                    Prediction, checked_choice)
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
@@ -49,31 +50,6 @@ DEFAULT_MAX_NEW_TOKENS = 160
 #: by default, and how close (px) two views' grasp centres must be to agree.
 DEFAULT_VIEWS = {"vlm": 1, "tiny-vlm": 4}
 VIEW_AGREEMENT_PX = 20.0
-
-
-@contextlib.contextmanager
-def hub_offline(offline: bool = True):
-    """While active (and ``offline``), the Hugging Face hub client makes no network calls.
-
-    Sets ``HF_HUB_OFFLINE=1`` in the environment and in ``huggingface_hub.constants`` (read
-    once at import, so the environment alone is too late), restoring both afterwards.
-    """
-    if not offline:
-        yield
-        return
-    import huggingface_hub.constants as hub_constants
-
-    old_env, old_const = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub_constants.HF_HUB_OFFLINE = old_const
-        if old_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old_env
 
 
 def _looks_local(ref: str) -> bool:

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from embodied_transfer.app.graph_commands import graph_args, run_graph
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import ANSWER_FORMATS
 
@@ -14,6 +15,7 @@ def add_parsers(sub) -> None:
     from embodied_transfer.grasp.backends import BACKENDS
 
     grasp = sub.add_parser("grasp", help="grasp reasoning: data, training, evaluation, trials")
+    grasp.set_defaults(run=run)
     gsub = grasp.add_subparsers(dest="grasp_command", required=True)
 
     export = gsub.add_parser("export", help="render MuJoCo tabletop scenes as Cornell datasets "
@@ -79,9 +81,7 @@ def add_parsers(sub) -> None:
 
     serve = gsub.add_parser("serve", help="bring up grasp_reasoning for a real camera "
                                           "(graph 'grasp')")
-    from embodied_transfer.cli import _graph_args
-
-    _graph_args(serve)
+    graph_args(serve)
 
 
 def _backend_args(parser: argparse.ArgumentParser) -> None:
@@ -191,7 +191,5 @@ def run(args) -> int:
         _write_json(args.json, result)
         return 0
     if args.grasp_command == "serve":
-        from embodied_transfer.cli import _run_graph
-
-        return _run_graph("grasp", args)
+        return run_graph("grasp", args)
     raise GraspError(f"unknown grasp command {args.grasp_command!r}")

@@ -15,9 +15,13 @@ from typing import Iterable
 
 import yaml
 
-from embodied_transfer.errors import BringupError
+from embodied_transfer.core.errors import EmbodiedTransferError
 
 PACKAGE = "embodied_transfer"
+
+
+class BringupError(EmbodiedTransferError):
+    """A graph could not be brought up (unknown graph, bad parameter file, failed start)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""``embodied-transfer tactile ...``: train, evaluate (argparse glue)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from embodied_transfer.app.graph_commands import graph_args, run_graph
+from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.models import ENCODERS, ModelConfig
+from embodied_transfer.tactile.train import TrainConfig
+
+
+def add_parsers(sub) -> None:
+    """The ``tactile`` command group on the top-level subparsers."""
+    tactile = sub.add_parser("tactile", help="tactile alignment (glove ↔ robot hand): "
+                                             "training, evaluation")
+    tactile.set_defaults(run=run)
+    tsub = tactile.add_subparsers(dest="tactile_command", required=True)
+    train = tsub.add_parser("train", help="simulate paired/unpaired grasp data and train the "
+                                          "alignment model (two stages)")
+    add_arguments(train)
+    evaluate = tsub.add_parser("evaluate", help="retrieval, reconstruction and transfer "
+                                                "accuracy on held-out simulated grasps")
+    evaluate.add_argument("--json", required=True, help="write the metrics here")
+    evaluate.add_argument("--png", help="draw UV maps of a glove frame, the matching robot "
+                                        "frame and the converted frame here")
+    evaluate.add_argument("--model", default="", help="checkpoint dir (default: shipped)")
+    evaluate.add_argument("--episodes", type=int, default=160, help="held-out grasps")
+    serve = tsub.add_parser("serve", help="bring up tactile_alignment (graph 'tactile')")
+    graph_args(serve)
+
+
+def run(args) -> int:
+    """Dispatch ``embodied-transfer tactile <command>``."""
+    if args.tactile_command == "train":
+        from embodied_transfer.tactile import DEFAULT_MODEL
+        from embodied_transfer.tactile.train import train
+
+        out = args.out or DEFAULT_MODEL
+        result = train(out, config_from_args(args), model_config_from_args(args),
+                       show=not args.quiet,
+                       command=f"embodied-transfer tactile train --out {out} "
+                               f"{given_options(args)}")
+        print(f"wrote {result['out']} in {result['seconds']:.0f} s")
+        return 0
+    if args.tactile_command == "evaluate":
+        from embodied_transfer.tactile.evaluate import evaluate
+
+        result = evaluate(args.model or None, episodes=args.episodes, png=args.png)
+        t = result["transfer_accuracy"]
+        print(f"retrieval top-1 {result['retrieval_top1'] * 100:.1f} % / top-5 "
+              f"{result['retrieval_top5'] * 100:.1f} % ({result['retrieval_gallery']} pairs), "
+              f"reconstruction MAE {result['reconstruction_error']:.4f}; transfer accuracy "
+              + ", ".join(f"{k} {v * 100:.1f} %" for k, v in t.items()))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}" + (f" and {args.png}" if args.png else ""))
+        return 0
+    if args.tactile_command == "serve":
+        return run_graph("tactile", args)
+    raise TactileError(f"unknown tactile command {args.tactile_command!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="", help="output directory (default: the shipped "
+                                                  "model's directory)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", choices=ENCODERS, default=None,
+                        help=f"model family (default {ModelConfig().encoder}; see "
+                             f"tactile.models.ModelConfig)")
+    parser.add_argument("--stage1-steps", type=int, default=None)
+    parser.add_argument("--stage2-steps", type=int, default=None)
+    parser.add_argument("--paired-episodes", type=int, default=None)
+    parser.add_argument("--unpaired-episodes", type=int, default=None)
+    defaults = TrainConfig()
+    for flag, kind, what in (
+            ("w-con", _non_negative, "weight of L_CON (InfoNCE)"),
+            ("w-rec", _non_negative, "weight of L_REC (reconstruction)"),
+            ("w-adv", _non_negative, "weight of L_ADV (domain discriminator); with far more "
+                                     "paired data than the default, lower it (model card)"),
+            ("temperature", _positive, "InfoNCE temperature")):
+        parser.add_argument(f"--{flag}", type=kind, default=None,
+                            help=f"{what} (default {getattr(defaults, flag.replace('-', '_'))})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _number(text: str, low: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} "
+                                         f"{low:g}, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    return _number(text, 0.0, strict=False)
+
+
+def _positive(text: str) -> float:
+    return _number(text, 0.0, strict=True)
+
+
+#: ``TrainConfig`` fields that ``tactile train`` options set.
+OPTION_FIELDS = ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_episodes",
+                 "w_con", "w_rec", "w_adv", "temperature")
+
+
+def config_from_args(args) -> TrainConfig:
+    cfg = TrainConfig(seed=args.seed)
+    for name in OPTION_FIELDS:
+        if getattr(args, name, None) is not None:
+            setattr(cfg, name, getattr(args, name))
+    return cfg
+
+
+def given_options(args) -> str:
+    """The ``tactile train`` options of ``args`` that were given, as command-line text (for
+    the checkpoint's recorded command)."""
+    return " ".join([f"--seed {args.seed}"] + [
+        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("encoder",)
+        + OPTION_FIELDS if getattr(args, name, None) is not None])
+
+
+def model_config_from_args(args) -> ModelConfig:
+    """The ModelConfig ``tactile train`` options ask for (``--encoder``)."""
+    encoder = getattr(args, "encoder", None)
+    return ModelConfig(encoder=encoder) if encoder else ModelConfig()
