@@ -237,7 +237,7 @@ def test_refined_grasps_and_unrefinable_requests(rclpy_context):
     counted."""
     from embodied_transfer.ros.conversions import (intrinsics_to_camera_info, make_header,
                                                    numpy_to_image)
-    from embodied_transfer.sim.tabletop_task import LiveTabletop
+    from embodied_transfer.grasp.tabletop_task import LiveTabletop
 
     task = LiveTabletop(seed=3)
     obs = task.observe()

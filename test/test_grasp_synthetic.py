@@ -14,7 +14,7 @@ from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.synthetic import export_dataset, simulate_trials
 from embodied_transfer.grasp.mirroring import flip_scene
 from embodied_transfer.grasp.training import answer_grasp, mean_colour, reasoning_examples
-from embodied_transfer.sim.tabletop_task import LiveTabletop
+from embodied_transfer.grasp.tabletop_task import LiveTabletop
 
 
 @pytest.fixture(scope="module")

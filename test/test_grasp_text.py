@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from embodied_transfer.core.geometry import wrap_angle
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
 from embodied_transfer.grasp.reasoning import (ObjectInfo, answer, consistent_prefix,
                                                format_grasp, instruction, parse_answer,
                                                parse_scene, reading_order, scene_text)
 from embodied_transfer.grasp.mirroring import FLIPS, flip_grasp, most_agreed
-from embodied_transfer.grasp.rectangles import (Grasp, angle_difference, correct, iou, matches,
-                                                wrap_angle)
+from embodied_transfer.grasp.rectangles import Grasp, angle_difference, correct, iou, matches
 
 GRASPS = [Grasp(100.3, 50.7, 0.3, 40.0, 20.0), Grasp(10.0, 10.0, math.pi / 2, 33.3),
           Grasp(200.0, 100.0, -1.2, 57.1, 13.3), Grasp(320.5, 240.25, 1.0, 80.0, 35.0)]

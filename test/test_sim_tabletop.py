@@ -11,9 +11,13 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from embodied_transfer.grasp import scene_labels  # noqa: E402
 from embodied_transfer.grasp.reasoning import CATEGORY_TEXT  # noqa: E402
 from embodied_transfer.grasp.rectangles import Grasp  # noqa: E402
 from embodied_transfer.sim import tabletop as tt  # noqa: E402
+from embodied_transfer.sim import tabletop_camera as cam  # noqa: E402
+from embodied_transfer.sim import tabletop_gripper as gripper  # noqa: E402
+from embodied_transfer.sim import tabletop_labels as labels  # noqa: E402
 from embodied_transfer.sim.errors import SimError  # noqa: E402
 
 #: One tilted camera over a floor; a red ball at a known place.
@@ -33,7 +37,7 @@ BALL = '<geom type="sphere" size="0.02" pos="0.2 0.1 0.1" rgba="1 0 0 1"/>'
 @pytest.fixture(scope="module")
 def scene_seven():
     """A built five-object scene and its rendered sample (shared: rendering is slow on CPU)."""
-    sample = tt.sample_scene(7, n_objects=5)
+    sample = scene_labels.sample_scene(7, n_objects=5)
     model = tt.build_model(sample.scene)
     return sample, model
 
@@ -43,7 +47,7 @@ def scene_seven():
 
 def test_intrinsics_come_from_fovy_with_the_principal_point_at_the_centre():
     model = mujoco.MjModel.from_xml_string(CAMERA_XML.format(ball=""))
-    k = tt.camera_intrinsics(model, 320, 240)
+    k = cam.camera_intrinsics(model, 320, 240)
     f = 120 / math.tan(math.radians(25))
     assert k == pytest.approx((f, f, 160.0, 120.0))
     assert k.fx == k[0] and k.cy == k[3]
@@ -51,37 +55,37 @@ def test_intrinsics_come_from_fovy_with_the_principal_point_at_the_centre():
 
 def test_pixel_world_round_trip_and_optical_frame_axes():
     model = mujoco.MjModel.from_xml_string(CAMERA_XML.format(ball=""))
-    k = tt.camera_intrinsics(model, 320, 240)
+    k = cam.camera_intrinsics(model, 320, 240)
     rng = np.random.default_rng(0)
     u, v, depth = rng.uniform(0, 320, 50), rng.uniform(0, 240, 50), rng.uniform(0.2, 2.0, 50)
-    points = tt.pixel_to_world(u, v, depth, k, model)
-    u2, v2, d2 = tt.world_to_pixel(points, k, model)
+    points = cam.pixel_to_world(u, v, depth, k, model)
+    u2, v2, d2 = cam.world_to_pixel(points, k, model)
     np.testing.assert_allclose(np.stack([u2, v2, d2]), np.stack([u, v, depth]), atol=1e-9)
     # REP-105 optical frame: z forward (down here), x right (camera +x), y down (camera -y)
-    centre = tt.pixel_to_world(160.0, 120.0, 1.0, k, model)
+    centre = cam.pixel_to_world(160.0, 120.0, 1.0, k, model)
     np.testing.assert_allclose(centre, [0.05, -0.1, 0.2], atol=1e-9)
-    right = tt.pixel_to_world(260.0, 120.0, 1.0, k, model) - centre
-    down = tt.pixel_to_world(160.0, 220.0, 1.0, k, model) - centre
+    right = cam.pixel_to_world(260.0, 120.0, 1.0, k, model) - centre
+    down = cam.pixel_to_world(160.0, 220.0, 1.0, k, model) - centre
     np.testing.assert_allclose(right / np.linalg.norm(right), [0.96, 0.28, 0], atol=1e-3)
     np.testing.assert_allclose(down / np.linalg.norm(down), [0.28, -0.96, 0], atol=1e-3)
     with pytest.raises(SimError, match="behind the camera"):
-        tt.world_to_pixel(np.array([0.0, 0.0, 2.0]), k, model)
+        cam.world_to_pixel(np.array([0.0, 0.0, 2.0]), k, model)
 
 
 def test_rendered_pixels_and_depth_follow_the_camera_model():
     model = mujoco.MjModel.from_xml_string(CAMERA_XML.format(ball=BALL))
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    rgb, depth = tt.render(model, data, 320, 240)
+    rgb, depth = cam.render(model, data, 320, 240)
     assert rgb.shape == (240, 320, 3) and rgb.dtype == np.uint8
     assert depth.shape == (240, 320) and depth.dtype == np.float32
-    k = tt.camera_intrinsics(model, 320, 240)
+    k = cam.camera_intrinsics(model, 320, 240)
     rows, cols = np.nonzero((rgb[..., 0] > 150) & (rgb[..., 1] < 80))
-    u, v, z = tt.world_to_pixel(np.array([0.2, 0.1, 0.1]), k, model)
+    u, v, z = cam.world_to_pixel(np.array([0.2, 0.1, 0.1]), k, model)
     assert abs(cols.mean() + 0.5 - u) < 0.7 and abs(rows.mean() + 0.5 - v) < 0.7
     # depth along the optical axis: the ball's nearest point, and the flat floor 1.2 m away
     assert depth[rows, cols].min() == pytest.approx(z - 0.02, abs=3e-3)
-    floor = tt.pixel_to_world(np.arange(320) + 0.5, np.full(320, 5.5), depth[5], k, model)
+    floor = cam.pixel_to_world(np.arange(320) + 0.5, np.full(320, 5.5), depth[5], k, model)
     np.testing.assert_allclose(floor[:, 2], 0.0, atol=2e-3)
 
 
@@ -111,7 +115,7 @@ def test_build_model_adds_named_free_bodies():
         assert body.mass[0] == pytest.approx(obj.mass)
         assert model.jnt_type[body.jntadr[0]] == mujoco.mjtJoint.mjJNT_FREE
     data = mujoco.MjData(model)
-    tt.reset(model, data)
+    gripper.reset(model, data)
     for obj in scene.objects:     # each object rests on the table where the scene put it
         np.testing.assert_allclose(data.body(obj.name).xpos, [obj.x, obj.y, tt.TABLE_TOP],
                                    atol=1e-9)
@@ -119,7 +123,7 @@ def test_build_model_adds_named_free_bodies():
 
 def test_same_seed_same_scene_and_image(scene_seven):
     sample, _ = scene_seven
-    again = tt.sample_scene(7, n_objects=5)
+    again = scene_labels.sample_scene(7, n_objects=5)
     assert again.scene == sample.scene
     np.testing.assert_array_equal(again.rgb, sample.rgb)
     np.testing.assert_array_equal(again.depth, sample.depth)
@@ -149,8 +153,8 @@ def test_ground_truth_rectangles_lie_on_their_objects(scene_seven):
             assert isinstance(g, Grasp) and g.inside(320, 240)
             assert all(g.inside(320, 240) for g in [Grasp(*c, 0.0, 1.0) for c in g.corners()])
             assert math.hypot(g.x - info.u, g.y - info.v) <= radius_px + 1.0
-        for wg, g in zip(tt.world_grasps(obj), grasps):
-            assert wg.opening <= tt.MAX_GRASP_OPENING
+        for wg, g in zip(labels.world_grasps(obj), grasps):
+            assert wg.opening <= labels.MAX_GRASP_OPENING
             distance = tt.TABLE_TOP + tt.CAM_HEIGHT - wg.image_plane
             assert g.width == pytest.approx(wg.opening * k.fx / distance, rel=1e-6)
             assert g.theta == pytest.approx(-wg.yaw, abs=1e-9) or \
@@ -160,12 +164,12 @@ def test_ground_truth_rectangles_lie_on_their_objects(scene_seven):
 def test_image_grasp_back_to_the_world_grasp(scene_seven):
     sample, model = scene_seven
     for obj in sample.scene.objects:
-        for wg, g in zip(tt.world_grasps(obj), sample.grasps[obj.name]):
-            back = tt.grasp_from_image(g, sample.depth, sample.intrinsics, model)
+        for wg, g in zip(labels.world_grasps(obj), sample.grasps[obj.name]):
+            back = scene_labels.grasp_from_image(g, sample.depth, sample.intrinsics, model)
             assert math.hypot(back.x - wg.x, back.y - wg.y) < 0.01
             assert back.opening == pytest.approx(wg.opening, abs=0.003)
             assert abs(math.remainder(back.yaw - wg.yaw, math.pi)) < 1e-6
-            assert back.z >= tt.TABLE_TOP + tt.MIN_GRASP_Z - 1e-9
+            assert back.z >= tt.TABLE_TOP + labels.MIN_GRASP_Z - 1e-9
 
 
 # -- executing grasps ------------------------------------------------------------------------------
@@ -188,34 +192,36 @@ def test_ground_truth_grasps_lift_their_targets():
     for category, (scene, obj) in found.items():
         model = tt.build_model(scene)
         data = mujoco.MjData(model)
-        tt.reset(model, data)
-        outcome = tt.execute_grasp(model, data, tt.world_grasps(obj)[wanted[category]], obj.name)
+        gripper.reset(model, data)
+        outcome = gripper.execute_grasp(model, data, labels.world_grasps(obj)[wanted[category]],
+                                        obj.name)
         assert outcome.success, (category, outcome)
-        assert outcome.lifted == obj.name and outcome.lift_height > tt.LIFT_SUCCESS
+        assert outcome.lifted == obj.name and outcome.lift_height > gripper.LIFT_SUCCESS
 
 
 def test_execution_is_deterministic_and_reset_puts_the_scene_back(scene_seven):
     sample, model = scene_seven
     obj = sample.scene.objects[0]
-    grasp = tt.world_grasps(obj)[0]
+    grasp = labels.world_grasps(obj)[0]
     data = mujoco.MjData(model)
-    tt.reset(model, data)
+    gripper.reset(model, data)
     start = data.qpos.copy()
-    first = tt.execute_grasp(model, data, grasp, obj.name)
+    first = gripper.execute_grasp(model, data, grasp, obj.name)
     after = data.qpos.copy()
-    tt.reset(model, data)
+    gripper.reset(model, data)
     np.testing.assert_array_equal(data.qpos, start)
-    assert tt.execute_grasp(model, data, grasp, obj.name) == first
+    assert gripper.execute_grasp(model, data, grasp, obj.name) == first
     np.testing.assert_array_equal(data.qpos, after)
 
 
 def test_a_predicted_image_grasp_executes(scene_seven):
     sample, model = scene_seven
     obj = sample.scene.objects[1]
-    world = tt.grasp_from_image(sample.grasps[obj.name][0], sample.depth, sample.intrinsics, model)
+    world = scene_labels.grasp_from_image(sample.grasps[obj.name][0], sample.depth,
+                                          sample.intrinsics, model)
     data = mujoco.MjData(model)
-    tt.reset(model, data)
-    assert tt.execute_grasp(model, data, world, None).lifted == obj.name
+    gripper.reset(model, data)
+    assert gripper.execute_grasp(model, data, world, None).lifted == obj.name
 
 
 def test_grasps_in_empty_space_or_on_another_object_fail(scene_seven):
@@ -225,12 +231,13 @@ def test_grasps_in_empty_space_or_on_another_object_fail(scene_seven):
     xy = max(((x, y) for x in np.linspace(-0.3, 0.3, 13) for y in np.linspace(-0.2, 0.2, 9)),
              key=lambda p: min(math.hypot(p[0] - o.x, p[1] - o.y) - o.footprint
                                for o in sample.scene.objects))
-    tt.reset(model, data)
-    empty = tt.execute_grasp(model, data, tt.WorldGrasp(*xy, tt.TABLE_TOP + 0.03, 0.3, 0.06))
+    gripper.reset(model, data)
+    empty = gripper.execute_grasp(model, data,
+                                  labels.WorldGrasp(*xy, tt.TABLE_TOP + 0.03, 0.3, 0.06))
     assert not empty.success and empty.lifted is None and "nothing" in empty.reason
     a, b = sample.scene.objects[:2]
-    tt.reset(model, data)
-    wrong = tt.execute_grasp(model, data, tt.world_grasps(a)[0], b.name)
+    gripper.reset(model, data)
+    wrong = gripper.execute_grasp(model, data, labels.world_grasps(a)[0], b.name)
     assert not wrong.success and wrong.lifted == a.name and "not the target" in wrong.reason
 
 
@@ -247,27 +254,27 @@ def test_bad_object_counts_are_rejected(n):
 def test_bad_image_sizes_are_rejected(width, height):
     model = mujoco.MjModel.from_xml_string(CAMERA_XML.format(ball=""))
     with pytest.raises(SimError, match="width and height must be positive integers"):
-        tt.camera_intrinsics(model, width, height)
+        cam.camera_intrinsics(model, width, height)
     with pytest.raises(SimError, match="width and height must be positive integers"):
-        tt.sample_scene(0, 1, width, height)
+        scene_labels.sample_scene(0, 1, width, height)
 
 
 def test_other_bad_input_is_rejected(scene_seven):
     sample, model = scene_seven
     data = mujoco.MjData(model)
     with pytest.raises(SimError, match="no object 'green_teapot'"):
-        tt.execute_grasp(model, data, tt.WorldGrasp(0, 0, 0.8, 0, 0.05), "green_teapot")
+        gripper.execute_grasp(model, data, labels.WorldGrasp(0, 0, 0.8, 0, 0.05), "green_teapot")
     with pytest.raises(SimError, match="outside the gripper's workspace"):
-        tt.execute_grasp(model, data, tt.WorldGrasp(0.9, 0, 0.8, 0, 0.05))
+        gripper.execute_grasp(model, data, labels.WorldGrasp(0.9, 0, 0.8, 0, 0.05))
     with pytest.raises(SimError, match="opening and jaw must be > 0"):
-        tt.WorldGrasp(0, 0, 0.8, 0, 0.0)
+        labels.WorldGrasp(0, 0, 0.8, 0, 0.0)
     with pytest.raises(SimError, match="unknown category 'teapot'"):
         tt.ObjectSpec("red_teapot", "teapot", "red", tt.PALETTE["red"], (0.05,), 0.2)
     with pytest.raises(SimError, match="a box needs 3 positive sizes"):
         tt.ObjectSpec("red_box", "box", "red", tt.PALETTE["red"], (0.05, 0.02), 0.2)
     with pytest.raises(SimError, match="no camera 'side'"):
-        tt.camera_intrinsics(model, 320, 240, camera="side")
+        cam.camera_intrinsics(model, 320, 240, camera="side")
     with pytest.raises(SimError, match="exceeds the model's off-screen buffer"):
-        tt.render(model, data, 4000, 3000)
+        cam.render(model, data, 4000, 3000)
     with pytest.raises(SimError, match="depth must be an"):
-        tt.grasp_from_image(Grasp(10, 10, 0, 5), np.zeros(5), sample.intrinsics, model)
+        scene_labels.grasp_from_image(Grasp(10, 10, 0, 5), np.zeros(5), sample.intrinsics, model)

@@ -16,20 +16,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from embodied_transfer.core.geometry import wrap_angle
 from embodied_transfer.grasp.errors import GraspError
 
 #: A predicted grasp carries no jaw size; like GR-ConvNet's evaluation, use half the opening.
 DEFAULT_HEIGHT_RATIO = 0.5
 IOU_THRESHOLD = 0.25
 ANGLE_THRESHOLD = math.radians(30.0)
-
-
-def wrap_angle(theta: float) -> float:
-    """An angle of a (symmetric) closing axis, wrapped to (-pi/2, pi/2]."""
-    t = math.fmod(theta + math.pi / 2, math.pi)
-    if t <= 0.0:
-        t += math.pi
-    return t - math.pi / 2
 
 
 @dataclass(frozen=True)

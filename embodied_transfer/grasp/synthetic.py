@@ -23,13 +23,13 @@ from tqdm import tqdm
 from embodied_transfer.grasp.cornell import CornellSample, write_sample
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import instruction
-from embodied_transfer.sim.tabletop_task import scene_seed
+from embodied_transfer.grasp.tabletop_task import scene_seed
 
 
 def scene_cornell_samples(seed: int, i: int, width: int, height: int
                           ) -> tuple[CornellSample, list[CornellSample]]:
     """Scene ``i`` as (one sample with every grasp, one instructed sample per object)."""
-    from embodied_transfer.sim.tabletop import sample_scene
+    from embodied_transfer.grasp.scene_labels import sample_scene
 
     s = sample_scene(scene_seed(seed, i), width=width, height=height)
     every = [g for name in sorted(s.grasps) for g in s.grasps[name]]
@@ -94,8 +94,8 @@ def simulate_trials(backend, trials: int, seed: int = 10_000, *, width: int = 32
     that ignores instructions, any object counts as ``success`` and the target is reported
     separately as ``target_success_rate``).
     """
+    from embodied_transfer.grasp.tabletop_task import LiveTabletop
     from embodied_transfer.sim.errors import SimError
-    from embodied_transfer.sim.tabletop_task import LiveTabletop
 
     if trials < 1:
         raise GraspError(f"need at least one trial, got {trials}")

@@ -1,7 +1,7 @@
 """The tabletop as a live task for the bridge: a scene, an instruction, grasps executed on it.
 
 :class:`LiveTabletop` holds one random scene at a time (scene ``n`` of a seed, as in
-:func:`embodied_transfer.grasp.synthetic.scene_seed`), renders it once per state, names a
+:func:`scene_seed`), renders it once per state, names a
 random target object in an instruction, executes image-plane grasps with the gripper and
 moves on to the next scene when asked.
 """
@@ -14,11 +14,11 @@ import numpy as np
 
 from embodied_transfer.grasp.reasoning import ObjectInfo, instruction
 from embodied_transfer.grasp.rectangles import Grasp
+from embodied_transfer.grasp.scene_labels import grasp_from_image, image_grasps, object_infos
 from embodied_transfer.sim.errors import SimError
-from embodied_transfer.sim.tabletop import (GraspOutcome, Intrinsics, build_model,
-                                            camera_intrinsics, execute_grasp, grasp_from_image,
-                                            image_grasps, object_infos, render, reset)
-from embodied_transfer.sim.tabletop import TabletopScene
+from embodied_transfer.sim.tabletop import TabletopScene, build_model
+from embodied_transfer.sim.tabletop_camera import Intrinsics, camera_intrinsics, render
+from embodied_transfer.sim.tabletop_gripper import GraspOutcome, execute_grasp, reset
 
 
 def scene_seed(seed: int, i: int) -> int:
