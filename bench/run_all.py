@@ -21,6 +21,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from embodied_transfer.core.runtime import configure_process
+
 #: Benchmark modules under bench/, run in this order.
 BENCHMARKS = ["ros_transport", "squat_sim", "real2sim", "grasp", "tactile", "editing"]
 
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="NAME", choices=BENCHMARKS,
                         help=f"run one benchmark ({', '.join(BENCHMARKS)})")
     args = parser.parse_args(argv)
+    configure_process()     # headless MuJoCo rendering (each benchmark sets its threads)
     failed = []
     for name in [args.only] if args.only else BENCHMARKS:
         try:

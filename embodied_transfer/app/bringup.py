@@ -106,7 +106,7 @@ def all_nodes() -> list[NodeSpec]:
 
 def config_dir() -> Path:
     """``config/`` of the source tree when running from it, else the installed share dir."""
-    source = Path(__file__).resolve().parent.parent / "config"
+    source = Path(__file__).resolve().parents[2] / "config"
     if source.is_dir():
         return source
     try:
@@ -159,6 +159,7 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
     Lifecycle nodes are configured and activated; a failed transition raises
     :class:`BringupError` after destroying what was created.
     """
+    from rclpy.exceptions import InvalidParameterValueException
     from rclpy.parameter import Parameter
 
     from embodied_transfer.nodes.common import Executor, autostart
@@ -176,10 +177,13 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
             values = {k: ([""] if v == [] else v) for k, v in values.items()}
             cli = ["--ros-args"] + [a for src, dst in spec.remappings
                                     for a in ("-r", f"{src}:={dst}")]
-            node = spec.node_class()(
-                namespace=namespace,
-                parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-                cli_args=cli, use_global_arguments=False)
+            try:
+                node = spec.node_class()(
+                    namespace=namespace,
+                    parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+                    cli_args=cli, use_global_arguments=False)
+            except InvalidParameterValueException as exc:   # outside a declared range
+                raise BringupError(f"node {spec.name} failed to start: {exc}") from None
             result.nodes.append(node)
             if not autostart(node):
                 raise BringupError(f"node {spec.name} failed to start (see its log above)")

@@ -14,6 +14,7 @@ from typing import Sequence
 from embodied_transfer.app import (bag_commands, editing_commands, graph_commands,
                                    grasp_commands, squat_commands, tactile_commands)
 from embodied_transfer.core.errors import EmbodiedTransferError
+from embodied_transfer.core.runtime import configure_process
 
 #: The command groups, in the order ``--help`` lists them.
 GROUPS = (graph_commands, bag_commands, squat_commands, grasp_commands, tactile_commands,
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_process()
     try:
         return args.run(args)
     except EmbodiedTransferError as exc:

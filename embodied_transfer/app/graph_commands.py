@@ -9,6 +9,7 @@ import sys
 import time
 
 from embodied_transfer.app.bringup import bring_up, domain_summary, graph
+from embodied_transfer.core.runtime import NODE_TORCH_THREADS, configure_process
 from embodied_transfer.ros.bags import STORAGES, storage_plugin
 
 
@@ -89,6 +90,7 @@ def run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None
     """Bring up graph ``name``, spin until Ctrl-C, ``--duration`` or ``until(nodes)``."""
     from embodied_transfer.nodes.common import ros_context, spin_until
 
+    configure_process(torch_threads=NODE_TORCH_THREADS)     # the graph's nodes share it
     specs = graph(name)
     started = monitor = None
     with ros_context():

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class EmbodiedTransferError(Exception):
     """Base of every error the package raises on purpose (bad input, missing model, ...)."""
+
+
+class ConfigError(EmbodiedTransferError, ValueError):
+    """A setting outside its range or choices, or an unknown setting."""

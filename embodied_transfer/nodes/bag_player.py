@@ -14,8 +14,9 @@ from rclpy.node import Node
 from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 
-from embodied_transfer.nodes.common import declare, declare_string_array, run
+from embodied_transfer.nodes.common import Endpoint, Interface, declare_config, read_config, run
 from embodied_transfer.ros.bags import BagError, BagReader
+from embodied_transfer.ros.config import BagPlayerConfig
 from embodied_transfer.ros.conversions import ns_to_stamp
 from embodied_transfer.ros.qos import BAG_QOS, CLOCK_QOS
 
@@ -38,18 +39,19 @@ def absolute(topic: str) -> str:
 class BagPlayer(Node):
     """Plays one bag once (or in a loop); ``finished`` completes when playback ends."""
 
+    CONFIG = BagPlayerConfig
+    INTERFACE = Interface(publishes=(Endpoint("(the bag's topics)", "as recorded"),
+                                     Endpoint("/clock", "rosgraph_msgs/Clock", "clock")))
+
     def __init__(self, **kwargs) -> None:
         super().__init__("bag_player", **kwargs)
-        path = declare(self, "bag", "", "Path of the rosbag2 directory to play")
-        self.rate = declare(self, "rate", 1.0, "Playback speed factor (2.0 = twice as fast)")
-        self.publish_clock = declare(self, "clock", False, "Publish /clock from the bag's time")
-        self.clock_hz = declare(self, "clock_rate_hz", 100.0, "Rate of /clock between messages")
-        self.loop = declare(self, "loop", False, "Start again at the end of the bag")
-        topics = declare_string_array(self, "topics", [], "Topics to play (empty: all)")
-        self.start_delay = declare(self, "start_delay", 0.0, "Seconds to wait before playing")
-        self.wait_for_subscribers = declare(
-            self, "wait_for_subscribers", 0.0,
-            "Up to this many seconds, wait until every topic has a subscriber (0: don't)")
+        declare_config(self, BagPlayerConfig)
+        config = read_config(self, BagPlayerConfig)
+        path, topics = config.bag, config.topics
+        self.rate, self.publish_clock = config.rate, config.clock
+        self.clock_hz, self.loop = config.clock_rate_hz, config.loop
+        self.start_delay = config.start_delay
+        self.wait_for_subscribers = config.wait_for_subscribers
         if not path:
             raise BagError("parameter 'bag' is empty: give the bag to play")
         if not self.rate > 0:

@@ -12,24 +12,27 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from embodied_transfer.nodes.bag_player import message_class
-from embodied_transfer.nodes.common import declare, declare_string_array, run
+from embodied_transfer.nodes.common import Endpoint, Interface, declare_config, read_config, run
 from embodied_transfer.ros.bags import BackgroundBagWriter, BagError
+from embodied_transfer.ros.config import BagRecorderConfig
 from embodied_transfer.ros.qos import BAG_QOS
 
 
 class BagRecorder(Node):
     """Records ``topics`` into the bag ``out`` until destroyed."""
 
+    CONFIG = BagRecorderConfig
+    INTERFACE = Interface(subscribes=(Endpoint("(topics)", "any, as offered"),))
+
     def __init__(self, **kwargs) -> None:
         super().__init__("bag_recorder", **kwargs)
         self._lock = threading.Lock()
         self.writer: BackgroundBagWriter | None = None
         self.counts: dict[str, int] = {}
-        out = declare(self, "out", "", "Path of the bag directory to create")
-        storage = declare(self, "storage", "sqlite3", "Storage plugin: sqlite3 or mcap")
-        topics = declare_string_array(self, "topics", [], "Topics to record (relative or absolute)")
-        self.discovery_period = declare(self, "discovery_period", 0.1,
-                                        "Seconds between looks for the topics' publishers")
+        declare_config(self, BagRecorderConfig)
+        config = read_config(self, BagRecorderConfig)
+        out, storage, topics = config.out, config.storage, config.topics
+        self.discovery_period = config.discovery_period
         if not out:
             raise BagError("parameter 'out' is empty: give the bag directory to create")
         if not topics:

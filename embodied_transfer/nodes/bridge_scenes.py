@@ -11,7 +11,7 @@ import time
 
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from embodied_transfer.nodes.common import declare, destroy_entities
+from embodied_transfer.nodes.common import destroy_entities
 from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
 from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS
 from embodied_transfer.sim.errors import SimError
@@ -58,31 +58,19 @@ class SquatIO(SceneIO):
     runs backwards: a reset continues the clock where it was.
     """
 
-    @staticmethod
-    def declare_parameters(node) -> None:
-        declare(node, "imu_rate_hz", 20.0,
-                "Squat scene: IMU output rate [Hz]; its period must be a multiple of 2 ms")
-        declare(node, "publish_clock", True, "Squat scene: publish sim time on /clock")
-        declare(node, "imu_remove_gravity", True,
-                "Squat scene: publish user acceleration (gravity removed, as the real watch "
-                "reports) instead of the accelerometer's specific force (REP-145)")
-        declare(node, "imu_frame_id", "watch_imu", "Squat scene: frame of the watch IMU")
-        declare(node, "uwb_frame_id", "uwb_phone", "Squat scene: frame of the UWB ranging")
-        declare(node, "base_frame_id", "base_link", "Squat scene: frame of joint_states")
-
     def configure(self, seed: int) -> None:
         from embodied_transfer_interfaces.msg import SquatPhase
         from sensor_msgs.msg import Imu, JointState, Range
 
         from embodied_transfer.sim.episode import EpisodeConfig, LiveSquat
 
-        p = self.node.get_parameter
-        self.rate_hz = p("imu_rate_hz").value
+        c = self.node.config
+        self.rate_hz = c.imu_rate_hz
         if not self.rate_hz > 0:
             raise SimError(f"imu_rate_hz ({self.rate_hz}) must be > 0")
         self.period_s = 1.0 / self.rate_hz
-        self.remove_gravity = p("imu_remove_gravity").value
-        self.frames = {k: p(f"{k}_frame_id").value for k in ("imu", "uwb", "base")}
+        self.remove_gravity = c.imu_remove_gravity
+        self.frames = {"imu": c.imu_frame_id, "uwb": c.uwb_frame_id, "base": c.base_frame_id}
         self.sim = LiveSquat(seed, EpisodeConfig(frame_dt=self.period_s))
         self._clock_offset = 0.0      # sim time before the last reset (s)
         n = self.node
@@ -91,7 +79,7 @@ class SquatIO(SceneIO):
         self.pub_phase = n.create_publisher(SquatPhase, "squat/phase_truth", RELIABLE_QOS)
         self.pub_joints = n.create_publisher(JointState, "joint_states", RELIABLE_QOS)
         self.pub_clock = (n.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
-                          if p("publish_clock").value else None)
+                          if c.publish_clock else None)
         self.entities = [e for e in (self.pub_imu, self.pub_uwb, self.pub_phase,
                                      self.pub_joints, self.pub_clock) if e is not None]
         self._squat_phase, self._joint_state = SquatPhase, JointState
@@ -102,7 +90,7 @@ class SquatIO(SceneIO):
 
     def tick(self) -> None:
         """Step as many frames as wall time asks for (at most MAX_CATCH_UP at once)."""
-        rtf, health = self.node.rtf, self.node.health
+        rtf, health = self.node.config.real_time_factor, self.node.health
         due = (time.monotonic() - self._wall_start) * rtf - (self.sim.time - self._sim_start)
         for _ in range(min(MAX_CATCH_UP, max(1, int(due * self.rate_hz + 1e-6)))):
             start = time.perf_counter()
@@ -164,31 +152,21 @@ class TabletopIO(SceneIO):
     on ``grasp_outcome``; then the next scene is drawn.
     """
 
-    @staticmethod
-    def declare_parameters(node) -> None:
-        declare(node, "camera_rate_hz", 2.0, "Tabletop scene: camera frame rate [Hz]")
-        declare(node, "image_width", 320, "Tabletop scene: camera image width [px]")
-        declare(node, "image_height", 240, "Tabletop scene: camera image height [px]")
-        declare(node, "camera_frame_id", "overhead_camera_optical_frame",
-                "Tabletop scene: optical frame of the overhead camera (REP-105)")
-        declare(node, "instruction_repeat_s", 20.0,
-                "Tabletop scene: re-send the instruction after this long without a grasp")
-
     def configure(self, seed: int) -> None:
         from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import String
 
-        from embodied_transfer.sim.tabletop_task import LiveTabletop
+        from embodied_transfer.grasp.tabletop_task import LiveTabletop
 
-        p = self.node.get_parameter
-        rate = p("camera_rate_hz").value
+        c = self.node.config
+        rate = c.camera_rate_hz
         if not rate > 0:
             raise SimError(f"camera_rate_hz ({rate}) must be > 0")
         self.period_s = 1.0 / rate
-        self.frame_id = p("camera_frame_id").value
-        self.repeat_s = p("instruction_repeat_s").value
-        self.sim = LiveTabletop(seed, p("image_width").value, p("image_height").value)
+        self.frame_id = c.camera_frame_id
+        self.repeat_s = c.instruction_repeat_s
+        self.sim = LiveTabletop(seed, c.image_width, c.image_height)
         n = self.node
         self.pub_image = n.create_publisher(Image, "image_raw", SENSOR_QOS)
         self.pub_depth = n.create_publisher(Image, "depth", SENSOR_QOS)

@@ -1,46 +1,94 @@
 """What every node module shares: parameter declaration with descriptors and ``main``."""
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.executors import Executor as RclpyExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.task import Future
 
+from embodied_transfer.core.config import Setting, from_values, settings
 from embodied_transfer.core.errors import EmbodiedTransferError
+from embodied_transfer.core.runtime import NODE_TORCH_THREADS, configure_process
 
 RCLError = _rclpy.RCLError
 #: Longest single wait of :func:`spin_until`, so a shutdown is noticed within this time.
 SPIN_PERIOD_S = 0.1
+INT64_MAX = 2**63 - 1
 
 
-def declare(node: Node, name: str, default: Any, description: str, *,
-            read_only: bool = False) -> Any:
-    """Declare a parameter with a description and return its value.
+class Endpoint(NamedTuple):
+    """A topic or service of a node, as the docs list it: relative (remappable) ``name``,
+    ``type`` (``pkg/Type``) and ``when`` it exists ("" always; else a condition)."""
 
-    The value type is taken from ``default`` (a list of strings needs a non-empty default
-    or an explicit type; use :func:`declare_string_array`). Defaults here mirror
-    ``config/<node>.yaml``; test_graph checks that every key there is declared.
+    name: str
+    type: str
+    when: str = ""
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What a node subscribes, publishes and serves once configured (besides rcl's own
+    parameter and lifecycle services); the docs' nodes table is made from it and a test
+    checks it against the running nodes."""
+
+    subscribes: tuple[Endpoint, ...] = ()
+    publishes: tuple[Endpoint, ...] = ()
+    services: tuple[Endpoint, ...] = ()
+
+
+DIAGNOSTICS = Endpoint("/diagnostics", "diagnostic_msgs/DiagnosticArray")
+
+
+def descriptor(item: Setting) -> ParameterDescriptor:
+    """The ROS parameter descriptor of a setting: description (with unit and choices) and,
+    for numbers with bounds, the range rclpy enforces on every set."""
+    text = item.description + (f" [{item.unit}]" if item.unit else "")
+    d = ParameterDescriptor(description=text, read_only=item.read_only)
+    if item.choices:
+        d.additional_constraints = "one of: " + ", ".join(repr(c) for c in item.choices)
+    if item.kind in (int, float) and (item.low is not None or item.high is not None):
+        if item.kind is float:
+            d.floating_point_range = [FloatingPointRange(
+                from_value=-math.inf if item.low is None else float(item.low),
+                to_value=math.inf if item.high is None else float(item.high), step=0.0)]
+        else:
+            d.integer_range = [IntegerRange(
+                from_value=-INT64_MAX - 1 if item.low is None else int(item.low),
+                to_value=INT64_MAX if item.high is None else int(item.high), step=1)]
+    return d
+
+
+def declare_config(node: Node, config_type: type) -> None:
+    """Declare every setting of ``config_type`` as a parameter of ``node``.
+
+    A list setting is a string array; ROS 2 YAML cannot type an empty list, so its default
+    and parameter files write ``[""]`` and :func:`read_config` drops the blanks.
     """
-    descriptor = ParameterDescriptor(description=description, read_only=read_only)
-    return node.declare_parameter(name, default, descriptor).value
+    for item in settings(config_type):
+        default = (list(item.default) or [""]) if item.kind is list else item.default
+        node.declare_parameter(item.name, default, descriptor(item))
 
 
-def declare_string_array(node: Node, name: str, default: Sequence[str],
-                         description: str) -> list[str]:
-    """Declare a string-array parameter (possibly empty by default) and return it."""
-    descriptor = ParameterDescriptor(description=description)
-    # An empty list cannot carry its type, so declare a blank entry instead.
-    value = node.declare_parameter(name, list(default) or [""], descriptor).value
-    # ROS 2 YAML cannot type an empty list, so config files write [""]: drop blanks.
-    return [v for v in (value or []) if v]
+def read_config(node: Node, config_type: type):
+    """The current parameter values of ``node`` as a validated ``config_type``
+    (:class:`~embodied_transfer.core.errors.ConfigError` names every value outside its range
+    or choices)."""
+    values = {}
+    for item in settings(config_type):
+        value = node.get_parameter(item.name).value
+        values[item.name] = [v for v in (value or []) if v] if item.kind is list else value
+    return from_values(config_type, values)
 
 
 class Executor(SingleThreadedExecutor):
@@ -128,8 +176,11 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
     """Entry point body for ``ros2 run embodied_transfer <node>``: init, start, spin.
 
     Spins until Ctrl-C, or until the future ``until(node)`` completes. Errors of the
-    package's own types are logged as one line and give exit status 1.
+    package's own types, and parameter values outside their declared ranges, are logged as
+    one line and give exit status 1. Sets the process-wide settings once
+    (:func:`~embodied_transfer.core.runtime.configure_process`).
     """
+    configure_process(torch_threads=NODE_TORCH_THREADS)
     node = None
     with ros_context(list(sys.argv if args is None else args)):
         try:
@@ -141,7 +192,7 @@ def run(factory: Callable[[], Node], args: Sequence[str] | None = None,
             spin_node(node, lambda: future is not None and future.done())
             if future is not None and future.done() and future.exception() is not None:
                 return 1
-        except EmbodiedTransferError as exc:
+        except (EmbodiedTransferError, InvalidParameterValueException) as exc:
             print(f"{getattr(node, 'get_name', lambda: 'node')()}: error: {exc}",
                   file=sys.stderr)
             return 1

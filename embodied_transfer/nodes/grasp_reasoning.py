@@ -33,10 +33,10 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from embodied_transfer.grasp.backends.base import DEFAULT_DECODING, DEFAULT_REFINE_RADIUS_PX
+from embodied_transfer.grasp.config import GraspNodeConfig
 from embodied_transfer.grasp.errors import GraspError
-from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.nodes.model_node import ModelNode
+from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
+from embodied_transfer.nodes.lifecycle import ManagedNode
 from embodied_transfer.ros.conversions import (ConversionError, camera_info_to_intrinsics,
                                                convert_color, image_to_numpy, numpy_to_image,
                                                stamp_to_ns)
@@ -62,36 +62,22 @@ def decode_depth(msg: Image) -> np.ndarray:
     return array.astype(np.float32) / 1000.0 if msg.encoding == "16UC1" else array
 
 
-class GraspReasoning(ModelNode):
+class GraspReasoning(ManagedNode):
     """Runs a grasp backend on camera images as instructed (see the module docstring)."""
+
+    CONFIG = GraspNodeConfig
+    INTERFACE = Interface(
+        subscribes=(Endpoint("image_raw", "sensor_msgs/Image"),
+                    Endpoint("depth", "sensor_msgs/Image"),
+                    Endpoint("camera_info", "sensor_msgs/CameraInfo"),
+                    Endpoint("instruction", "std_msgs/String")),
+        publishes=(Endpoint("grasp", "embodied_transfer_interfaces/GraspPose"),
+                   Endpoint("grasp_pose", "geometry_msgs/PoseStamped"),
+                   Endpoint("grasp_image", "sensor_msgs/Image"), DIAGNOSTICS),
+        services=(Endpoint("plan_grasp", "embodied_transfer_interfaces/PlanGrasp"),))
 
     def __init__(self, **kwargs) -> None:
         super().__init__("grasp_reasoning", **kwargs)
-        declare(self, "backend", "tiny-vlm", "Grasp backend: tiny-vlm, vlm or cnn")
-        declare(self, "model_path", "",
-                "Model directory (or hub id for vlm); empty: the package's shipped model")
-        declare(self, "adapter_path", "", "LoRA adapter directory for vlm/tiny-vlm (optional)")
-        declare(self, "allow_download", False,
-                "Let a vlm backend fetch a hub id that is not in the local cache")
-        declare(self, "max_new_tokens", 160, "Longest answer a VLM backend may generate")
-        declare(self, "decoding", DEFAULT_DECODING,
-                "VLM answers: 'free' (as the model writes them) or 'consistent' (the named "
-                "object's restated position held to the position the answer's list gives it)")
-        declare(self, "views", 0,
-                "VLM mirrorings of each image answered (1-4), the grasp most agree on "
-                "kept; 0: the backend's default (tiny-vlm 4, vlm 1)")
-        declare(self, "refine", "",
-                "VLM grasps: kept ('none'), or replaced by the cnn's best grasp within "
-                "refine_radius_px of them ('cnn'; needs the depth image); empty: the "
-                "backend's default (tiny-vlm cnn, vlm none)")
-        declare(self, "refine_model_path", "",
-                "cnn model directory for refine 'cnn'; empty: the package's shipped model")
-        declare(self, "refine_radius_px", DEFAULT_REFINE_RADIUS_PX,
-                "How far [px] refine may move the VLM's grasp centre")
-        declare(self, "continuous", False,
-                "Answer every image while an instruction is set (else once per instruction)")
-        declare(self, "max_depth_skew_s", 0.05,
-                "Largest stamp difference between a colour image and the depth used with it")
         self.backend = None
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="grasp")
         self._busy = False
@@ -106,41 +92,36 @@ class GraspReasoning(ModelNode):
         self._skipped = 0
 
     def _extra_values(self) -> list[tuple[str, str]]:
-        return [("backend", str(self._param("backend"))), ("busy", str(self._busy).lower()),
-                ("images_skipped_busy", str(self._skipped))]
+        backend = self.config.backend if self.config else ""
+        return [("backend", backend), ("busy", str(self._busy).lower()),
+                ("images_skipped_busy", str(self._skipped)), *super()._extra_values()]
 
     # --- lifecycle ---------------------------------------------------------------------
-    def on_configure(self, state) -> TransitionCallbackReturn:
+    def _load(self, config: GraspNodeConfig) -> list:
         from embodied_transfer.grasp.backends import load_backend
 
-        name = self._param("backend")
         try:
-            self.backend = load_backend(name, self._param("model_path"),
-                                        adapter=self._param("adapter_path"),
-                                        allow_download=bool(self._param("allow_download")),
-                                        max_new_tokens=int(self._param("max_new_tokens")),
-                                        decoding=str(self._param("decoding")),
-                                        views=int(self._param("views")) or None,
-                                        refine=str(self._param("refine")),
-                                        refine_model=self._param("refine_model_path"),
-                                        refine_radius_px=float(self._param("refine_radius_px")))
+            self.backend = load_backend(config.backend, config.model_path,
+                                        adapter=config.adapter_path,
+                                        allow_download=config.allow_download,
+                                        max_new_tokens=config.max_new_tokens,
+                                        decoding=config.decoding, views=config.views or None,
+                                        refine=config.refine,
+                                        refine_model=config.refine_model_path,
+                                        refine_radius_px=config.refine_radius_px)
         except GraspError as exc:
-            self.get_logger().error(f"cannot load grasp backend '{name}': {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.health.model_loaded = True
-        self.health.model_info = f"{name} {self._param('model_path') or '(shipped)'}"
+            raise GraspError(f"cannot load grasp backend '{config.backend}': {exc}") from None
+        self.health.model_info = f"{config.backend} {config.model_path or '(shipped)'}"
         self._pub_grasp = self.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
         self._pub_pose = self.create_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
         self._pub_image = self.create_publisher(Image, "grasp_image", RELIABLE_QOS)
-        self._ready(
+        return [
             self._pub_grasp, self._pub_pose, self._pub_image,
             self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
             self.create_subscription(Image, "depth", self._on_depth, SENSOR_QOS),
             self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS),
             self.create_subscription(String, "instruction", self._on_instruction, RELIABLE_QOS),
-            self.create_service(PlanGrasp, "plan_grasp", self._on_plan_grasp))
-        self.get_logger().info(f"grasp backend '{name}' ready")
-        return TransitionCallbackReturn.SUCCESS
+            self.create_service(PlanGrasp, "plan_grasp", self._on_plan_grasp)]
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._active = False
@@ -166,7 +147,7 @@ class GraspReasoning(ModelNode):
         with self._lock:
             self._image = msg
             start = self._instruction and (self._pending_instruction
-                                           or self._param("continuous"))
+                                           or self.config.continuous)
             if start and self._busy:
                 self._skipped += 1
                 start = False
@@ -207,7 +188,7 @@ class GraspReasoning(ModelNode):
         if self._depth is None:
             return None
         skew = abs(stamp_to_ns(self._depth.header.stamp) - stamp_to_ns(image.header.stamp))
-        return self._depth if skew <= self._param("max_depth_skew_s") * 1e9 else None
+        return self._depth if skew <= self.config.max_depth_skew_s * 1e9 else None
 
     # --- inference ---------------------------------------------------------------------
     def _plan(self, image: Image, depth: Image | None, info: CameraInfo | None,

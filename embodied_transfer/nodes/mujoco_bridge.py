@@ -15,72 +15,86 @@ transition), activate starts stepping, deactivate stops it, cleanup frees the mo
 """
 from __future__ import annotations
 
-import threading
-
 from rclpy.clock import Clock, ClockType
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 from std_srvs.srv import SetBool, Trigger
 
 from embodied_transfer.nodes.bridge_scenes import SCENES
-from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.ros.diagnostics import DiagnosticsPublisher, NodeHealth
+from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
+from embodied_transfer.nodes.lifecycle import ManagedNode
+from embodied_transfer.sim.config import BridgeConfig
 from embodied_transfer.sim.errors import SimError
 
+SQUAT, TABLETOP = "scene squat", "scene tabletop"
 
-class MujocoBridge(LifecycleNode):
+
+class MujocoBridge(ManagedNode):
     """Steps a MuJoCo scene at ``real_time_factor`` and publishes its sensors."""
+
+    CONFIG = BridgeConfig
+    INTERFACE = Interface(
+        subscribes=(Endpoint("grasp", "embodied_transfer_interfaces/GraspPose", TABLETOP),),
+        publishes=(Endpoint("imu", "sensor_msgs/Imu", SQUAT),
+                   Endpoint("uwb/range", "sensor_msgs/Range", SQUAT),
+                   Endpoint("squat/phase_truth", "embodied_transfer_interfaces/SquatPhase", SQUAT),
+                   Endpoint("joint_states", "sensor_msgs/JointState", SQUAT),
+                   Endpoint("/clock", "rosgraph_msgs/Clock", SQUAT + ", publish_clock"),
+                   Endpoint("image_raw", "sensor_msgs/Image", TABLETOP),
+                   Endpoint("depth", "sensor_msgs/Image", TABLETOP),
+                   Endpoint("camera_info", "sensor_msgs/CameraInfo", TABLETOP),
+                   Endpoint("instruction", "std_msgs/String", TABLETOP),
+                   Endpoint("grasp_outcome", "embodied_transfer_interfaces/GraspOutcome",
+                            TABLETOP),
+                   DIAGNOSTICS),
+        services=(Endpoint("~/reset", "std_srvs/Trigger"),
+                  Endpoint("~/pause", "std_srvs/SetBool")))
 
     def __init__(self, **kwargs) -> None:
         super().__init__("mujoco_bridge", **kwargs)
-        self.scene = declare(self, "scene", "squat", f"Scene to simulate: {', '.join(SCENES)}")
-        self.seed = declare(self, "seed", 0, "Seed of the scene (person and squats, or objects)")
-        self.rtf = declare(self, "real_time_factor", 1.0,
-                           "Sim seconds per wall second (2.0 = twice as fast)")
-        for io in SCENES.values():
-            io.declare_parameters(self)
-        self.health = NodeHealth("mujoco_bridge", needs_model=True)
         self.io = None
-        self.lock = threading.Lock()
         self._paused = False
         self._timer = None
-        self._services: list = []
-        self._diagnostics = None
 
     @property
     def sim(self):
         """The scene's simulation (None when not configured)."""
         return self.io.sim if self.io is not None else None
 
+    @property
+    def lock(self):
+        """The lock the stepping, the services and the transitions hold."""
+        return self._lock
+
+    def _extra_values(self) -> list[tuple[str, str]]:
+        extra = getattr(self.io, "extra", None)
+        return [*(extra() if extra else []), *super()._extra_values()]
+
     # --- lifecycle ---------------------------------------------------------------------
-    def on_configure(self, state) -> TransitionCallbackReturn:
-        if self.scene not in SCENES:
-            self.get_logger().error(f"unknown scene '{self.scene}' (known: {', '.join(SCENES)})")
-            return TransitionCallbackReturn.FAILURE
-        if not self.rtf > 0:
-            self.get_logger().error(f"real_time_factor ({self.rtf}) must be > 0")
-            return TransitionCallbackReturn.FAILURE
-        io = SCENES[self.scene](self)
+    def _load(self, config: BridgeConfig) -> list:
+        if not config.real_time_factor > 0:
+            raise SimError(f"real_time_factor ({config.real_time_factor}) must be > 0")
+        io = SCENES[config.scene](self)
         try:
-            io.configure(self.seed)
+            io.configure(config.seed)
         except SimError as exc:
             io.destroy()
-            self.get_logger().error(f"cannot build scene '{self.scene}': {exc}")
-            return TransitionCallbackReturn.FAILURE
+            raise SimError(f"cannot build scene '{config.scene}': {exc}") from None
         self.io = io
-        self.health.model_loaded = True
-        self.health.model_info = f"scene {self.scene}, seed {self.seed}"
-        self.health.extra = getattr(io, "extra", None)
-        self._services = [self.create_service(Trigger, "~/reset", self._on_reset),
-                          self.create_service(SetBool, "~/pause", self._on_pause)]
-        self._diagnostics = DiagnosticsPublisher(self, self.health)
-        self.get_logger().info(f"scene '{self.scene}' ready (seed {self.seed}, "
-                               f"{1.0 / io.period_s:g} Hz, real-time factor {self.rtf:g})")
-        return TransitionCallbackReturn.SUCCESS
+        self.health.model_info = (f"scene {config.scene}, seed {config.seed}, "
+                                  f"{1.0 / io.period_s:g} Hz, real-time factor "
+                                  f"{config.real_time_factor:g}")
+        return [self.create_service(Trigger, "~/reset", self._on_reset),
+                self.create_service(SetBool, "~/pause", self._on_pause)]
+
+    def _release(self) -> None:
+        if self.io is not None:
+            self.io.destroy()
+            self.io = None
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.io.start()
-        self._timer = self.create_timer(self.io.period_s / self.rtf, self._tick,
-                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._timer = self.create_timer(self.io.period_s / self.config.real_time_factor,
+                                        self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -89,27 +103,14 @@ class MujocoBridge(LifecycleNode):
             self._timer = None
         return super().on_deactivate(state)
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        if self._diagnostics is not None:
-            self._diagnostics.destroy()
-            self._diagnostics = None
-        for srv in self._services:
-            self.destroy_service(srv)
-        self._services = []
-        if self.io is not None:
-            self.io.destroy()
-            self.io = None
-        self.health.model_loaded = False
-        return TransitionCallbackReturn.SUCCESS
-
     # --- stepping and services -----------------------------------------------------------
     def _tick(self) -> None:
-        with self.lock:
+        with self._lock:
             if not self._paused and self.io is not None:
                 self.io.tick()
 
     def _on_reset(self, request, response):
-        with self.lock:
+        with self._lock:
             if self.io is None:
                 response.success, response.message = False, "not configured"
                 return response
@@ -118,7 +119,7 @@ class MujocoBridge(LifecycleNode):
         return response
 
     def _on_pause(self, request, response):
-        with self.lock:
+        with self._lock:
             was = self._paused
             self._paused = bool(request.data)
             if was and not self._paused and self.io is not None:

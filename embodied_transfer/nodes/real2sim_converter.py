@@ -31,43 +31,33 @@ from pathlib import Path
 
 import numpy as np
 from embodied_transfer_interfaces.msg import SimDomainFeatures
-from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Imu, Range
 
-from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.nodes.stream_node import StreamNode
+from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
+from embodied_transfer.nodes.lifecycle import ManagedNode
 from embodied_transfer.ros.conversions import (ConversionError, make_header, range_reading,
                                                stamp_to_ns)
 from embodied_transfer.ros.diagnostics import count_values
 from embodied_transfer.ros.qos import BAG_QOS, SENSOR_STREAM_QOS
+from embodied_transfer.squat.config import ConverterNodeConfig
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
 GRAVITY_SUSPECT = 7.0      # mean |accel| [m/s²] above which the IMU seems to include gravity
 
 
-class Real2SimConverter(StreamNode):
+class Real2SimConverter(ManagedNode):
     """Assembles IMU + UWB frames and converts them to the simulator domain."""
+
+    CONFIG = ConverterNodeConfig
+    STREAM = True
+    INTERFACE = Interface(
+        subscribes=(Endpoint("imu", "sensor_msgs/Imu"), Endpoint("uwb/range", "sensor_msgs/Range")),
+        publishes=(Endpoint("real2sim/features", "embodied_transfer_interfaces/SimDomainFeatures"),
+                   DIAGNOSTICS))
 
     def __init__(self, **kwargs) -> None:
         super().__init__("real2sim_converter", **kwargs)
-        declare(self, "model_path", "",
-                "Directory of the converter checkpoint (config.json + model.safetensors); "
-                "empty: the package's models/squat/multi_encoder_vae")
-        declare(self, "max_uwb_wait_s", 1.0,
-                "Longest an IMU frame waits (in stamp time) for a later UWB reading before "
-                "it is emitted with the last range held")
-        declare(self, "max_uwb_age_s", 5.0,
-                "Frames whose last UWB reading is older than this are dropped (UWB lost)")
-        declare(self, "queue_size", 256, "Most IMU frames held and UWB readings kept")
-        declare(self, "new_stream_gap_s", 1.0,
-                "An IMU stamp gap longer than this starts a new stream (windows restart)")
-        declare(self, "flush_after_s", 0.5,
-                "Wall time without input after which held frames are flushed")
-        declare(self, "max_imu_rate_hz", 200.0,
-                "IMU stamp rate above which diagnostics warn (frames are still processed)")
-        declare(self, "frame_id", "", "frame_id of the features; empty: the IMU frame's")
-        self.health.extra = self._extra_values
         self.health.warning = self._warning
         self.assembler = self.stream = None
         self._last_stale = False
@@ -75,50 +65,32 @@ class Real2SimConverter(StreamNode):
         self._accel_frames = 0
 
     # --- lifecycle ---------------------------------------------------------------------
-    def on_configure(self, state) -> TransitionCallbackReturn:
-        import torch
-
+    def _load(self, config: ConverterNodeConfig) -> list:
         from embodied_transfer.squat.online import ConverterStream, FrameAssembler
         from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Converter
 
-        torch.set_num_threads(1)
-        path = Path(self._param("model_path") or DEFAULT_MODELS / "multi_encoder_vae")
-        self.flush_after = float(self._param("flush_after_s"))
-        self.frame_id = self._param("frame_id")
-        self.max_rate = float(self._param("max_imu_rate_hz"))
-        gap = float(self._param("new_stream_gap_s"))
-        if not self.flush_after > 0:
-            self.get_logger().error(f"flush_after_s must be > 0, got {self.flush_after}")
-            return TransitionCallbackReturn.FAILURE
-        try:
-            self.assembler = FrameAssembler(
-                max_wait_s=float(self._param("max_uwb_wait_s")),
-                max_uwb_age_s=float(self._param("max_uwb_age_s")),
-                queue_size=int(self._param("queue_size")), new_stream_gap_s=gap,
-                max_rate_hz=self.max_rate, on_reject=self._on_reject)
-        except ValueError as exc:
-            self.get_logger().error(str(exc))
-            return TransitionCallbackReturn.FAILURE
+        path = Path(config.model_path or DEFAULT_MODELS / "multi_encoder_vae")
+        if not config.flush_after_s > 0:
+            raise ValueError(f"flush_after_s must be > 0, got {config.flush_after_s}")
+        self.assembler = FrameAssembler(
+            max_wait_s=config.max_uwb_wait_s, max_uwb_age_s=config.max_uwb_age_s,
+            queue_size=config.queue_size, new_stream_gap_s=config.new_stream_gap_s,
+            max_rate_hz=config.max_imu_rate_hz, on_reject=self._on_reject)
         try:
             converter = Converter.load(path)
         except SquatDataError as exc:
-            self.get_logger().error(f"cannot load the converter model: {exc}")
-            self.assembler = None
-            return TransitionCallbackReturn.FAILURE
-        self.stream = ConverterStream(converter, new_stream_gap_s=gap,
+            raise SquatDataError(f"cannot load the converter model: {exc}") from None
+        self.stream = ConverterStream(converter, new_stream_gap_s=config.new_stream_gap_s,
                                       on_reject=self._on_reject)
-        self.health.model_loaded = True
         ad = converter.ckpt.adaptation
         self.health.model_info = (
             f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "
             + (f"{ad.prior_frames}-frame prior, {ad.horizon_frames}-frame horizon" if ad
                else "off") + f") from {path}")
         self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
-        self._start_processing(
-            self._pub, self.create_subscription(Imu, "imu", self._on_imu, SENSOR_STREAM_QOS),
-            self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS))
-        self.get_logger().info(f"converter ready: {self.health.model_info}")
-        return TransitionCallbackReturn.SUCCESS
+        return [self._pub,
+                self.create_subscription(Imu, "imu", self._on_imu, SENSOR_STREAM_QOS),
+                self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS)]
 
     def _pending(self) -> int:
         return self.assembler.held
@@ -177,7 +149,7 @@ class Real2SimConverter(StreamNode):
                 continue
             self._last_stale = frame.stale
             msg = SimDomainFeatures(header=make_header(frame.stamp_ns,
-                                                       self.frame_id or frame.tag or ""),
+                                                       self.config.frame_id or frame.tag or ""),
                                     channels=list(FEATURE_CHANNELS), values=y.tolist())
             self._pub.publish(msg)
             self.health.output(time.perf_counter() - start)

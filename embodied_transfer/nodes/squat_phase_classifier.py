@@ -29,77 +29,61 @@ from pathlib import Path
 
 import numpy as np
 from embodied_transfer_interfaces.msg import SimDomainFeatures, SquatPhase
-from rclpy.lifecycle import TransitionCallbackReturn
 from std_srvs.srv import Trigger
 
-from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.nodes.stream_node import StreamNode
+from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
+from embodied_transfer.nodes.lifecycle import ManagedNode
 from embodied_transfer.ros.conversions import make_header, stamp_to_ns
 from embodied_transfer.ros.diagnostics import count_values
 from embodied_transfer.ros.qos import BAG_QOS
+from embodied_transfer.squat.config import ClassifierNodeConfig
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
 
-class SquatPhaseClassifier(StreamNode):
+class SquatPhaseClassifier(ManagedNode):
     """Labels every frame STOP/DOWN/UP and counts repetitions."""
+
+    CONFIG = ClassifierNodeConfig
+    STREAM = True
+    INTERFACE = Interface(
+        subscribes=(Endpoint("real2sim/features",
+                             "embodied_transfer_interfaces/SimDomainFeatures"),),
+        publishes=(Endpoint("squat/phase", "embodied_transfer_interfaces/SquatPhase"),
+                   DIAGNOSTICS),
+        services=(Endpoint("~/reset_count", "std_srvs/Trigger"),))
 
     def __init__(self, **kwargs) -> None:
         super().__init__("squat_phase_classifier", **kwargs)
-        declare(self, "model_path", "",
-                "Directory of the phase classifier checkpoint (config.json + "
-                "model.safetensors); empty: the package's models/squat/classifier")
-        declare(self, "min_run", 8, "Frames a phase must last to count in the repetitions")
-        declare(self, "min_rep", 48,
-                "Frames from one counted repetition to the next at least (0: no limit); "
-                "a quicker Down-Up cycle is reported as suppressed_reps, not counted")
-        declare(self, "flush_after_s", 1.0,
-                "Wall time without features after which the last frames are labelled "
-                "(end padded); keep it above the converter's flush_after_s")
-        declare(self, "new_stream_gap_s", 1.0,
-                "A stamp gap longer than this ends the stream (flush) and starts a new window")
-        self.health.extra = self._extra_values
         self.stream = None
 
     # --- lifecycle ---------------------------------------------------------------------
-    def on_configure(self, state) -> TransitionCallbackReturn:
-        import torch
-
+    def _load(self, config: ClassifierNodeConfig) -> list:
         from embodied_transfer.squat.online import ClassifierStream
         from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Classifier
 
-        torch.set_num_threads(1)
-        path = Path(self._param("model_path") or DEFAULT_MODELS / "classifier")
-        self.flush_after = float(self._param("flush_after_s"))
-        min_run, gap = int(self._param("min_run")), float(self._param("new_stream_gap_s"))
-        min_rep = int(self._param("min_rep"))
-        if not self.flush_after > 0 or min_run < 1 or min_rep < 0 or not gap > 0:
-            self.get_logger().error(f"flush_after_s ({self.flush_after}) and new_stream_gap_s "
-                                    f"({gap}) must be > 0, min_run ({min_run}) >= 1, "
-                                    f"min_rep ({min_rep}) >= 0")
-            return TransitionCallbackReturn.FAILURE
+        path = Path(config.model_path or DEFAULT_MODELS / "classifier")
+        if not config.flush_after_s > 0 or not config.new_stream_gap_s > 0:
+            raise ValueError(f"flush_after_s ({config.flush_after_s}) and new_stream_gap_s "
+                             f"({config.new_stream_gap_s}) must be > 0")
         try:
             classifier = Classifier.load(path)
         except SquatDataError as exc:
-            self.get_logger().error(f"cannot load the phase classifier model: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.stream = ClassifierStream(classifier, min_run=min_run, min_rep=min_rep,
-                                       new_stream_gap_s=gap,
+            raise SquatDataError(f"cannot load the phase classifier model: {exc}") from None
+        self.stream = ClassifierStream(classifier, min_run=config.min_run,
+                                       min_rep=config.min_rep,
+                                       new_stream_gap_s=config.new_stream_gap_s,
                                        on_reject=self._on_reject)
-        self.health.model_loaded = True
         pf = classifier.phase_filter
         self.health.model_info = (f"phase_classifier (past {classifier.past}, future "
                                   f"{classifier.future}; phase filter "
                                   + (f"sharpness {pf.sharpness:g}" if pf else "none")
                                   + f") from {path}")
         self._pub = self.create_publisher(SquatPhase, "squat/phase", BAG_QOS)
-        self._start_processing(
-            self._pub,
-            self.create_subscription(SimDomainFeatures, "real2sim/features",
-                                     self._on_features, BAG_QOS),
-            self.create_service(Trigger, "~/reset_count", self._on_reset_count))
-        self.get_logger().info(f"classifier ready: {self.health.model_info}")
-        return TransitionCallbackReturn.SUCCESS
+        return [self._pub,
+                self.create_subscription(SimDomainFeatures, "real2sim/features",
+                                         self._on_features, BAG_QOS),
+                self.create_service(Trigger, "~/reset_count", self._on_reset_count)]
 
     def _pending(self) -> int:
         return self.stream.pending

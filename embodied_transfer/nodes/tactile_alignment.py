@@ -24,11 +24,11 @@ import time
 import numpy as np
 from embodied_transfer_interfaces.msg import TactileFrame
 from embodied_transfer_interfaces.srv import AlignTactile
-from rclpy.lifecycle import TransitionCallbackReturn
 
-from embodied_transfer.nodes.common import declare, run
-from embodied_transfer.nodes.model_node import ModelNode
+from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
+from embodied_transfer.nodes.lifecycle import ManagedNode
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from embodied_transfer.tactile.config import TactileNodeConfig
 from embodied_transfer.tactile.errors import TactileError
 
 
@@ -46,58 +46,48 @@ def from_message(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-class TactileAlignment(ModelNode):
+class TactileAlignment(ManagedNode):
     """Serves the tactile alignment model (see the module docstring)."""
+
+    CONFIG = TactileNodeConfig
+    INTERFACE = Interface(
+        subscribes=(Endpoint("tactile/input", "embodied_transfer_interfaces/TactileFrame",
+                             "stream_enabled"),),
+        publishes=(Endpoint("tactile/converted", "embodied_transfer_interfaces/TactileFrame",
+                            "stream_enabled"), DIAGNOSTICS),
+        services=(Endpoint("align_tactile", "embodied_transfer_interfaces/AlignTactile"),))
 
     def __init__(self, **kwargs) -> None:
         super().__init__("tactile_alignment", **kwargs)
-        declare(self, "model_path", "",
-                "Tactile alignment checkpoint directory; empty: the package's shipped model")
-        declare(self, "stream_enabled", True,
-                "Convert every frame on tactile/input into stream_target_domain on "
-                "tactile/converted")
-        declare(self, "stream_target_domain", "robot_hand_1062",
-                "Layout id the stream converts into (one of the model's domains)")
-        declare(self, "torch_threads", 1, "torch intra-op threads (1 keeps latency steady)")
         self.aligner = None
         self._served = 0
 
     def _extra_values(self) -> list[tuple[str, str]]:
         domains = ",".join(self.aligner.domains) if self.aligner else ""
-        return [("domains", domains), ("stream_target_domain",
-                                       str(self._param("stream_target_domain"))),
-                ("service_calls", str(self._served))]
+        target = self.config.stream_target_domain if self.config else ""
+        return [("domains", domains), ("stream_target_domain", target),
+                ("service_calls", str(self._served)), *super()._extra_values()]
 
     # --- lifecycle ---------------------------------------------------------------------
-    def on_configure(self, state) -> TransitionCallbackReturn:
-        import torch
-
+    def _load(self, config: TactileNodeConfig) -> list:
         from embodied_transfer.tactile.models import Aligner
 
-        if int(self._param("torch_threads")) > 0:
-            torch.set_num_threads(int(self._param("torch_threads")))
-        path = self._param("model_path") or None
+        path = config.model_path or None
         try:
             self.aligner = Aligner.load(path)
         except TactileError as exc:
-            self.get_logger().error(f"cannot load tactile alignment model: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        target = self._param("stream_target_domain")
-        if self._param("stream_enabled") and target not in self.aligner.domains:
-            self.get_logger().error(f"stream_target_domain {target!r} is not a domain of the "
-                                    f"model (known: {', '.join(self.aligner.domains)})")
-            self.aligner = None
-            return TransitionCallbackReturn.FAILURE
-        self.health.model_loaded = True
+            raise TactileError(f"cannot load tactile alignment model: {exc}") from None
+        target = config.stream_target_domain
+        if config.stream_enabled and target not in self.aligner.domains:
+            raise TactileError(f"stream_target_domain {target!r} is not a domain of the "
+                               f"model (known: {', '.join(self.aligner.domains)})")
         self.health.model_info = f"{path or '(shipped)'}: {', '.join(self.aligner.domains)}"
         entities = [self.create_service(AlignTactile, "align_tactile", self._on_align)]
-        if self._param("stream_enabled"):
+        if config.stream_enabled:
             self._pub = self.create_publisher(TactileFrame, "tactile/converted", RELIABLE_QOS)
             entities += [self._pub, self.create_subscription(
                 TactileFrame, "tactile/input", self._on_frame, SENSOR_QOS)]
-        self._ready(*entities)
-        self.get_logger().info(f"tactile alignment ready ({self.health.model_info})")
-        return TransitionCallbackReturn.SUCCESS
+        return entities
 
     def _release(self) -> None:
         self.aligner = None
@@ -112,7 +102,7 @@ class TactileAlignment(ModelNode):
             return
         self.health.input()
         start = time.perf_counter()
-        target = self._param("stream_target_domain")
+        target = self.config.stream_target_domain
         try:
             _, values = self._convert(msg, target)
         except TactileError as exc:

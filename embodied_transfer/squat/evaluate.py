@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from embodied_transfer.squat.config import MIN_REP, MIN_RUN
 from embodied_transfer.squat.phases import PHASE_NAMES, STOP, count_repetitions
-from embodied_transfer.squat.pipeline import (DEFAULT_MODELS, MIN_REP, MIN_RUN, RepCounter,
-                                              load_pipelines)
+from embodied_transfer.squat.pipeline import DEFAULT_MODELS, RepCounter, load_pipelines
 from embodied_transfer.squat.real import read_real_csv
 from embodied_transfer.squat.signals import real_recording
 

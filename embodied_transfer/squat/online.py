@@ -368,7 +368,8 @@ class ClassifierStream(_Counts):
     def __init__(self, classifier, min_run: int | None = None, min_rep: int | None = None,
                  new_stream_gap_s: float | None = 1.0, on_reject: RejectHook | None = None
                  ) -> None:
-        from embodied_transfer.squat.pipeline import MIN_REP, MIN_RUN, RepCounter
+        from embodied_transfer.squat.config import MIN_REP, MIN_RUN
+        from embodied_transfer.squat.pipeline import RepCounter
 
         super().__init__(on_reject)
         self.classifier = classifier

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.core.shipped import shipped_model
+from embodied_transfer.squat.config import MIN_REP, MIN_RUN
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
@@ -23,15 +24,6 @@ from embodied_transfer.squat.signals import AdaptiveStandardizer, windows
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
 DEFAULT_MODELS = shipped_model("squat")
 CONVERTERS = {"vae": "plain_vae", "proposed": "multi_encoder_vae"}
-#: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
-#: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
-#: shipped models among 3-12 frames; 8 is best, with one miscount, by the plain VAE).
-MIN_RUN = 8
-#: Frames (at 20 Hz) from one counted repetition to the next at least: 2.4 s, the shortest
-#: simulated descent (1.2 s) plus the shortest simulated ascent (1.2 s), pauses left out. The
-#: classifier has never seen a faster squat; a Down→Up flicker sooner than that after a
-#: counted repetition is not counted (it is reported as ``suppressed``).
-MIN_REP = 48
 
 
 class Converter:

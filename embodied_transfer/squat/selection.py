@@ -28,7 +28,8 @@ from embodied_transfer.core.plotting import Curves
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint
-from embodied_transfer.squat.pipeline import MIN_REP, MIN_RUN, Classifier, Converter, Pipeline
+from embodied_transfer.squat.config import MIN_REP, MIN_RUN
+from embodied_transfer.squat.pipeline import Classifier, Converter, Pipeline
 from embodied_transfer.squat.real import RealRecording
 from embodied_transfer.squat.signals import Normalizer, real_recording
 from embodied_transfer.squat.train import (TrainConfig, finetune_content, input_adaptation,

@@ -1,0 +1,67 @@
+"""Settings of the Real2Sim nodes (``real2sim_converter``, ``squat_phase_classifier``).
+
+The one source of these settings: node parameters, ``config/<node>.yaml`` and the docs'
+parameter tables are made from these dataclasses (:mod:`embodied_transfer.core.config`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embodied_transfer.core.config import setting
+
+#: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
+#: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
+#: shipped models among 3-12 frames; 8 is best, with one miscount, by the plain VAE).
+MIN_RUN = 8
+#: Frames (at 20 Hz) from one counted repetition to the next at least: 2.4 s, the shortest
+#: simulated descent (1.2 s) plus the shortest simulated ascent (1.2 s), pauses left out. The
+#: classifier has never seen a faster squat; a Down→Up flicker sooner than that after a
+#: counted repetition is not counted (it is reported as ``suppressed``).
+MIN_REP = 48
+
+
+@dataclass
+class ConverterNodeConfig:
+    """``real2sim_converter``: watch IMU + UWB range in, simulator-domain features out."""
+
+    model_path: str = setting(
+        "", "Directory of the converter checkpoint (config.json + model.safetensors); "
+            "empty: the package's models/squat/multi_encoder_vae")
+    max_uwb_wait_s: float = setting(
+        1.0, "Longest an IMU frame waits (in stamp time) for a later UWB reading before it "
+             "is emitted with the last range held", unit="s", low=0.0)
+    max_uwb_age_s: float = setting(
+        5.0, "Frames whose last UWB reading is older than this are dropped (UWB lost)",
+        unit="s", low=0.0)
+    queue_size: int = setting(256, "Most IMU frames held and UWB readings kept", low=1)
+    new_stream_gap_s: float = setting(
+        1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)",
+        unit="s", low=0.0)
+    flush_after_s: float = setting(
+        0.5, "Wall time without input after which held frames are flushed (end of stream)",
+        unit="s", low=0.0)
+    max_imu_rate_hz: float = setting(
+        200.0, "IMU stamp rate above which diagnostics warn (frames are still processed)",
+        unit="Hz", low=0.0)
+    frame_id: str = setting("", "frame_id of the features; empty: the IMU frame's")
+
+
+@dataclass
+class ClassifierNodeConfig:
+    """``squat_phase_classifier``: Stop / Down / Up per frame and the repetition count."""
+
+    model_path: str = setting(
+        "", "Directory of the phase classifier checkpoint (config.json + model.safetensors); "
+            "empty: the package's models/squat/classifier")
+    min_run: int = setting(MIN_RUN, "Frames a phase must last to count in the repetitions",
+                           unit="frames", low=1)
+    min_rep: int = setting(
+        MIN_REP, "Frames from one counted repetition to the next at least (0: no limit); a "
+                 "quicker Down-Up cycle is reported as suppressed_reps, not counted",
+        unit="frames", low=0)
+    flush_after_s: float = setting(
+        1.0, "Wall time without features after which the last frames are labelled (end "
+             "padded); keep it above the converter's flush_after_s", unit="s", low=0.0)
+    new_stream_gap_s: float = setting(
+        1.0, "A stamp gap longer than this ends the stream (flush) and starts a new window",
+        unit="s", low=0.0)
