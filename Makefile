@@ -72,7 +72,7 @@ demo: setup
 	$(VENV)/bin/embodied-transfer tactile evaluate --json $(DEMO_OUT)/tactile.json \
 	  --png $(DEMO_OUT)/tactile_uv_maps.png
 	rm -rf $(DEMO_OUT)/editing && $(PY) -m embodied_transfer.editing.tiny $(DEMO_OUT)/editing
-	$(VENV)/bin/embodied-transfer edit --image $(DEMO_OUT)/editing/inputs/image.png \
+	$(VENV)/bin/embodied-transfer editing edit --image $(DEMO_OUT)/editing/inputs/image.png \
 	  --mask $(DEMO_OUT)/editing/inputs/mask.png --out $(DEMO_OUT)/editing/out \
 	  --clip-model $(DEMO_OUT)/editing/clip --inpaint-model $(DEMO_OUT)/editing/inpaint
 	@if [ -f $(REAL_DATA)/recording_1.csv ]; then \

@@ -60,3 +60,33 @@ def test_no_library_module_sets_mujoco_gl():
                     and node.args[0].value == "MUJOCO_GL":
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
+
+
+def test_architecture_doc_names_files_that_exist():
+    """Every path docs/architecture.md names in backticks exists (so its 'where to make a
+    change' stays true as files move)."""
+    import re
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    paths = {p for p in re.findall(r"`([\w./<>-]+)`", text)
+             if "/" in p and "<" not in p and not p.startswith(("~", "/"))}
+    assert len(paths) > 30
+    missing = sorted(p for p in paths if not (REPO / p).exists())
+    assert missing == []
+    for how in ("Add a node parameter", "Add a CLI command", "Add a grasp backend"):
+        assert f"**{how}.**" in text
+    readme = (REPO / "README.md").read_text()
+    assert "docs/architecture.md" in readme
+
+
+def test_user_docs_stay_short_and_current():
+    """README ≤ 12 KB and model cards ≤ 10 KB, with no tuning diary in either."""
+    import re
+
+    readme = REPO / "README.md"
+    assert readme.stat().st_size <= 12 * 1024
+    cards = sorted((PACKAGE / "models").glob("*/MODEL_CARD.md"))
+    assert len(cards) == 3
+    for path in [readme, *cards]:
+        assert path.stat().st_size <= (12 if path == readme else 10) * 1024, path
+        assert not re.search(r"\bSession \d+", path.read_text()), path

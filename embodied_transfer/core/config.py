@@ -60,6 +60,11 @@ def setting(default: Any, description: str, *, unit: str = "", low: float | None
     return dataclasses.field(default=default, metadata=meta)
 
 
+def duration(default: float, description: str):
+    """A setting in seconds, 0 or more (the most common kind of node setting)."""
+    return setting(default, description, unit="s", low=0.0)
+
+
 def settings(config_type: type) -> list[Setting]:
     """The :class:`Setting` of every field of ``config_type`` (a dataclass of settings)."""
     out = []

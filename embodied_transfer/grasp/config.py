@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import setting
+from embodied_transfer.core.config import duration, setting
 from embodied_transfer.grasp.backends import (BACKENDS, DECODINGS, DEFAULT_DECODING,
                                               DEFAULT_REFINE_RADIUS_PX, REFINERS)
 from embodied_transfer.grasp.mirroring import FLIPS
@@ -41,6 +41,5 @@ class GraspNodeConfig:
         unit="px", low=0.0)
     continuous: bool = setting(
         False, "Answer every image while an instruction is set (else once per instruction)")
-    max_depth_skew_s: float = setting(
-        0.05, "Largest stamp difference between a colour image and the depth used with it",
-        unit="s", low=0.0)
+    max_depth_skew_s: float = duration(
+        0.05, "Largest stamp difference between a colour image and the depth used with it")

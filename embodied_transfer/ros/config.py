@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import setting
+from embodied_transfer.core.config import duration, setting
 from embodied_transfer.ros.bags import STORAGES
 
 
@@ -19,10 +19,9 @@ class BagPlayerConfig:
                                    low=0.0)
     loop: bool = setting(False, "Start again at the end of the bag")
     topics: list = setting([""], "Topics to play ([\"\"] or empty: all)")
-    start_delay: float = setting(0.0, "Seconds to wait before playing", unit="s", low=0.0)
-    wait_for_subscribers: float = setting(
-        0.0, "Up to this many seconds, wait until every topic has a subscriber (0: don't)",
-        unit="s", low=0.0)
+    start_delay: float = duration(0.0, "Seconds to wait before playing")
+    wait_for_subscribers: float = duration(
+        0.0, "Up to this many seconds, wait until every topic has a subscriber (0: don't)")
 
 
 @dataclass
@@ -32,5 +31,4 @@ class BagRecorderConfig:
     out: str = setting("", "Path of the bag directory to create")
     storage: str = setting("sqlite3", "Storage plugin: sqlite3 or mcap", choices=STORAGES)
     topics: list = setting([""], "Topics to record, relative or absolute (required)")
-    discovery_period: float = setting(0.1, "Seconds between looks for the topics' publishers",
-                                      unit="s", low=0.0)
+    discovery_period: float = duration(0.1, "Seconds between looks for the topics' publishers")

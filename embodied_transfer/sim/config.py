@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import setting
+from embodied_transfer.core.config import duration, setting
 
 SCENE_NAMES = ("squat", "tabletop")
 
@@ -38,6 +38,5 @@ class BridgeConfig:
     camera_frame_id: str = setting("overhead_camera_optical_frame",
                                    "Tabletop scene: optical frame of the overhead camera "
                                    "(REP-105)")
-    instruction_repeat_s: float = setting(
-        20.0, "Tabletop scene: re-send the instruction after this long without a grasp",
-        unit="s", low=0.0)
+    instruction_repeat_s: float = duration(
+        20.0, "Tabletop scene: re-send the instruction after this long without a grasp")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import setting
+from embodied_transfer.core.config import duration, setting
 
 #: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
@@ -27,19 +27,16 @@ class ConverterNodeConfig:
     model_path: str = setting(
         "", "Directory of the converter checkpoint (config.json + model.safetensors); "
             "empty: the package's models/squat/multi_encoder_vae")
-    max_uwb_wait_s: float = setting(
+    max_uwb_wait_s: float = duration(
         1.0, "Longest an IMU frame waits (in stamp time) for a later UWB reading before it "
-             "is emitted with the last range held", unit="s", low=0.0)
-    max_uwb_age_s: float = setting(
-        5.0, "Frames whose last UWB reading is older than this are dropped (UWB lost)",
-        unit="s", low=0.0)
+             "is emitted with the last range held")
+    max_uwb_age_s: float = duration(
+        5.0, "Frames whose last UWB reading is older than this are dropped (UWB lost)")
     queue_size: int = setting(256, "Most IMU frames held and UWB readings kept", low=1)
-    new_stream_gap_s: float = setting(
-        1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)",
-        unit="s", low=0.0)
-    flush_after_s: float = setting(
-        0.5, "Wall time without input after which held frames are flushed (end of stream)",
-        unit="s", low=0.0)
+    new_stream_gap_s: float = duration(
+        1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)")
+    flush_after_s: float = duration(
+        0.5, "Wall time without input after which held frames are flushed (end of stream)")
     max_imu_rate_hz: float = setting(
         200.0, "IMU stamp rate above which diagnostics warn (frames are still processed)",
         unit="Hz", low=0.0)
@@ -59,9 +56,8 @@ class ClassifierNodeConfig:
         MIN_REP, "Frames from one counted repetition to the next at least (0: no limit); a "
                  "quicker Down-Up cycle is reported as suppressed_reps, not counted",
         unit="frames", low=0)
-    flush_after_s: float = setting(
+    flush_after_s: float = duration(
         1.0, "Wall time without features after which the last frames are labelled (end "
-             "padded); keep it above the converter's flush_after_s", unit="s", low=0.0)
-    new_stream_gap_s: float = setting(
-        1.0, "A stamp gap longer than this ends the stream (flush) and starts a new window",
-        unit="s", low=0.0)
+             "padded); keep it above the converter's flush_after_s")
+    new_stream_gap_s: float = duration(
+        1.0, "A stamp gap longer than this ends the stream (flush) and starts a new window")
