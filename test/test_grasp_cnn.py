@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from embodied_transfer.grasp.backends.cnn import (CnnBackend, CnnConfig, Frame, GraspNet,
-                                                  augment, decode_maps, grasp_maps,
-                                                  map_loss, preprocess, train_cnn)
+                                                  decode_maps, preprocess)
+from embodied_transfer.grasp.cnn_train import augment, grasp_maps, map_loss, train_cnn
 from embodied_transfer.grasp.cornell import CornellSample, read_dataset, write_sample
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp, angle_difference

@@ -8,8 +8,9 @@ import pytest
 
 from embodied_transfer.grasp.backends import load_backend
 from embodied_transfer.grasp.backends.base import GraspBackend, Prediction
-from embodied_transfer.grasp.backends.cnn import CnnBackend, CnnConfig, decode_maps, grasp_maps
+from embodied_transfer.grasp.backends.cnn import CnnBackend, CnnConfig, decode_maps
 from embodied_transfer.grasp.backends.refined import RefinedBackend
+from embodied_transfer.grasp.cnn_train import grasp_maps
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from embodied_transfer.app.graph_commands import graph_args, run_graph
@@ -139,9 +140,10 @@ def run(args) -> int:
               f"{counts['instructed']} to {args.out}/instructed")
         return 0
     if args.grasp_command == "train":
-        from embodied_transfer.grasp.training import train
+        from embodied_transfer.grasp.training import GraspTrainConfig, train
 
-        out = train(args)
+        out = train(GraspTrainConfig(**{f.name: getattr(args, f.name)
+                                        for f in fields(GraspTrainConfig)}))
         print(f"wrote {out}")
         return 0
     if args.grasp_command == "evaluate":

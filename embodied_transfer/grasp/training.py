@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,77 +96,107 @@ def mean_colour(examples, limit: int = 200) -> list[float]:
     return [round(float(c), 3) for c in total / max(n, 1) / 255.0]
 
 
+@dataclass(kw_only=True)
+class GraspTrainConfig:
+    """What ``grasp train`` trains (its options; ``embodied-transfer grasp train --help``).
+
+    None (and "" for ``model`` and ``init``) means "not given": the backend's
+    :data:`DEFAULTS` for ``epochs``, ``batch_size`` and ``lr``, the ``TINY_VLM_*`` constants
+    for the tiny-vlm options and :data:`ANSWER_FORMAT` (or, with ``init``, the model's own)
+    for ``answer_format``.
+    """
+
+    backend: str                            # "cnn", "tiny-vlm" or "vlm"
+    dataset: list[str | Path]               # training dataset dir(s)
+    val: str | Path | None = None           # cnn: picks the best epoch; tiny-vlm: stage 0 score
+    out: str | Path                         # output model (or adapter) directory
+    model: str = ""                         # vlm: base model dir or hub id to LoRA-tune
+    allow_download: bool = False
+    numbers_only: bool = False              # tiny-vlm/vlm: answers without reasoning
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    vision_epochs: int | None = None        # tiny-vlm: vision-tower pre-training epochs
+    vision_layers: int | None = None        # tiny-vlm: layers of the vision tower
+    vision_dataset: list[str | Path] | None = None  # tiny-vlm: more scenes for stage 0
+    unfreeze_epochs: int | None = None      # tiny-vlm: epochs with every weight trained after
+    init: str | Path = ""                   # tiny-vlm: continue from this trained tiny VLM
+    number_tokens: bool | None = None       # tiny-vlm: whole numbers 0-999 one token each
+    answer_format: str | None = None        # "restate" or "scan"
+
+
 def _or(value, default):
     """``value`` unless it was not given (None)."""
     return default if value is None else value
 
 
-def train(args) -> Path:
-    """Run the training the parsed ``grasp train`` arguments ask for; returns the output dir."""
+def train(config: GraspTrainConfig) -> Path:
+    """Run the training ``config`` asks for; returns the output directory."""
     from embodied_transfer.grasp.cornell import read_dataset
 
-    answer_format, init_meta = _or(args.answer_format, ANSWER_FORMAT), {}
-    if args.init:
-        answer_format, init_meta = _check_init_args(args)
-    datasets = [read_dataset(d) for d in args.dataset]
-    epochs, batch, lr = DEFAULTS[args.backend]
-    epochs = args.epochs or epochs
-    batch = args.batch_size or batch
-    lr = args.lr or lr
-    out = Path(args.out)
-    if args.backend == "cnn":
-        from embodied_transfer.grasp.backends.cnn import train_cnn
+    answer_format, init_meta = _or(config.answer_format, ANSWER_FORMAT), {}
+    if config.init:
+        answer_format, init_meta = _check_init_args(config)
+    datasets = [read_dataset(d) for d in config.dataset]
+    epochs, batch, lr = DEFAULTS[config.backend]
+    epochs = config.epochs or epochs
+    batch = config.batch_size or batch
+    lr = config.lr or lr
+    out = Path(config.out)
+    if config.backend == "cnn":
+        from embodied_transfer.grasp.cnn_train import train_cnn
 
-        train_cnn(datasets, out, epochs=epochs, batch_size=batch, seed=args.seed, lr=lr,
-                  val_data=read_dataset(args.val) if args.val else None)
+        train_cnn(datasets, out, epochs=epochs, batch_size=batch, seed=config.seed, lr=lr,
+                  val_data=read_dataset(config.val) if config.val else None)
         return out
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 
-    if args.backend == "tiny-vlm":
+    if config.backend == "tiny-vlm":
         from embodied_transfer.grasp.vision_pretrain import (CURVES_FILE, RESULT_FILE,
                                                              pretrain_vision, scenes_of)
 
-        examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
+        examples = reasoning_examples(datasets, reasoning=not config.numbers_only,
                                       flips=TINY_VLM_FLIPS, answer_format=answer_format)
-        if args.init:
-            return _continue(Path(args.init), init_meta, examples, out, epochs, batch, lr,
-                             args.seed, answer_format, args.numbers_only)
-        vision_epochs = _or(args.vision_epochs, TINY_VLM_VISION_EPOCHS)
-        unfreeze = _or(args.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
+        if config.init:
+            return _continue(Path(config.init), init_meta, examples, out, epochs, batch, lr,
+                             config.seed, answer_format, config.numbers_only)
+        vision_epochs = _or(config.vision_epochs, TINY_VLM_VISION_EPOCHS)
+        unfreeze = _or(config.unfreeze_epochs, TINY_VLM_UNFREEZE_EPOCHS) if vision_epochs else 0
         with tempfile.TemporaryDirectory() as tmp:
-            base = build_tiny_vlm(Path(tmp) / "init", seed=args.seed,
+            base = build_tiny_vlm(Path(tmp) / "init", seed=config.seed,
                                   image_mean=mean_colour(examples),
                                   image_std=(TINY_VLM_IMAGE_STD,) * 3,
-                                  vision_layers=args.vision_layers or TINY_VLM_VISION_LAYERS,
-                                  number_tokens=_or(args.number_tokens, TINY_VLM_NUMBER_TOKENS))
+                                  vision_layers=config.vision_layers or TINY_VLM_VISION_LAYERS,
+                                  number_tokens=_or(config.number_tokens, TINY_VLM_NUMBER_TOKENS))
             if vision_epochs:
-                val = scenes_of([read_dataset(args.val)], flips=False) if args.val else None
-                extra = [read_dataset(d) for d in args.vision_dataset or ()]
+                val = scenes_of([read_dataset(config.val)], flips=False) if config.val else None
+                extra = [read_dataset(d) for d in config.vision_dataset or ()]
                 pretrain_vision(base, scenes_of(datasets + extra, flips=TINY_VLM_FLIPS),
                                 val_scenes=val, epochs=vision_epochs,
-                                shift=TINY_VLM_VISION_SHIFT, seed=args.seed)
+                                shift=TINY_VLM_VISION_SHIFT, seed=config.seed)
             frozen = Path(tmp) / "frozen" if unfreeze else out
             train_vlm(base, examples, frozen, lora=False, epochs=epochs, batch_size=batch,
-                      lr=lr, seed=args.seed, freeze_vision=bool(vision_epochs))
+                      lr=lr, seed=config.seed, freeze_vision=bool(vision_epochs))
             if unfreeze:
                 train_vlm(frozen, examples, out, lora=False, epochs=unfreeze,
-                          batch_size=batch, lr=lr / 2, seed=args.seed)
+                          batch_size=batch, lr=lr / 2, seed=config.seed)
                 for suffix in (".json", ".png"):
                     shutil.copy(frozen / f"training_curves{suffix}",
                                 out / f"training_curves_frozen{suffix}")
             for name in (RESULT_FILE, CURVES_FILE) if vision_epochs else ():
                 shutil.copy(base / name, out / name)
-        _record(out, {"answer_format": answer_format, "numbers_only": args.numbers_only,
+        _record(out, {"answer_format": answer_format, "numbers_only": config.numbers_only,
                       "vision_epochs": vision_epochs, "frozen_epochs": epochs if vision_epochs
                       else 0, "unfreeze_epochs": unfreeze})
         return out
-    examples = reasoning_examples(datasets, reasoning=not args.numbers_only,
+    examples = reasoning_examples(datasets, reasoning=not config.numbers_only,
                                   answer_format=answer_format)
-    if not args.model:
+    if not config.model:
         raise GraspError("grasp train --backend vlm needs --model (a LLaVA directory or hub id)")
-    train_vlm(args.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
-              seed=args.seed, allow_download=args.allow_download)
-    _record(out, {"answer_format": answer_format, "numbers_only": args.numbers_only})
+    train_vlm(config.model, examples, out, lora=True, epochs=epochs, batch_size=batch, lr=lr,
+              seed=config.seed, allow_download=config.allow_download)
+    _record(out, {"answer_format": answer_format, "numbers_only": config.numbers_only})
     return out
 
 
@@ -191,31 +222,31 @@ NEW_MODEL_OPTIONS = {"vision_epochs": "--vision-epochs", "vision_layers": "--vis
                      "number_tokens": "--number-tokens", "val": "--val", "model": "--model"}
 
 
-def _check_init_args(args) -> tuple[str, dict]:
+def _check_init_args(config: GraspTrainConfig) -> tuple[str, dict]:
     """``--init`` continues a tiny VLM as it is: refuse options it would silently ignore or
     answers of another kind than it was trained on; returns the answer format to use and the
     model's ``grasp_vlm.json``."""
     from embodied_transfer.grasp.backends.vlm import META_FILE, read_meta
 
-    if args.backend != "tiny-vlm":
+    if config.backend != "tiny-vlm":
         raise GraspError(f"--init continues a tiny VLM; it does not apply to --backend "
-                         f"{args.backend}")
+                         f"{config.backend}")
     given = [flag for attr, flag in NEW_MODEL_OPTIONS.items()
-             if getattr(args, attr, None) not in (None, "", [])]
+             if getattr(config, attr) not in (None, "", [])]
     if given:
-        raise GraspError(f"--init {args.init}: {', '.join(given)} shape a new model and cannot "
+        raise GraspError(f"--init {config.init}: {', '.join(given)} shape a new model and cannot "
                          f"change a trained one; leave them out")
-    before = read_meta(args.init)
+    before = read_meta(config.init)
     if not before:
-        raise GraspError(f"--init {args.init}: not a tiny VLM made by grasp train "
+        raise GraspError(f"--init {config.init}: not a tiny VLM made by grasp train "
                          f"(no {META_FILE})")
     trained = before.get("answer_format", ANSWER_FORMAT)
-    if args.answer_format not in (None, trained):
-        raise GraspError(f"--init {args.init} was trained on {trained!r} answers, not "
-                         f"{args.answer_format!r}")
-    if before.get("numbers_only", args.numbers_only) != args.numbers_only:
+    if config.answer_format not in (None, trained):
+        raise GraspError(f"--init {config.init} was trained on {trained!r} answers, not "
+                         f"{config.answer_format!r}")
+    if before.get("numbers_only", config.numbers_only) != config.numbers_only:
         kind = "numbers-only" if before["numbers_only"] else "reasoning"
-        raise GraspError(f"--init {args.init} was trained on {kind} answers: "
+        raise GraspError(f"--init {config.init} was trained on {kind} answers: "
                          f"{'add' if before['numbers_only'] else 'leave out'} --numbers-only")
     return trained, before
 
