@@ -10,6 +10,7 @@ import time
 
 from embodied_transfer.app.bringup import bring_up, domain_summary, graph
 from embodied_transfer.core.runtime import NODE_TORCH_THREADS, configure_process
+from embodied_transfer.grasp.backends import BACKENDS, REFINERS
 from embodied_transfer.ros.bags import STORAGES, storage_plugin
 
 
@@ -29,9 +30,9 @@ def add_parsers(sub) -> None:
                      help="squat: bridge + Real2Sim converter + phase classifier (graph 'sim'); "
                           "tabletop: bridge + grasp_reasoning in a grasp loop (graph "
                           "'grasp_sim')")
-    sim.add_argument("--grasp-backend", choices=("tiny-vlm", "vlm", "cnn"),
+    sim.add_argument("--grasp-backend", choices=BACKENDS,
                      help="tabletop: the grasp_reasoning backend (default: its config)")
-    sim.add_argument("--grasp-refine", choices=("none", "cnn"),
+    sim.add_argument("--grasp-refine", choices=REFINERS,
                      help="tabletop: refine the text backend's grasps with the cnn "
                           "(grasp_reasoning's refine; default: its config)")
     graph_args(sim)

@@ -85,32 +85,32 @@ def add_parsers(sub) -> None:
     graph_args(serve)
 
 
-def _backend_args(parser: argparse.ArgumentParser) -> None:
-    from embodied_transfer.grasp.backends import (BACKENDS, DECODINGS, DEFAULT_DECODING,
-                                                  DEFAULT_REFINE_RADIUS_PX, REFINERS)
-    from embodied_transfer.grasp.mirroring import FLIPS
+#: The backend options of ``evaluate`` and ``simulate-trials``: flag → the grasp_reasoning
+#: setting it mirrors (its default, choices and help come from GraspNodeConfig).
+BACKEND_FLAGS = {"--backend": "backend", "--model": "model_path", "--adapter": "adapter_path",
+                 "--allow-download": "allow_download", "--decoding": "decoding",
+                 "--views": "views", "--refine": "refine", "--refine-model": "refine_model_path",
+                 "--refine-radius": "refine_radius_px"}
 
-    parser.add_argument("--backend", choices=BACKENDS, default="tiny-vlm")
-    parser.add_argument("--model", default="", help="model dir (or hub id for vlm); "
-                                                     "default: the shipped model")
-    parser.add_argument("--adapter", default="", help="LoRA adapter dir (vlm)")
-    parser.add_argument("--allow-download", action="store_true")
-    parser.add_argument("--decoding", choices=DECODINGS, default=DEFAULT_DECODING,
-                        help="text backends: the answer as the model writes it (free), or with "
-                             "its restatement of the named object held to the position its "
-                             "own list gives that object (consistent, the default)")
-    parser.add_argument("--views", type=int, choices=range(1, len(FLIPS) + 1), default=None,
-                        help="text backends: mirrorings of each image answered, the grasp "
-                             "most agree on kept (default: tiny-vlm 4, vlm 1)")
-    parser.add_argument("--refine", choices=REFINERS, default=None,
-                        help="text backends: keep their grasp (none), or take the cnn's best "
-                             "grasp within --refine-radius px of it (cnn; needs depth); "
-                             "default: tiny-vlm cnn, vlm none")
-    parser.add_argument("--refine-model", default="",
-                        help="cnn model dir for --refine cnn (default: the shipped one)")
-    parser.add_argument("--refine-radius", type=float, default=DEFAULT_REFINE_RADIUS_PX,
-                        help="how far (px) --refine may move the grasp centre "
-                             "(default: %(default)s)")
+
+def _backend_args(parser: argparse.ArgumentParser) -> None:
+    from embodied_transfer.core.config import settings
+    from embodied_transfer.grasp.config import GraspNodeConfig
+
+    node = {item.name: item for item in settings(GraspNodeConfig)}
+    for flag, name in BACKEND_FLAGS.items():
+        item = node[name]
+        kwargs = {"help": item.description + (f" [{item.unit}]" if item.unit else "")}
+        if item.kind is bool:
+            kwargs["action"] = "store_true"
+        elif "" in item.choices:        # "": the backend's default, i.e. the flag left out
+            kwargs.update(default=None, choices=[c for c in item.choices if c])
+        else:
+            bounded = item.kind is int and item.high is not None
+            kwargs.update(type=item.kind, default=item.default,
+                          choices=(range(int(item.low), int(item.high) + 1) if bounded
+                                   else item.choices or None))
+        parser.add_argument(flag, **kwargs)
 
 
 def _load(args):
@@ -118,7 +118,7 @@ def _load(args):
 
     return load_backend(args.backend, args.model, adapter=args.adapter,
                         allow_download=args.allow_download, decoding=args.decoding,
-                        views=args.views, refine=args.refine, refine_model=args.refine_model,
+                        views=args.views or None, refine=args.refine, refine_model=args.refine_model,
                         refine_radius_px=args.refine_radius)
 
 
