@@ -39,3 +39,27 @@ def cli():
                               capture_output=True, text=True, timeout=timeout, cwd=REPO)
         return proc.returncode, proc.stdout, proc.stderr
     return run
+
+
+def in_ci() -> bool:
+    """True where the environment variable ``CI`` is set (``CI=true`` on CI services);
+    empty, ``0``, ``false`` and ``no`` count as not set."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_real_data(path: str | os.PathLike) -> Path:
+    """``path`` (a real recording, or the folder of them) for a test that needs it.
+
+    When it is missing the test fails under CI (``CI`` set: the real data must be there, a
+    skip would hide that no shipped squat model was checked) and is skipped elsewhere (a
+    clone without ``../shared/data``).
+    """
+    path = Path(path)
+    if not path.exists():
+        message = (f"real squat data not found at {path} (../shared/data beside the repo, "
+                   f"or ET_REAL_SQUAT_DATA)")
+        if in_ci():
+            pytest.fail(f"{message}; CI is set, so this is a failure, not a skip",
+                        pytrace=False)
+        pytest.skip(message)
+    return path

@@ -1,6 +1,7 @@
 """``embodied-transfer squat``: simulate, csv2bag and plot from the command line."""
 from __future__ import annotations
 
+from conftest import require_real_data
 from embodied_transfer.squat.data import real_squat_dir
 
 import re
@@ -17,10 +18,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def real_recording() -> Path:
-    path = DATA / "recording_1.csv"
-    if not path.is_file():
-        pytest.skip(f"real squat data not found at {path} (shared/ beside the repo)")
-    return path
+    return require_real_data(DATA / "recording_1.csv")
 
 
 def tiny_csv(path: Path, bad_line: int | None = None) -> Path:

@@ -2,6 +2,7 @@
 rejected with a reason, and memory stays bounded."""
 from __future__ import annotations
 
+from conftest import require_real_data
 from embodied_transfer.squat.data import real_squat_dir
 
 import math
@@ -20,10 +21,7 @@ MS = 1_000_000
 
 
 def real_file(name: str = "recording_1.csv") -> Path:
-    path = REAL / name
-    if not path.is_file():
-        pytest.skip(f"real recording {path} not available")
-    return path
+    return require_real_data(REAL / name)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Real squat recordings: CSV reader (real files and bad input) and csv2bag round trips."""
 from __future__ import annotations
 
+from conftest import require_real_data
 from embodied_transfer.squat.data import real_squat_dir
 
 import csv
@@ -29,10 +30,7 @@ HEADER = ",".join(COLUMNS)
 
 
 def real_file(name: str) -> Path:
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"real squat data not found at {path} (shared/ beside the repo)")
-    return path
+    return require_real_data(DATA / name)
 
 
 def row(t: float | str, uwb: str = "", accel=(0.01, -0.02, 0.5), gyro=(0.1, 0.2, -0.3),

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import require_real_data
 from embodied_transfer.squat.data import real_squat_dir
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.selection import leave_one_out, parse_variant
@@ -37,10 +38,10 @@ def tiny_sim():
     return sim_episodes(generate(6, seed=2, workers=1, progress=False))
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
 def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch):
     """The recording a fold scores is never in what that fold fine-tunes on; the LOO score
     is the mean over the folds, for the default recipe and each variant."""
+    require_real_data(REAL)
     from embodied_transfer.squat import selection
     from embodied_transfer.squat.real import read_real_csv
     from embodied_transfer.squat.signals import real_recording
@@ -85,8 +86,8 @@ def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch
     json.dumps(result)          # the command writes it as JSON
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"real recordings not found at {REAL}")
 def test_uwb_stress_mirrors_or_flattens_the_range_within_its_own_span():
+    require_real_data(REAL)
     from embodied_transfer.squat.real import load_real_csv
     from embodied_transfer.squat.selection import uwb_stressed
 
