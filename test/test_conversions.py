@@ -13,6 +13,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, Image, Imu, Range
 from std_msgs.msg import Header
 
+from embodied_transfer.core import units
 from embodied_transfer.ros import conversions as conv
 from embodied_transfer.ros.conversions import ConversionError
 
@@ -303,7 +304,7 @@ def test_imu_round_trip():
 
 
 def test_imu_without_orientation_marks_it_unknown():
-    msg = conv.numpy_to_imu([0.0, 0.0, conv.STANDARD_GRAVITY], (0, 0, 0))
+    msg = conv.numpy_to_imu([0.0, 0.0, units.STANDARD_GRAVITY], (0, 0, 0))
     assert msg.orientation_covariance[0] == -1.0
     assert not msg.linear_acceleration_covariance.any()  # all zero: covariance unknown
     assert not msg.angular_velocity_covariance.any()
@@ -341,9 +342,9 @@ def test_imu_to_numpy_rejects_nan_and_unavailable():
 
 
 def test_g_to_mps2():
-    assert conv.STANDARD_GRAVITY == 9.80665
-    assert conv.g_to_mps2(1.0) == 9.80665
-    np.testing.assert_allclose(conv.g_to_mps2(np.array([0.0, -0.5, 2.0])),
+    assert units.STANDARD_GRAVITY == 9.80665
+    assert units.g_to_mps2(1.0) == 9.80665
+    np.testing.assert_allclose(units.g_to_mps2(np.array([0.0, -0.5, 2.0])),
                                [0.0, -4.903325, 19.6133])
 
 
