@@ -30,7 +30,16 @@ def add_parsers(sub) -> None:
 
     train = gsub.add_parser("train", help="train a backend on a Cornell-layout dataset")
     train.add_argument("--backend", choices=BACKENDS, required=True)
-    train.add_argument("--dataset", required=True, nargs="+", help="training dataset dir(s)")
+    train.add_argument("--dataset", nargs="+", default=[],
+                       help="training dataset dir(s) (rendered tabletop scenes)")
+    train.add_argument("--real", nargs="+", default=[], metavar="DIR",
+                       help="cnn: real camera dataset dir(s) (Cornell layout), fine-tuned on "
+                            "with strong augmentation, every batch half real when --dataset "
+                            "is given too")
+    workspace_arg(train, "cnn: the part of the --real images the network sees")
+    train.add_argument("--depth-centre", choices=("mean", "median"), default=None,
+                       help="cnn: depth normalised around its mean or median (robust to "
+                            "walls and floor far behind the table)")
     train.add_argument("--val", help="validation dataset (cnn: picks the best epoch; tiny-vlm: "
                                      "scores the vision pre-training)")
     train.add_argument("--out", required=True, help="output model (or adapter) directory")
@@ -57,7 +66,8 @@ def add_parsers(sub) -> None:
                             "trained, at half the learning rate (default 2)")
     train.add_argument("--init", default="",
                        help="tiny-vlm: continue from this trained tiny VLM (its tokenizer, "
-                            "processor and weights; every weight trained, no stage 0)")
+                            "processor and weights; every weight trained, no stage 0); cnn: "
+                            "start from this cnn model (e.g. the tabletop one)")
     train.add_argument("--number-tokens", action=argparse.BooleanOptionalAction, default=None,
                        help="tiny-vlm: every whole number 0-999 one token in the built "
                             "tokenizer, instead of one token per digit")
@@ -72,6 +82,18 @@ def add_parsers(sub) -> None:
     evaluate.add_argument("--json", help="write the result here")
     evaluate.add_argument("--png", help="draw predicted vs true rectangles for a sample here")
     evaluate.add_argument("--limit", type=int, default=None, help="first N samples only")
+    evaluate.add_argument("--folds", type=int, default=0, metavar="K",
+                          help="cnn on a real dataset: object-wise K-fold cross-validation "
+                               "(fine-tune --model, default the shipped cnn, on K-1 folds, "
+                               "score the held-out one; pooled over the folds)")
+    evaluate.add_argument("--groups", default=None, metavar="FILE",
+                          help="--folds: which images show which object ('pcdNNNN[-pcdNNNN] "
+                               "name' lines; default DATASET/objects.txt, else consecutive "
+                               "ids in contiguous blocks)")
+    evaluate.add_argument("--epochs", type=int, default=60,
+                          help="--folds: fine-tuning epochs per fold")
+    evaluate.add_argument("--sim", nargs="+", default=None, metavar="DIR",
+                          help="--folds: rendered scenes mixed into every batch (half)")
 
     trials = gsub.add_parser("simulate-trials", help="execute predicted grasps in MuJoCo")
     _backend_args(trials)
@@ -93,6 +115,14 @@ BACKEND_FLAGS = {"--backend": "backend", "--model": "model_path", "--adapter": "
                  "--refine-radius": "refine_radius_px"}
 
 
+def workspace_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--workspace", nargs=4, type=float, default=None,
+                        metavar=("X0", "Y0", "X1", "Y1"),
+                        help=f"{what}: fractions of the image's width and height (a fixed "
+                             "region of the camera's view, never the labels; default: the "
+                             "whole image)")
+
+
 def _backend_args(parser: argparse.ArgumentParser) -> None:
     from embodied_transfer.core.config import settings
     from embodied_transfer.grasp.config import GraspNodeConfig
@@ -111,6 +141,7 @@ def _backend_args(parser: argparse.ArgumentParser) -> None:
                           choices=(range(int(item.low), int(item.high) + 1) if bounded
                                    else item.choices or None))
         parser.add_argument(flag, **kwargs)
+    workspace_arg(parser, "cnn (as backend or refiner)")
 
 
 def _load(args):
@@ -118,8 +149,9 @@ def _load(args):
 
     return load_backend(args.backend, args.model, adapter=args.adapter,
                         allow_download=args.allow_download, decoding=args.decoding,
-                        views=args.views or None, refine=args.refine, refine_model=args.refine_model,
-                        refine_radius_px=args.refine_radius)
+                        views=args.views or None, refine=args.refine,
+                        refine_model=args.refine_model, refine_radius_px=args.refine_radius,
+                        workspace=args.workspace)
 
 
 def _write_json(path: str | None, result: dict) -> None:
@@ -127,6 +159,30 @@ def _write_json(path: str | None, result: dict) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
+
+
+def _cross_validate(args, dataset) -> int:
+    """``grasp evaluate --folds K``: object-wise cross-validation of cnn fine-tuning."""
+    from embodied_transfer.grasp.backends import DEFAULT_DIRS
+    from embodied_transfer.grasp.cornell import read_dataset
+    from embodied_transfer.grasp.folds import cross_validate_cnn, dataset_groups
+
+    if args.backend != "cnn":
+        raise GraspError("--folds fine-tunes and scores the cnn backend (--backend cnn)")
+    groups = dataset_groups(dataset, args.groups)
+    sim = [read_dataset(d) for d in args.sim] if args.sim else None
+    result = cross_validate_cnn(dataset, args.folds, groups=groups, sim_data=sim,
+                                init=args.model or DEFAULT_DIRS["cnn"],
+                                workspace=args.workspace, epochs=args.epochs, progress=True)
+    out = {"backend": "cnn", "model": args.model or "(shipped)", "dataset": str(args.dataset),
+           "workspace": args.workspace, **result}
+    kind = "object-wise" if result["object_wise"] else "contiguous-block"
+    print(f"cnn, {kind} {args.folds}-fold cross-validation: rectangle accuracy "
+          f"{result['rectangle_accuracy'] * 100:.1f} % on {result['n']} images ("
+          + ", ".join(f"{(f['rectangle_accuracy'] or 0) * 100:.0f} %" for f in result["per_fold"])
+          + " per fold)")
+    _write_json(args.json, out)
+    return 0
 
 
 def run(args) -> int:
@@ -152,6 +208,8 @@ def run(args) -> int:
         from embodied_transfer.grasp.evaluate import draw_samples, evaluate, summary
 
         dataset = read_dataset(args.dataset)
+        if args.folds:
+            return _cross_validate(args, dataset)
         backend = _load(args)
         result = evaluate(dataset, backend, limit=args.limit)
         out = {"backend": args.backend, "model": args.model or "(shipped)",

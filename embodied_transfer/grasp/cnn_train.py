@@ -67,7 +67,7 @@ def grasp_maps(grasps: Iterable[Grasp], size: int, width_norm: float) -> np.ndar
 class _Item:
     x: np.ndarray                   # (C, N, N) network input
     grasps: list[Grasp]             # rectangles in input pixels
-
+    augment: dict                   # augment()'s options for this source
 
 def _as_datasets(data) -> list:
     from embodied_transfer.grasp.cornell import CornellDataset, read_dataset
@@ -80,7 +80,7 @@ def _as_datasets(data) -> list:
     return out
 
 
-def _items(datasets: Sequence, cfg: CnnConfig) -> list[_Item]:
+def _items(datasets: Sequence, cfg: CnnConfig, augment_options: dict) -> list[_Item]:
     items = []
     for ds in datasets:
         for sample in ds:
@@ -88,15 +88,22 @@ def _items(datasets: Sequence, cfg: CnnConfig) -> list[_Item]:
                 raise GraspError(f"sample {sample.id} of {ds} has no depth but the model "
                                  "uses depth (train with use_depth=False)")
             x, frame = preprocess(sample.rgb, sample.depth, cfg)
-            items.append(_Item(x, [frame.to_input(g) for g in sample.grasps]))
+            items.append(_Item(x, [frame.to_input(g) for g in sample.grasps],
+                               augment_options))
     return items
 
 
 def augment(x: np.ndarray, grasps: list[Grasp], rng: np.random.Generator, *,
-            rotate_deg: float = 180.0, flip: bool = True, zoom: float = 0.1
+            rotate_deg: float = 180.0, flip: bool = True, zoom: float = 0.1,
+            translate: float = 0.0, colour: float = 0.0, depth_dropout: float = 0.0
             ) -> tuple[np.ndarray, list[Grasp]]:
-    """A random rotation about the centre (±``rotate_deg``), mirror and zoom of a (C, N, N)
-    input with its rectangles moved the same way (uncovered pixels are 0, the image mean)."""
+    """A random rotation about the centre (±``rotate_deg``), mirror, zoom (log-uniform in
+    [1 − ``zoom``, 1 + ``zoom``]) and shift (up to ``translate`` of the side) of a (C, N, N)
+    input with its rectangles moved the same way (uncovered pixels are 0, the image mean);
+    then, on the colour channels, a random contrast, brightness and per-channel tint of
+    strength ``colour``, and with probability ``depth_dropout`` a flat depth channel (so the
+    model also works without depth). The last three draw nothing when 0 (the tabletop
+    recipe's random stream is unchanged by them)."""
     n = x.shape[-1]
     phi = math.radians(rng.uniform(-rotate_deg, rotate_deg)) if rotate_deg else 0.0
     mirror = bool(flip and rng.random() < 0.5)
@@ -105,7 +112,8 @@ def augment(x: np.ndarray, grasps: list[Grasp], rng: np.random.Generator, *,
     if mirror:
         a = a @ np.diag([-1.0, 1.0])
     c = np.full(2, (n - 1) / 2.0)
-    m = np.hstack([a, (c - a @ c)[:, None]])
+    shift = rng.uniform(-translate, translate, 2) * n if translate else np.zeros(2)
+    m = np.hstack([a, (c - a @ c + shift)[:, None]])
     img = cv2.warpAffine(np.ascontiguousarray(x.transpose(1, 2, 0)), m, (n, n),
                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     moved = []
@@ -114,7 +122,21 @@ def augment(x: np.ndarray, grasps: list[Grasp], rng: np.random.Generator, *,
         d = a @ np.array([math.cos(g.theta), math.sin(g.theta)])
         moved.append(Grasp(float(p[0]), float(p[1]), math.atan2(d[1], d[0]), g.width * z,
                            None if g.height is None else g.height * z))
-    return np.ascontiguousarray(img.reshape(n, n, -1).transpose(2, 0, 1)), moved
+    out = np.ascontiguousarray(img.reshape(n, n, -1).transpose(2, 0, 1))
+    if colour:
+        gain = rng.uniform(1.0 - colour, 1.0 + colour)
+        tint = rng.uniform(-colour, colour, (3, 1, 1)) * 0.2
+        out[:3] = out[:3] * np.float32(gain) + tint.astype(np.float32)
+    if depth_dropout and out.shape[0] > 3 and rng.random() < depth_dropout:
+        out[3] = 0.0
+    return out, moved
+
+
+#: Augmentation of the tabletop renders (the recipe of the shipped tabletop training).
+SIM_AUGMENT: dict = {}
+#: Augmentation of real camera images: larger zoom, shifts, colour and depth dropout
+#: (chosen by object-wise cross-validation on the real development images; model card).
+REAL_AUGMENT: dict = {"zoom": 0.25, "translate": 0.1, "colour": 0.3, "depth_dropout": 0.2}
 
 
 def _batch(items: list[_Item], idx: np.ndarray, cfg: CnnConfig, rng, augmenting: bool):
@@ -122,11 +144,32 @@ def _batch(items: list[_Item], idx: np.ndarray, cfg: CnnConfig, rng, augmenting:
     for i in idx:
         x, gs = items[i].x, items[i].grasps
         if augmenting:
-            x, gs = augment(x, gs, rng)
+            x, gs = augment(x, gs, rng, **items[i].augment)
         xs.append(x)
         ys.append(grasp_maps(gs, cfg.input_size, cfg.width_norm))
     return (torch.from_numpy(np.stack(xs)).contiguous(memory_format=torch.channels_last),
             torch.from_numpy(np.stack(ys)))
+
+
+def _epoch_order(n_sim: int, n_real: int, batch_size: int, steps: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``sim + real`` items for one epoch of ``steps`` batches: a permutation
+    of the simulated items alone, or of the real ones alone, or, with both, batches of half
+    real (drawn without replacement, cycling) and half simulated items."""
+    if not n_real:
+        return rng.permutation(n_sim)
+    if not n_sim:
+        return n_sim + np.concatenate([rng.permutation(n_real)
+                                       for _ in range(math.ceil(steps * batch_size / n_real))])
+    half = batch_size // 2
+    sim = rng.permutation(n_sim)
+    real = np.concatenate([rng.permutation(n_real)
+                           for _ in range(math.ceil(steps * half / n_real) + 1)])
+    out = []
+    for b in range(steps):
+        out += list(sim[b * (batch_size - half):(b + 1) * (batch_size - half)])
+        out += list(n_sim + real[b * half:(b + 1) * half])
+    return np.asarray(out)
 
 
 def map_loss(pred: torch.Tensor, target: torch.Tensor, masked: bool = True) -> torch.Tensor:
@@ -179,7 +222,7 @@ def plot_history(history: dict, out: Path) -> Path:
 def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 16,
               seed: int = 0, lr: float = 1e-3, config: CnnConfig | None = None,
               use_depth: bool | None = None, val_data=None, augment_data: bool = True,
-              masked_loss: bool = True,
+              masked_loss: bool = True, real_data=None, real_workspace=None, init=None,
               max_steps: int | None = None, threads: int | None = None,
               progress: bool = True) -> dict:
     """Train a GR-ConvNet-style model on Cornell-layout data and save it to ``out_dir``.
@@ -191,7 +234,11 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
     ``threads`` sets torch's (process-wide) thread count. Adam with a
     cosine learning rate, random rotation/mirror/zoom augmentation, deterministic for a seed
     (and a thread count). ``masked_loss``: see :func:`map_loss`. ``max_steps`` stops early
-    (tests). Writes ``model.safetensors``,
+    (tests). ``real_data``: real camera datasets, seen through ``real_workspace`` (fractions
+    of the image; default: the config's) with :data:`REAL_AUGMENT`; every batch is then half
+    real, half ``data`` (or all real when ``data`` is empty). ``init``: a trained model
+    directory (or :class:`CnnBackend`) to start from, e.g. the tabletop model; its config
+    is kept unless ``config`` is given (same architecture). Writes ``model.safetensors``,
     ``config.json``, ``training_curves.png`` and ``training_curves.json``; returns the
     history (``step_loss``, ``epoch_loss``, ``val_accuracy``, ``best_epoch``, ``seconds``).
     """
@@ -199,19 +246,35 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
 
     if threads:
         torch.set_num_threads(threads)
-    datasets = _as_datasets(data)
+    datasets = _as_datasets(data) if data else []
+    real_sets = _as_datasets(real_data) if real_data else []
+    if not datasets and not real_sets:
+        raise GraspError("no training data given")
     val_sets = _as_datasets(val_data) if val_data is not None else []
-    cfg = CnnConfig(**asdict(config)) if config else CnnConfig()
-    if use_depth is None and config is None:
-        use_depth = all(ds.has_depth(i) for ds in datasets for i in range(len(ds)))
+    start_from = CnnBackend.load(init) if isinstance(init, (str, Path)) else init
+    base = config or (start_from.cfg if start_from is not None else None)
+    cfg = CnnConfig(**asdict(base)) if base else CnnConfig()
+    if use_depth is None and base is None:
+        use_depth = all(ds.has_depth(i) for ds in datasets + real_sets for i in range(len(ds)))
     if use_depth is not None:
         cfg.use_depth = bool(use_depth)
-    items = _items(datasets, cfg)
+    items = _items(datasets, cfg, SIM_AUGMENT)
+    if real_sets and REAL_AUGMENT.get("depth_dropout") and cfg.use_depth:
+        cfg.rgb_fallback = True             # trained to answer without depth too
+    real_cfg = CnnConfig(**{**asdict(cfg), "workspace": real_workspace or cfg.workspace})
+    real_items = _items(real_sets, real_cfg, REAL_AUGMENT)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = GraspNet(cfg)
+    if start_from is not None:
+        try:
+            model.load_state_dict(start_from.model.state_dict())
+        except RuntimeError as exc:
+            raise GraspError(f"cannot start from {init}: another architecture ({exc})") \
+                from None
     backend = CnnBackend(model)
-    steps_per_epoch = math.ceil(len(items) / batch_size)
+    pool = items + real_items
+    steps_per_epoch = math.ceil(len(pool) / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                    epochs * steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -224,12 +287,12 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
         if step >= total:
             break
         model.train()
-        order = rng.permutation(len(items))
+        order = _epoch_order(len(items), len(real_items), batch_size, steps_per_epoch, rng)
         losses = []
         for b in range(steps_per_epoch):
             if step >= total:
                 break
-            xb, yb = _batch(items, order[b * batch_size:(b + 1) * batch_size], cfg, rng,
+            xb, yb = _batch(pool, order[b * batch_size:(b + 1) * batch_size], cfg, rng,
                             augment_data)
             loss = map_loss(model(xb), yb, masked_loss)
             opt.zero_grad()
@@ -261,8 +324,12 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
     out_dir = Path(out_dir)
     backend.info = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                     "augment": augment_data, "masked_loss": masked_loss, "steps": step,
-                    "train_samples": len(items),
+                    "train_samples": len(items), "real_samples": len(real_items),
                     "train_data": [str(getattr(ds, "directory", ds)) for ds in datasets],
+                    "real_data": [str(getattr(ds, "directory", ds)) for ds in real_sets],
+                    "real_workspace": list(real_cfg.workspace) if real_sets else None,
+                    "real_augment": REAL_AUGMENT if real_sets else None,
+                    "initialised_from": str(init) if init is not None else None,
                     "val_data": [str(getattr(ds, "directory", ds)) for ds in val_sets],
                     "best_epoch": history["best_epoch"],
                     "val_accuracy": history["val_accuracy"],

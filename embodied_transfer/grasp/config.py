@@ -7,7 +7,21 @@ from dataclasses import dataclass
 from embodied_transfer.core.config import duration, setting
 from embodied_transfer.grasp.backends import (BACKENDS, DECODINGS, DEFAULT_DECODING,
                                               DEFAULT_REFINE_RADIUS_PX, REFINERS)
+from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.mirroring import FLIPS
+
+
+def parse_workspace(text: str) -> tuple[float, ...] | None:
+    """``"x0 y0 x1 y1"`` (fractions) → a tuple; "" → None (the model's own workspace)."""
+    if not text.strip():
+        return None
+    try:
+        values = tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise GraspError(f"workspace must be four fractions 'x0 y0 x1 y1', got {text!r}")
+    return values
 
 
 @dataclass
@@ -39,6 +53,10 @@ class GraspNodeConfig:
     refine_radius_px: float = setting(
         DEFAULT_REFINE_RADIUS_PX, "How far refine may move the VLM's grasp centre",
         unit="px", low=0.0)
+    workspace: str = setting(
+        "", "cnn (as backend or refiner): the fixed part of the camera image it sees, 'x0 y0 "
+            "x1 y1' as fractions of the width and height; empty: the model's own (the whole "
+            "image)")
     continuous: bool = setting(
         False, "Answer every image while an instruction is set (else once per instruction)")
     max_depth_skew_s: float = duration(

@@ -25,6 +25,7 @@ when a sample is accessed.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -245,6 +246,18 @@ class CornellDataset:
                              f"image is {rgb.shape[1]}x{rgb.shape[0]}")
         return CornellSample(sid, rgb, depth, list(ann.grasps), ann.instruction,
                              list(ann.objects), ann.target, ann.skipped)
+
+    def subset(self, ids) -> "CornellDataset":
+        """The samples ``ids`` of this dataset as a dataset of their own (same files), for
+        example one fold of a cross-validation."""
+        ids = sorted(set(ids))
+        missing = [sid for sid in ids if sid not in self._index]
+        if missing:
+            raise GraspError(f"no sample(s) {', '.join(missing)} in '{self.directory}'")
+        view = copy.copy(self)
+        view.ids = ids
+        view._index = {sid: i for i, sid in enumerate(ids)}
+        return view
 
     def __repr__(self) -> str:
         return f"CornellDataset('{self.directory}', {len(self)} samples)"

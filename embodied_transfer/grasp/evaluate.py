@@ -14,6 +14,11 @@ Metrics of :func:`evaluate`:
     predicted grasp centre is closer (pixel distance) to the target object's centre than to
     every other object's centre — i.e. the backend picked the instructed object, whatever
     the grasp's quality. A missing grasp is wrong. None when no sample qualifies.
+``on_object``
+    over the samples with depth: the share of predictions whose centre lies on an object,
+    i.e. at least :data:`ON_OBJECT_M` nearer the camera than the table there
+    (:func:`centre_on_object`); needs no labels, so it also scores unlabelled images. A
+    missing grasp is not on an object. None without depth.
 ``parse_failures``
     how many predictions had no grasp (``Prediction.grasp is None``, or a
     :class:`GraspParseError` raised by the backend); ``failures`` holds their sample id,
@@ -49,6 +54,30 @@ from embodied_transfer.grasp.reasoning import RESTATEMENT, ObjectInfo, parse_sce
 from embodied_transfer.grasp.rectangles import Grasp, correct
 
 PER_SAMPLE_KEYS = ("predictions", "ids", "correct", "on_target")
+#: How much nearer than the table (m) a grasp centre must be to lie on an object.
+ON_OBJECT_M = 0.01
+#: Rows (each side) whose median depth stands for the table under a grasp centre.
+TABLE_ROWS = 10
+
+
+def centre_on_object(grasp: Grasp | None, depth: np.ndarray | None) -> bool | None:
+    """Whether ``grasp``'s centre lies on an object: its depth (median of a 5×5 window)
+    at least :data:`ON_OBJECT_M` nearer than the table there, the table's depth being the
+    median of the valid depth in the image rows within :data:`TABLE_ROWS` of the centre
+    (objects fill little of a row; this holds for top-down and oblique cameras alike).
+    None without depth or with no valid depth there; False for a missing grasp."""
+    if depth is None:
+        return None
+    if grasp is None:
+        return False
+    d = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
+    h, w = d.shape
+    r, c = int(round(min(max(grasp.y, 0), h - 1))), int(round(min(max(grasp.x, 0), w - 1)))
+    window = d[max(r - 2, 0):r + 3, max(c - 2, 0):c + 3]
+    band = d[max(r - TABLE_ROWS, 0):r + TABLE_ROWS + 1]
+    if np.isnan(window).all() or np.isnan(band).all():
+        return None
+    return bool(np.nanmedian(window) <= np.nanmedian(band) - ON_OBJECT_M)
 
 
 def on_target(grasp: Grasp | None, objects: Sequence[ObjectInfo], target: str | None
@@ -146,6 +175,7 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
     if n <= 0:
         raise GraspError("nothing to evaluate: the dataset is empty or limit is 0")
     predictions, ids, right, targeted, times, failures, cases = [], [], [], [], [], [], []
+    on_object = []
     for i in range(n):
         sample = dataset[i]
         start = time.perf_counter()
@@ -161,10 +191,12 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
         cases.append((sample.objects, sample.target, pred))
         ids.append(sample.id)
         right.append(correct(pred.grasp, sample.grasps) if sample.grasps else None)
+        on_object.append(centre_on_object(pred.grasp, sample.depth))
         targeted.append(on_target(pred.grasp, sample.objects, sample.target)
                         if sample.instruction is not None and sample.objects else None)
     scored = [r for r in right if r is not None]
     aimed = [t for t in targeted if t is not None]
+    landed = [o for o in on_object if o is not None]
     ms = np.asarray(times) * 1000.0
     return {
         "backend": backend.name,
@@ -173,6 +205,7 @@ def evaluate(dataset, backend: GraspBackend, limit: int | None = None) -> dict:
         "rectangle_accuracy": float(np.mean(scored)) if scored else None,
         "n_target": len(aimed),
         "target_accuracy": float(np.mean(aimed)) if aimed else None,
+        "on_object": float(np.mean(landed)) if landed else None,
         "parse_failures": len(failures),
         "failures": failures,
         "ms_per_image": float(ms.mean()),

@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,7 @@ class GraspTrainConfig:
     """
 
     backend: str                            # "cnn", "tiny-vlm" or "vlm"
-    dataset: list[str | Path]               # training dataset dir(s)
+    dataset: list[str | Path] = field(default_factory=list)   # training dataset dir(s)
     val: str | Path | None = None           # cnn: picks the best epoch; tiny-vlm: stage 0 score
     out: str | Path                         # output model (or adapter) directory
     model: str = ""                         # vlm: base model dir or hub id to LoRA-tune
@@ -121,9 +121,12 @@ class GraspTrainConfig:
     vision_layers: int | None = None        # tiny-vlm: layers of the vision tower
     vision_dataset: list[str | Path] | None = None  # tiny-vlm: more scenes for stage 0
     unfreeze_epochs: int | None = None      # tiny-vlm: epochs with every weight trained after
-    init: str | Path = ""                   # tiny-vlm: continue from this trained tiny VLM
+    init: str | Path = ""                   # tiny-vlm: continue it; cnn: start from it
     number_tokens: bool | None = None       # tiny-vlm: whole numbers 0-999 one token each
     answer_format: str | None = None        # "restate" or "scan"
+    real: list[str | Path] = field(default_factory=list)  # cnn: real camera dataset dir(s)
+    workspace: tuple | None = None          # cnn: the real images' workspace (fractions)
+    depth_centre: str | None = None         # cnn: "mean" or "median" depth normalisation
 
 
 def _or(value, default):
@@ -136,8 +139,12 @@ def train(config: GraspTrainConfig) -> Path:
     from embodied_transfer.grasp.cornell import read_dataset
 
     answer_format, init_meta = _or(config.answer_format, ANSWER_FORMAT), {}
-    if config.init:
+    if config.init and config.backend != "cnn":
         answer_format, init_meta = _check_init_args(config)
+    if config.backend != "cnn" and (config.real or config.workspace or config.depth_centre):
+        raise GraspError("--real, --workspace and --depth-centre apply to --backend cnn only")
+    if not config.dataset and not (config.backend == "cnn" and config.real):
+        raise GraspError("grasp train needs --dataset (or, for cnn, --real)")
     datasets = [read_dataset(d) for d in config.dataset]
     epochs, batch, lr = DEFAULTS[config.backend]
     epochs = config.epochs or epochs
@@ -145,10 +152,19 @@ def train(config: GraspTrainConfig) -> Path:
     lr = config.lr or lr
     out = Path(config.out)
     if config.backend == "cnn":
+        from embodied_transfer.grasp.backends.cnn import CnnBackend, CnnConfig
         from embodied_transfer.grasp.cnn_train import train_cnn
 
+        start = CnnBackend.load(config.init) if config.init else None
+        cnn_config = None
+        if config.depth_centre:
+            base = asdict(start.cfg) if start is not None else {}
+            cnn_config = CnnConfig(**{**base, "depth_centre": config.depth_centre})
         train_cnn(datasets, out, epochs=epochs, batch_size=batch, seed=config.seed, lr=lr,
-                  val_data=read_dataset(config.val) if config.val else None)
+                  val_data=read_dataset(config.val) if config.val else None,
+                  real_data=[read_dataset(d) for d in config.real],
+                  real_workspace=config.workspace, init=config.init or None,
+                  config=cnn_config)
         return out
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 

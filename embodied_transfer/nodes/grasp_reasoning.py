@@ -33,7 +33,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from embodied_transfer.grasp.config import GraspNodeConfig
+from embodied_transfer.grasp.config import GraspNodeConfig, parse_workspace
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.nodes.common import DIAGNOSTICS, Endpoint, Interface, run
 from embodied_transfer.nodes.lifecycle import ManagedNode
@@ -108,7 +108,8 @@ class GraspReasoning(ManagedNode):
                                         decoding=config.decoding, views=config.views or None,
                                         refine=config.refine,
                                         refine_model=config.refine_model_path,
-                                        refine_radius_px=config.refine_radius_px)
+                                        refine_radius_px=config.refine_radius_px,
+                                        workspace=parse_workspace(config.workspace))
         except GraspError as exc:
             raise GraspError(f"cannot load grasp backend '{config.backend}': {exc}") from None
         self.health.model_info = f"{config.backend} {config.model_path or '(shipped)'}"

@@ -28,14 +28,17 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
                  allow_download: bool = False, max_new_tokens: int = 160,
                  decoding: str = DEFAULT_DECODING, views: int | None = None,
                  refine: str | None = None, refine_model: str | Path = "",
-                 refine_radius_px: float = DEFAULT_REFINE_RADIUS_PX) -> GraspBackend:
+                 refine_radius_px: float = DEFAULT_REFINE_RADIUS_PX,
+                 workspace=None) -> GraspBackend:
     """The backend ``name`` with its model (a directory, a hub id for ``vlm``, or "" for the
     shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
     text backends (``cnn`` writes no text). ``refine="cnn"`` wraps a text backend in a
     :class:`~embodied_transfer.grasp.backends.refined.RefinedBackend` whose grasp comes from
     the ``cnn`` model ``refine_model`` ("" for the shipped one) within ``refine_radius_px``
     of the text backend's (None or "": :data:`DEFAULT_REFINE`, i.e. ``tiny-vlm`` refined,
-    the others not). Raises :class:`GraspError` saying what is missing."""
+    the others not). ``workspace`` (fractions x0, y0, x1, y1 of the image; None or empty:
+    the model's own) is the part of the image the ``cnn`` sees, as backend or refiner.
+    Raises :class:`GraspError` saying what is missing."""
     if name not in BACKENDS:
         raise GraspError(f"unknown grasp backend {name!r} (known: {', '.join(BACKENDS)})")
     checked_choice("decoding", decoding, DECODINGS)          # before any model is loaded
@@ -48,7 +51,7 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
         from embodied_transfer.grasp.backends.refined import RefinedBackend, checked_radius
 
         checked_radius(refine_radius_px)                 # before any model is loaded
-        planner = load_backend("cnn", refine_model)      # the small one first: fail fast
+        planner = load_backend("cnn", refine_model, workspace=workspace)  # fail fast
         picker = load_backend(name, model, adapter=adapter, allow_download=allow_download,
                               max_new_tokens=max_new_tokens, decoding=decoding, views=views,
                               refine="none")
@@ -60,7 +63,9 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
     if name == "cnn":
         from embodied_transfer.grasp.backends.cnn import CnnBackend
 
-        return CnnBackend.load(source)
+        backend = CnnBackend.load(source)
+        backend.set_workspace(workspace)
+        return backend
     from embodied_transfer.grasp.backends.vlm import VlmBackend
 
     return VlmBackend(source, adapter=str(adapter) or None, allow_download=allow_download,

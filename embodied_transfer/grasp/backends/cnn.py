@@ -55,8 +55,16 @@ class CnnConfig:
     fit: str = "pad"                # "pad" (whole image) or "crop" (centred square)
     width_scale: float = 0.25       # width map = opening / (width_scale · input_size)
     quality_sigma: float = 1.5      # Gaussian filter of the quality map, input px
-    depth_scale: float = 10.0       # normalised depth = (depth − mean) · depth_scale (1/m)
+    depth_scale: float = 10.0       # normalised depth = (depth − centre) · depth_scale (1/m)
     depth_clip: float = 2.0         # … clipped to ± this (2.0 at scale 10: ± 20 cm)
+    depth_centre: str = "mean"      # "mean" or "median" of the valid depth (robust to walls)
+    #: The part of the image the network sees, as fractions (x0, y0, x1, y1) of its width
+    #: and height: a fixed workspace, the same for every image of a camera (never the
+    #: labels); the whole image by default.
+    workspace: tuple = (0.0, 0.0, 1.0, 1.0)
+    #: RGB-D models trained with depth dropout also answer without depth (a flat depth
+    #: channel); the others need depth.
+    rgb_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.input_size < 16 or self.input_size % 4:
@@ -66,6 +74,17 @@ class CnnConfig:
             raise GraspError(f"fit must be 'pad' or 'crop', got {self.fit!r}")
         if self.channels < 1 or self.res_blocks < 0 or self.first_kernel % 2 == 0:
             raise GraspError("channels >= 1, res_blocks >= 0 and an odd first_kernel needed")
+        if self.depth_centre not in ("mean", "median"):
+            raise GraspError(f"depth_centre must be 'mean' or 'median', got "
+                             f"{self.depth_centre!r}")
+        try:
+            self.workspace = tuple(float(v) for v in self.workspace)
+            x0, y0, x1, y1 = self.workspace
+        except (TypeError, ValueError):
+            x0 = y0 = x1 = y1 = math.nan
+        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+            raise GraspError(f"workspace must be 4 fractions x0 < x1, y0 < y1 in [0, 1], "
+                             f"got {self.workspace}")
 
     @property
     def in_channels(self) -> int:
@@ -137,8 +156,12 @@ class Frame:
 
     @classmethod
     def of(cls, width: int, height: int, cfg: CnnConfig) -> "Frame":
-        side = max(width, height) if cfg.fit == "pad" else min(width, height)
-        return cls((width - side) // 2, (height - side) // 2, side, cfg.input_size)
+        """The square around the configured workspace of a ``width`` × ``height`` image."""
+        fx0, fy0, fx1, fy1 = cfg.workspace
+        x0, y0 = int(round(fx0 * width)), int(round(fy0 * height))
+        w, h = max(int(round(fx1 * width)) - x0, 1), max(int(round(fy1 * height)) - y0, 1)
+        side = max(w, h) if cfg.fit == "pad" else min(w, h)
+        return cls(x0 + (w - side) // 2, y0 + (h - side) // 2, side, cfg.input_size)
 
     @property
     def scale(self) -> float:
@@ -191,14 +214,15 @@ def preprocess(rgb: np.ndarray, depth: np.ndarray | None, cfg: CnnConfig
                ) -> tuple[np.ndarray, Frame]:
     """The network input (C, N, N) float32 of one image and its :class:`Frame`.
 
-    RGB/255 minus the image's mean (one value over all channels), depth minus its mean over
-    valid pixels (NaN/inf count as the mean) times ``depth_scale``, clipped to
-    ± ``depth_clip``; padding is the
-    mean, i.e. 0 after normalisation. The square is cut and resized before normalising
-    (it is linear), which keeps this cheap on full-size images.
+    RGB/255 minus the image's mean (one value over all channels), depth minus its mean
+    (or median, ``depth_centre``) over valid pixels times ``depth_scale``, clipped to
+    ± ``depth_clip``; holes (NaN, inf, 0 or negative: no reading) count as that centre, and
+    a depth image with no valid pixel is all centre (flat). Padding is the mean, i.e. 0
+    after normalisation. The workspace square is cut and resized before normalising (it is
+    linear), which keeps this cheap on full-size images.
     """
     _check_inputs(rgb, depth)
-    if cfg.use_depth and depth is None:
+    if cfg.use_depth and depth is None and not cfg.rgb_fallback:
         raise GraspError("this CNN model was trained on RGB-D and needs a depth image")
     h, w = rgb.shape[:2]
     frame = Frame.of(w, h, cfg)
@@ -207,11 +231,14 @@ def preprocess(rgb: np.ndarray, depth: np.ndarray | None, cfg: CnnConfig
     small = _resize(_square(rgb, frame, (round(mean),) * 3), n)
     x = np.empty((cfg.in_channels, n, n), np.float32)
     x[:3] = (small.astype(np.float32).transpose(2, 0, 1) - mean) * (1.0 / 255.0)
-    if cfg.use_depth:
+    if cfg.use_depth and depth is None:
+        x[3] = 0.0                          # flat: what depth dropout trained it for
+    elif cfg.use_depth:
         d = np.asarray(depth, dtype=np.float32)
-        valid = np.isfinite(d)
+        valid = np.isfinite(d) & (d > 0)
         all_valid = bool(valid.all())
-        mean_d = float(d.mean() if all_valid else d[valid].mean() if valid.any() else 0.0)
+        centre = np.median if cfg.depth_centre == "median" else np.mean
+        mean_d = float(centre(d) if all_valid else centre(d[valid]) if valid.any() else 0.0)
         if not all_valid:
             d = np.where(valid, d, np.float32(mean_d))
         small_d = _resize(_square(d, frame, mean_d), n)
@@ -266,6 +293,40 @@ def decode_maps(maps: np.ndarray, width_norm: float, quality_sigma: float = 1.5,
     return Grasp(float(c) + dx, float(r) + dy, theta, opening), float(q[r, c])
 
 
+# ------------------------------------------------------------------- nothing to grasp
+
+#: Relief (m) that counts as an object above the table, and how many pixels must show it.
+RELIEF_M = 0.01
+RELIEF_PIXELS = 25
+#: Colour spread (0-255) below which an image shows nothing (black, saturated, blank).
+UNIFORM_STD = 3.0
+
+
+def depth_relief(depth: np.ndarray) -> int | None:
+    """Pixels at least :data:`RELIEF_M` nearer than the table in their row (the median of
+    the row's valid depth); None when the depth image has no valid pixel."""
+    d = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+    valid_rows = ~np.isnan(d).all(axis=1)
+    if not valid_rows.any():
+        return None
+    table = np.nanmedian(d[valid_rows], axis=1, keepdims=True)
+    return int(np.count_nonzero(d[valid_rows] <= table - RELIEF_M))
+
+
+def nothing_to_grasp(rgb: np.ndarray, depth: np.ndarray | None) -> str:
+    """Why the image holds nothing to grasp ("" when it may): a depth image with valid
+    readings but nothing standing :data:`RELIEF_M` above the table, or, without usable
+    depth, an image of one colour."""
+    relief = depth_relief(depth) if depth is not None else None
+    if relief is not None:
+        return "" if relief >= RELIEF_PIXELS else \
+            f"nothing stands above the table in the depth image (relief >= {RELIEF_M} m " \
+            f"on {relief} pixels)"
+    if float(np.std(rgb[::4, ::4])) < UNIFORM_STD:
+        return "the image is uniform (black, saturated or blank) and has no usable depth"
+    return ""
+
+
 # ------------------------------------------------------------------------------ backend
 
 class CnnBackend(GraspBackend):
@@ -286,6 +347,12 @@ class CnnBackend(GraspBackend):
         torch.manual_seed(seed)
         return cls(GraspNet(cfg or CnnConfig()))
 
+    def set_workspace(self, workspace) -> None:
+        """See only ``workspace`` (fractions x0, y0, x1, y1 of the image) from now on: the
+        fixed region of a camera's image where objects lie (empty: the model's default)."""
+        if workspace:
+            self.cfg = CnnConfig(**{**asdict(self.cfg), "workspace": tuple(workspace)})
+
     def maps(self, rgb: np.ndarray, depth: np.ndarray | None) -> tuple[np.ndarray, Frame]:
         """The raw (4, N, N) output maps of one image and where they sit in it."""
         x, frame = preprocess(rgb, depth, self.cfg)
@@ -296,6 +363,13 @@ class CnnBackend(GraspBackend):
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str = ""
                 ) -> Prediction:
+        """The best grasp of the image, or no grasp with the reason when there is nothing to
+        grasp: a uniform image (black, saturated, blank) without depth relief, or a depth
+        image in which nothing stands above the table (:func:`nothing_to_grasp`)."""
+        _check_inputs(rgb, depth)
+        why = nothing_to_grasp(rgb, depth)
+        if why:
+            return Prediction(None, score=0.0, error=why)
         out, frame = self.maps(rgb, depth)
         g_in, quality = decode_maps(out, self.cfg.width_norm, self.cfg.quality_sigma)
         grasp = frame.to_image(g_in)

@@ -65,7 +65,7 @@ class RefinedBackend(GraspBackend):
         if pred.grasp is None:
             pred.extra.update(refined=False, not_refined="no grasp to refine")
             return pred
-        if self.planner.cfg.use_depth and depth is None:
+        if self.planner.cfg.use_depth and depth is None and not self.planner.cfg.rgb_fallback:
             pred.extra.update(refined=False, not_refined="the cnn needs a depth image")
             return pred
         maps, frame = self.planner.maps(rgb, depth)

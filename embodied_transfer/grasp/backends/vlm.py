@@ -29,6 +29,7 @@ import json
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,11 @@ from embodied_transfer.core.hub import hub_offline
 from embodied_transfer.grasp.backends.base import (DECODINGS, DEFAULT_DECODING, GraspBackend,
                                                    Prediction, checked_choice)
 from embodied_transfer.grasp.errors import GraspError, GraspParseError
+from embodied_transfer.grasp.language import normalise_instruction
 from embodied_transfer.grasp.mirroring import (FLIP_NAMES, FLIPS, flip_grasp, flip_image,
                                                most_agreed, view_reasoning)
 from embodied_transfer.grasp.reasoning import consistent_prefix, parse_answer
+from embodied_transfer.grasp.rectangles import Grasp
 
 #: The prompt when the processor has no chat template (LLaVA-1.5's conversation format).
 FIXED_PROMPT = "USER: <image>\n{instruction} ASSISTANT:"
@@ -50,6 +53,49 @@ DEFAULT_MAX_NEW_TOKENS = 160
 #: by default, and how close (px) two views' grasp centres must be to agree.
 DEFAULT_VIEWS = {"vlm": 1, "tiny-vlm": 4}
 VIEW_AGREEMENT_PX = 20.0
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """An image of another size scaled (aspect kept) and padded (its mean colour) into the
+    size a model was trained on; the model's answers map back with :meth:`to_image` (its
+    reasoning text keeps the model's own pixels, ``extra["letterbox"]`` says how)."""
+
+    scale: float
+    x0: int
+    y0: int
+    size: tuple[int, int]
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, size) -> "Letterbox | None":
+        """The letterbox of ``rgb`` into ``size`` (width, height); None when it fits."""
+        h, w = rgb.shape[:2]
+        tw, th = int(size[0]), int(size[1])
+        if (w, h) == (tw, th):
+            return None
+        scale = min(tw / w, th / h)
+        nw, nh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
+        return cls(scale, (tw - nw) // 2, (th - nh) // 2, (tw, th))
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        nw, nh = max(int(round(w * self.scale)), 1), max(int(round(h * self.scale)), 1)
+        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if self.scale < 1
+                           else cv2.INTER_LINEAR)
+        out = np.empty((self.size[1], self.size[0], 3), np.uint8)
+        out[:] = np.asarray(cv2.mean(rgb)[:3]).round().astype(np.uint8)
+        out[self.y0:self.y0 + nh, self.x0:self.x0 + nw] = small
+        return out
+
+    def to_image(self, g: Grasp) -> Grasp:
+        s = self.scale
+        return Grasp((g.x + 0.5 - self.x0) / s - 0.5, (g.y + 0.5 - self.y0) / s - 0.5, g.theta,
+                     g.width / s, None if g.height is None else g.height / s)
+
+    def describe(self) -> dict:
+        return {"scale": self.scale, "offset": [self.x0, self.y0], "size": list(self.size)}
 
 
 def _looks_local(ref: str) -> bool:
@@ -226,6 +272,9 @@ class VlmBackend(GraspBackend):
 
     name = "vlm"
     uses_instruction = True
+    #: Restate instructions in the training phrasing (:mod:`~embodied_transfer.grasp.language`);
+    #: a pretrained VLM reads everyday language itself.
+    restate_instructions = False
 
     def __init__(self, model: str | Path | None = None, *, adapter: str | Path | None = None,
                  name: str | None = None, allow_download: bool = False,
@@ -259,7 +308,6 @@ class VlmBackend(GraspBackend):
                                 device=self.device, dtype=self.dtype)
         tok = self.processor.tokenizer
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self._warned_size = False
 
     @staticmethod
     def _has_processor(path) -> bool:
@@ -342,12 +390,15 @@ class VlmBackend(GraspBackend):
         rgb = check_rgb(rgb)
         if not isinstance(instruction, str) or not instruction.strip():
             raise GraspError("the vlm backend needs a non-empty instruction")
-        h, w = rgb.shape[:2]
+        notes: tuple[str, ...] = ()
+        if self.restate_instructions:       # everyday words → the phrasing it learnt
+            restated = normalise_instruction(instruction)
+            instruction, notes = restated.text, restated.notes
         trained = self.meta.get("image_size")
-        if trained and tuple(trained) != (w, h) and not self._warned_size:
-            warnings.warn(f"{self.name}: trained on {trained[0]}x{trained[1]} images, got {w}x{h}; "
-                          "its pixel answers assume the training size", stacklevel=2)
-            self._warned_size = True
+        box = Letterbox.of(rgb, trained) if trained else None
+        if box is not None:                 # another camera: the model sees its own size
+            rgb = box.apply(rgb)
+        h, w = rgb.shape[:2]
         t0 = time.perf_counter()
         answers, grasps, held = [], [], 0
         views = FLIPS[:self.views]
@@ -363,7 +414,11 @@ class VlmBackend(GraspBackend):
             answers.append((text, parsed.reasoning, ""))
             grasps.append(flip_grasp(parsed.grasp, w, h, horizontal, vertical))
         best, votes = most_agreed(grasps, VIEW_AGREEMENT_PX)
+        if box is not None:                 # back to the input image's pixels
+            grasps = [None if g is None else box.to_image(g) for g in grasps]
         extra = {"ms": (time.perf_counter() - t0) * 1e3, "decoding": self.decoding,
+                 "letterbox": None if box is None else box.describe(),
+                 "instruction": instruction, "instruction_notes": list(notes),
                  "restatements_held": held, "views": self.views,
                  "view": FLIP_NAMES[best or 0], "agreeing_views": votes,
                  "view_answers": [a[0] for a in answers],
@@ -389,4 +444,5 @@ class TinyVlmBackend(VlmBackend):
     """The CPU ``tiny-vlm``: the same loader and prompt, a small model directory."""
 
     name = "tiny-vlm"
+    restate_instructions = True
 
