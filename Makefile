@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 INTERFACE_SOURCES := $(wildcard interfaces/msg/*.msg interfaces/srv/*.srv) \
                      interfaces/CMakeLists.txt interfaces/package.xml interfaces/setup.py
 
-.PHONY: help setup demo test bench colcon-check clean models select grasp-models
+.PHONY: help setup demo test bench colcon-check clean models select grasp-models grasp-real-model
 help:
 	@echo "make demo   - bring up the simulated graph (embodied-transfer sim) for a bounded time"
 	@echo "make test   - run the test suite"
@@ -25,6 +25,7 @@ help:
 	@echo "make models - retrain the shipped squat models (about 10 min on 2 cores)"
 	@echo "make select - leave-one-out between the development recordings (Real2Sim settings)"
 	@echo "make grasp-models - re-render the tabletop data and retrain the shipped grasp models"
+	@echo "make grasp-real-model - fine-tune the shipped cnn on the real images (about 10 min)"
 	@echo "make setup  - create $(VENV) and install everything (run by the targets above)"
 
 setup: $(STAMPS)/package
@@ -138,7 +139,8 @@ grasp-models: setup
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/vis4 --scenes 1000 --seed 4
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 25 \
 	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
-	  --out $(GRASP_MODELS)/cnn
+	  --out $(GRASP_MODELS)/cnn_tabletop
+	$(MAKE) grasp-real-model
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
 	  $(TINY_VLM_RECIPE) --out $(GRASP_STEPS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
@@ -155,3 +157,15 @@ colcon-check: setup
 
 clean:
 	rm -rf build install log interfaces/build
+
+# The shipped cnn (embodied_transfer/models/grasp/cnn): the tabletop cnn fine-tuned on the
+# real development images (../shared/data/cornell_dev, the workspace REAL_WORKSPACE of
+# grasp/training.py), every batch half real, half tabletop scenes (seed 0); one torch thread.
+CORNELL_DEV ?= $(firstword $(wildcard ../shared/data/cornell_dev /work/shared/data/cornell_dev) ../shared/data/cornell_dev)
+REAL_RECIPE = --workspace 0.2 0.2 0.8 0.8 --depth-centre median --epochs 8 --lr 5e-4 --batch-size 16
+grasp-real-model: setup
+	test -d $(GRASP_DATA)/real_mix/plain || $(VENV)/bin/embodied-transfer grasp export \
+	  --out $(GRASP_DATA)/real_mix --scenes 300 --seed 0
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn \
+	  --init $(GRASP_MODELS)/cnn_tabletop --real $(CORNELL_DEV) \
+	  --dataset $(GRASP_DATA)/real_mix/plain $(REAL_RECIPE) --out $(GRASP_MODELS)/cnn

@@ -219,3 +219,27 @@ def test_object_wise_cross_validation_scores_every_image_once(tmp_path):
     assert 0.0 <= result["rectangle_accuracy"] <= 1.0
     plain = evaluate(ds, start)
     assert plain["on_object"] is not None and 0.0 <= plain["on_object"] <= 1.0
+
+
+def test_cli_trains_on_real_data_and_cross_validates_by_object(tmp_path, cli):
+    import json
+
+    ds = _objects_dataset(tmp_path / "real")
+    CnnBackend.create(TINY, seed=1).save(tmp_path / "start")
+    rc, out, err = cli("grasp", "train", "--backend", "cnn", "--real", str(ds.directory),
+                       "--init", str(tmp_path / "start"), "--workspace", "0", "0", "1", "1",
+                       "--depth-centre", "median", "--epochs", "1", "--batch-size", "4",
+                       "--out", str(tmp_path / "tuned"), timeout=300)
+    assert rc == 0, err
+    tuned = CnnBackend.load(tmp_path / "tuned")
+    assert tuned.cfg.depth_centre == "median" and tuned.info["real_samples"] == 12
+    rc, out, err = cli("grasp", "evaluate", "--backend", "cnn", "--model",
+                       str(tmp_path / "start"), "--dataset", str(ds.directory), "--folds",
+                       "2", "--epochs", "1", "--json", str(tmp_path / "cv.json"), timeout=300)
+    assert rc == 0, err
+    assert "object-wise 2-fold cross-validation" in out
+    result = json.loads((tmp_path / "cv.json").read_text())
+    assert result["n"] == 12 and result["object_wise"] and len(result["per_fold"]) == 2
+    rc, out, err = cli("grasp", "train", "--backend", "tiny-vlm", "--real", str(ds.directory),
+                       "--out", str(tmp_path / "x"))
+    assert rc == 2 and "apply to --backend cnn only" in err

@@ -84,8 +84,8 @@ def add_parsers(sub) -> None:
     evaluate.add_argument("--limit", type=int, default=None, help="first N samples only")
     evaluate.add_argument("--folds", type=int, default=0, metavar="K",
                           help="cnn on a real dataset: object-wise K-fold cross-validation "
-                               "(fine-tune --model, default the shipped cnn, on K-1 folds, "
-                               "score the held-out one; pooled over the folds)")
+                               "(fine-tune --model, default the shipped tabletop cnn, on K-1 "
+                               "folds, score the held-out one; pooled over the folds)")
     evaluate.add_argument("--groups", default=None, metavar="FILE",
                           help="--folds: which images show which object ('pcdNNNN[-pcdNNNN] "
                                "name' lines; default DATASET/objects.txt, else consecutive "
@@ -163,7 +163,7 @@ def _write_json(path: str | None, result: dict) -> None:
 
 def _cross_validate(args, dataset) -> int:
     """``grasp evaluate --folds K``: object-wise cross-validation of cnn fine-tuning."""
-    from embodied_transfer.grasp.backends import DEFAULT_DIRS
+    from embodied_transfer.grasp.backends import TABLETOP_CNN
     from embodied_transfer.grasp.cornell import read_dataset
     from embodied_transfer.grasp.folds import cross_validate_cnn, dataset_groups
 
@@ -172,7 +172,7 @@ def _cross_validate(args, dataset) -> int:
     groups = dataset_groups(dataset, args.groups)
     sim = [read_dataset(d) for d in args.sim] if args.sim else None
     result = cross_validate_cnn(dataset, args.folds, groups=groups, sim_data=sim,
-                                init=args.model or DEFAULT_DIRS["cnn"],
+                                init=args.model or TABLETOP_CNN,
                                 workspace=args.workspace, epochs=args.epochs, progress=True)
     out = {"backend": "cnn", "model": args.model or "(shipped)", "dataset": str(args.dataset),
            "workspace": args.workspace, **result}

@@ -40,6 +40,13 @@ TINY_VLM_VISION_LAYERS = 4
 TINY_VLM_UNFREEZE_EPOCHS = 2
 #: tiny-vlm tokenizer: every whole number 0-999 one token (False: single digits).
 TINY_VLM_NUMBER_TOKENS = False
+#: cnn on real camera images (``--real``): the recipe chosen by object-wise 5-fold
+#: cross-validation on the real development images (grasp MODEL_CARD): the workspace the
+#: network sees (fractions of the image; for the Cornell camera, the table's centre), the
+#: fine-tuning epochs over the real images and the learning rate.
+REAL_WORKSPACE = (0.2, 0.2, 0.8, 0.8)
+REAL_EPOCHS = 40
+REAL_LR = 5e-4
 #: The reasoning's answer format (:data:`~embodied_transfer.grasp.reasoning.ANSWER_FORMATS`).
 ANSWER_FORMAT = "restate"
 

@@ -19,6 +19,9 @@ BACKENDS = ("cnn", "tiny-vlm", "vlm")
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
 DEFAULT_MODELS = shipped_model("grasp")
 DEFAULT_DIRS = {"cnn": DEFAULT_MODELS / "cnn", "tiny-vlm": DEFAULT_MODELS / "tiny_vlm"}
+#: The cnn trained on the rendered tabletop alone: where the shipped cnn's real-image
+#: fine-tuning starts.
+TABLETOP_CNN = DEFAULT_MODELS / "cnn_tabletop"
 
 __all__ = ["BACKENDS", "DECODINGS", "DEFAULT_DECODING", "DEFAULT_DIRS", "DEFAULT_REFINE",
            "DEFAULT_REFINE_RADIUS_PX", "GraspBackend", "Prediction", "REFINERS", "load_backend"]
