@@ -217,6 +217,7 @@ def test_object_wise_cross_validation_scores_every_image_once(tmp_path):
     assert result["n"] == 12 and result["object_wise"]
     assert sorted(sum((f["test_ids"] for f in result["per_fold"]), [])) == ds.ids
     assert 0.0 <= result["rectangle_accuracy"] <= 1.0
+    assert 0.0 <= result["rgb_only_accuracy"] <= 1.0          # trained with depth dropout
     plain = evaluate(ds, start)
     assert plain["on_object"] is not None and 0.0 <= plain["on_object"] <= 1.0
 

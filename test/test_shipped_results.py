@@ -56,6 +56,9 @@ ERR_ATOL = 1e-6
 GRASP_EXPORT = "embodied-transfer grasp export --out DIR --scenes 20 --seed 1"
 GRASP_RUNS = {
     "cnn_plain": "embodied-transfer grasp evaluate --backend cnn --dataset DIR/plain --json OUT",
+    "cnn_tabletop_plain": "embodied-transfer grasp evaluate --backend cnn --model "
+                          "embodied_transfer/models/grasp/cnn_tabletop --dataset DIR/plain "
+                          "--json OUT",
     "tiny_vlm_instructed": "embodied-transfer grasp evaluate --backend tiny-vlm "
                            "--dataset DIR/instructed --json OUT",
 }

@@ -40,14 +40,9 @@ def parameter_file(spec: NodeSpec) -> str:
              f"# {GENERATED}.",
              f"{spec.name}:", "  ros__parameters:"]
     for item in settings(config_type):
-        lines.append(f"    # {_doc(item)}")
+        lines.append(f"    # {item.doc}")
         lines.append(f"    {item.name}: {_value(item)}")
     return "\n".join(lines) + "\n"
-
-
-def _doc(item: Setting) -> str:
-    unit = f" [{item.unit}]" if item.unit else ""
-    return item.description + unit
 
 
 def _limits(item: Setting) -> str:
@@ -91,7 +86,7 @@ def nodes_page() -> str:
                 "| --- | --- | --- | --- | --- |"]
         for item in settings(config_type):
             out.append(f"| `{item.name}` | {item.kind.__name__} | `{_value(item)}` | "
-                       f"{_limits(item)} | {_doc(item)} |")
+                       f"{_limits(item)} | {item.doc} |")
         out.append("")
     return "\n".join(out)
 

@@ -130,7 +130,7 @@ def _backend_args(parser: argparse.ArgumentParser) -> None:
     node = {item.name: item for item in settings(GraspNodeConfig)}
     for flag, name in BACKEND_FLAGS.items():
         item = node[name]
-        kwargs = {"help": item.description + (f" [{item.unit}]" if item.unit else "")}
+        kwargs = {"help": item.doc}
         if item.kind is bool:
             kwargs["action"] = "store_true"
         elif "" in item.choices:        # "": the backend's default, i.e. the flag left out

@@ -31,6 +31,11 @@ class Setting:
     read_only: bool = False
 
     @property
+    def doc(self) -> str:
+        """The description with its unit, as parameter descriptors and the docs show it."""
+        return self.description + (f" [{self.unit}]" if self.unit else "")
+
+    @property
     def kind(self) -> type:
         """The parameter type: bool, int, float, str or list (of str)."""
         return type(self.default) if not isinstance(self.default, (list, tuple)) else list

@@ -49,7 +49,8 @@ class GraspNodeConfig:
             "refine_radius_px of them ('cnn'; needs the depth image); empty: the backend's "
             "default (tiny-vlm cnn, vlm none)", choices=("", *REFINERS))
     refine_model_path: str = setting(
-        "", "cnn model directory for refine 'cnn'; empty: the package's shipped model")
+        "", "cnn model directory for refine 'cnn'; empty: the package's tabletop cnn (the "
+            "renders the tiny VLM was trained on)")
     refine_radius_px: float = setting(
         DEFAULT_REFINE_RADIUS_PX, "How far refine may move the VLM's grasp centre",
         unit="px", low=0.0)

@@ -9,6 +9,7 @@ to the folds in id order, round robin.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from pathlib import Path
@@ -68,6 +69,19 @@ def dataset_groups(dataset, groups_file: str | Path | None = None) -> dict[str, 
     return read_groups(path) if path.is_file() else None
 
 
+class WithoutDepth:
+    """A dataset's samples with their depth images left out (the RGB-only fallback)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset, self.ids = dataset, dataset.ids
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return dataclasses.replace(self.dataset[i], depth=None)
+
+
 def cross_validate_cnn(dataset, k: int, *, groups: dict[str, str] | None = None,
                        sim_data=None, init=None, config=None, workspace=None,
                        epochs: int = 60, batch_size: int = 8, lr: float = 5e-4,
@@ -77,15 +91,16 @@ def cross_validate_cnn(dataset, k: int, *, groups: dict[str, str] | None = None,
     Each fold: :func:`~embodied_transfer.grasp.cnn_train.train_cnn` on the other folds'
     images (``real_data``, seen through ``workspace``; with ``sim_data``, every batch half
     simulated) starting from ``init``, then :func:`~embodied_transfer.grasp.evaluate.evaluate`
-    on the fold's images through the same workspace. Returns the pooled rectangle accuracy,
-    the per-fold results and the folds.
+    on the fold's images through the same workspace, with their depth and, when the model
+    answers without depth, without it (``rgb_only_accuracy``). Returns the pooled rectangle
+    accuracies, the per-fold results and the folds.
     """
     from embodied_transfer.grasp.cnn_train import train_cnn
     from embodied_transfer.grasp.backends.cnn import CnnBackend
     from embodied_transfer.grasp.evaluate import evaluate
 
     folds = object_folds(list(dataset.ids), k, groups)
-    per_fold, correct, total = [], 0, 0
+    per_fold, correct, total, rgb_correct = [], 0, 0, 0
     for f, test_ids in enumerate(folds):
         train_ids = [sid for sid in dataset.ids if sid not in set(test_ids)]
         with tempfile.TemporaryDirectory() as tmp:
@@ -98,8 +113,15 @@ def cross_validate_cnn(dataset, k: int, *, groups: dict[str, str] | None = None,
         n = len(result["ids"])
         hits = int(round((result["rectangle_accuracy"] or 0.0) * n))
         correct, total = correct + hits, total + n
+        rgb = None
+        if backend.cfg.rgb_fallback or not backend.cfg.use_depth:
+            rgb = evaluate(WithoutDepth(dataset.subset(test_ids)), backend)["rectangle_accuracy"]
+            rgb_correct += int(round((rgb or 0.0) * n))
         per_fold.append({"fold": f, "test_ids": test_ids, "n": n,
                          "rectangle_accuracy": result["rectangle_accuracy"],
-                         "on_object": result.get("on_object")})
+                         "rgb_only_accuracy": rgb, "on_object": result.get("on_object")})
+    rgb_scored = all(f["rgb_only_accuracy"] is not None for f in per_fold)
     return {"folds": k, "object_wise": groups is not None, "n": total,
-            "rectangle_accuracy": correct / total if total else None, "per_fold": per_fold}
+            "rectangle_accuracy": correct / total if total else None,
+            "rgb_only_accuracy": rgb_correct / total if total and rgb_scored else None,
+            "per_fold": per_fold}

@@ -45,7 +45,7 @@ TINY_VLM_NUMBER_TOKENS = False
 #: network sees (fractions of the image; for the Cornell camera, the table's centre), the
 #: fine-tuning epochs over the real images and the learning rate.
 REAL_WORKSPACE = (0.2, 0.2, 0.8, 0.8)
-REAL_EPOCHS = 40
+REAL_EPOCHS = 80
 REAL_LR = 5e-4
 #: The reasoning's answer format (:data:`~embodied_transfer.grasp.reasoning.ANSWER_FORMATS`).
 ANSWER_FORMAT = "restate"

@@ -9,11 +9,11 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.executors import Executor as RclpyExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -53,8 +53,7 @@ DIAGNOSTICS = Endpoint("/diagnostics", "diagnostic_msgs/DiagnosticArray")
 def descriptor(item: Setting) -> ParameterDescriptor:
     """The ROS parameter descriptor of a setting: description (with unit and choices) and,
     for numbers with bounds, the range rclpy enforces on every set."""
-    text = item.description + (f" [{item.unit}]" if item.unit else "")
-    d = ParameterDescriptor(description=text, read_only=item.read_only)
+    d = ParameterDescriptor(description=item.doc, read_only=item.read_only)
     if item.choices:
         d.additional_constraints = "one of: " + ", ".join(repr(c) for c in item.choices)
     if item.kind in (int, float) and (item.low is not None or item.high is not None):

@@ -37,7 +37,8 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
     shipped default); ``decoding`` and ``views`` (None: the backend's default) apply to the
     text backends (``cnn`` writes no text). ``refine="cnn"`` wraps a text backend in a
     :class:`~embodied_transfer.grasp.backends.refined.RefinedBackend` whose grasp comes from
-    the ``cnn`` model ``refine_model`` ("" for the shipped one) within ``refine_radius_px``
+    the ``cnn`` model ``refine_model`` ("": the shipped tabletop cnn, :data:`TABLETOP_CNN`,
+    trained on the same renders as the text backend) within ``refine_radius_px``
     of the text backend's (None or "": :data:`DEFAULT_REFINE`, i.e. ``tiny-vlm`` refined,
     the others not). ``workspace`` (fractions x0, y0, x1, y1 of the image; None or empty:
     the model's own) is the part of the image the ``cnn`` sees, as backend or refiner.
@@ -54,7 +55,8 @@ def load_backend(name: str, model: str | Path = "", *, adapter: str | Path = "",
         from embodied_transfer.grasp.backends.refined import RefinedBackend, checked_radius
 
         checked_radius(refine_radius_px)                 # before any model is loaded
-        planner = load_backend("cnn", refine_model, workspace=workspace)  # fail fast
+        planner = load_backend("cnn", refine_model or TABLETOP_CNN,    # fail fast
+                               workspace=workspace)
         picker = load_backend(name, model, adapter=adapter, allow_download=allow_download,
                               max_new_tokens=max_new_tokens, decoding=decoding, views=views,
                               refine="none")
