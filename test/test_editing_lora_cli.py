@@ -60,7 +60,8 @@ def test_cli_train_edit_directions(tmp_path, capsys):
     models = ["--clip-model", str(clip_dir), "--inpaint-model", str(inpaint_dir),
               "--device", "cpu"]
     parser = _parser()
-    args = parser.parse_args(["editing", "train", "--data", str(data), "--out", str(tmp_path / "lora"),
+    args = parser.parse_args(["editing", "train", "--data", str(data), "--out",
+                              str(tmp_path / "lora"),
                               "--train-steps", "2", *models])
     assert commands.run(args) == 0
     assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()

@@ -12,8 +12,9 @@ u ∈ [j, j + 1)) with the principal point at the image centre.
 
 Rendering needs an off-screen OpenGL: the entry points set ``MUJOCO_GL=egl`` by default
 (:func:`~embodied_transfer.core.runtime.configure_process`). mujoco reads it when first
-imported; when mujoco was imported without it on a machine with no display (where its default, GLFW, cannot work and a second try aborts the process), the
-first render switches mujoco's off-screen context to EGL (see :func:`_headless_gl`).
+imported; when mujoco was imported without it on a machine with no display (where its
+default, GLFW, cannot work and a second try aborts the process), the first render
+switches mujoco's off-screen context to EGL (see :func:`_headless_gl`).
 """
 from __future__ import annotations
 
