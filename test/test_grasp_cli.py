@@ -124,7 +124,8 @@ def test_tiny_vlm_training_pretrains_the_tower_then_tunes_with_it_frozen(cli, tm
                            (["--number-tokens"], "--number-tokens"),
                            (["--answer-format", "restate"], "'scan' answers"),
                            (["--numbers-only"], "leave out --numbers-only"),
-                           (["--backend", "cnn"], "does not apply to --backend cnn")):
+                           # cnn: --init is the cnn to start from; a tiny VLM is not one
+                           (["--backend", "cnn"], "is not a CNN grasp model")):
         rc, _, err = cli("grasp", "train", "--backend", "tiny-vlm", "--dataset", data,
                          "--init", str(tmp_path / "c"), "--out", str(tmp_path / "x"), *extra)
         assert rc != 0 and message in err and "Traceback" not in err, (extra, err)
