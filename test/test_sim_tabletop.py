@@ -19,6 +19,7 @@ from embodied_transfer.sim import tabletop_camera as cam  # noqa: E402
 from embodied_transfer.sim import tabletop_gripper as gripper  # noqa: E402
 from embodied_transfer.sim import tabletop_labels as labels  # noqa: E402
 from embodied_transfer.sim.errors import SimError  # noqa: E402
+from embodied_transfer.sim.tabletop_looks import view_half_extents  # noqa: E402
 
 #: One tilted camera over a floor; a red ball at a known place.
 CAMERA_XML = """
@@ -93,7 +94,7 @@ def test_rendered_pixels_and_depth_follow_the_camera_model():
 
 
 def test_scenes_have_distinct_colour_category_pairs_inside_the_view():
-    half_x, half_y = tt._view_half_extents()
+    half_x, half_y = view_half_extents(45.0, tt.CAM_HEIGHT)
     for seed in range(40):
         rng = np.random.default_rng(seed)
         scene = tt.TabletopScene.sample(rng, int(rng.integers(1, tt.MAX_OBJECTS + 1)))

@@ -27,6 +27,9 @@ def add_parsers(sub) -> None:
     export.add_argument("--width", type=int, default=320)
     export.add_argument("--height", type=int, default=240)
     export.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+    export.add_argument("--randomise", action="store_true",
+                        help="domain randomisation: a random look (lights, table, camera, "
+                             "shades, distractors) and image size per scene")
 
     train = gsub.add_parser("train", help="train a backend on a Cornell-layout dataset")
     train.add_argument("--backend", choices=BACKENDS, required=True)
@@ -100,6 +103,8 @@ def add_parsers(sub) -> None:
     trials.add_argument("--trials", type=int, default=50)
     trials.add_argument("--seed", type=int, default=10_000,
                         help="scene seed (training data uses 0, held-out tests 1)")
+    trials.add_argument("--randomise", action="store_true",
+                        help="scenes under random looks (see 'grasp export --randomise')")
     trials.add_argument("--json", help="write the result here")
 
     serve = gsub.add_parser("serve", help="bring up grasp_reasoning for a real camera "
@@ -191,7 +196,8 @@ def run(args) -> int:
         from embodied_transfer.grasp.synthetic import export_dataset
 
         counts = export_dataset(args.out, args.scenes, args.seed, width=args.width,
-                                height=args.height, workers=args.workers or None)
+                                height=args.height, workers=args.workers or None,
+                                randomise=args.randomise)
         print(f"wrote {counts['plain']} samples to {args.out}/plain and "
               f"{counts['instructed']} to {args.out}/instructed")
         return 0
@@ -244,7 +250,8 @@ def run(args) -> int:
     if args.grasp_command == "simulate-trials":
         from embodied_transfer.grasp.synthetic import simulate_trials
 
-        result = simulate_trials(_load(args), args.trials, args.seed)
+        result = simulate_trials(_load(args), args.trials, args.seed,
+                                 randomise=args.randomise)
         print(f"{result['backend']}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
               f"executed grasps succeeded (target lifted: "
               f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")

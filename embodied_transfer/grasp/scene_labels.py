@@ -10,7 +10,8 @@ capability learns from:
 * :func:`object_infos` gives each object's name, category, colour and pixel centre
   (:class:`~embodied_transfer.grasp.reasoning.ObjectInfo`);
 * :func:`grasp_from_image` lifts an image rectangle back to a world grasp using the depth image;
-* :func:`sample_scene` renders a random scene with all of the above (:class:`SceneSample`).
+* :func:`sample_scene` renders a random scene with all of the above (:class:`SceneSample`),
+  optionally under a randomised look (:func:`scene_look`).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from embodied_transfer.sim.tabletop_camera import (Intrinsics, camera_intrinsics
                                                    check_size, on_plane, project, render,
                                                    unproject)
 from embodied_transfer.sim.tabletop_gripper import reset
+from embodied_transfer.sim.tabletop_looks import Look, sample_image_size
 from embodied_transfer.sim.tabletop_labels import WorldGrasp, grasp_z, world_grasps
 
 assert set(CATEGORIES) <= set(CATEGORY_TEXT)     # the reasoning text can describe each object
@@ -122,14 +124,24 @@ class SceneSample:
     grasps: dict[str, list[Grasp]]        # object name → ground-truth rectangles
 
 
+def scene_look(seed: int, n_objects: int) -> Look:
+    """The random look of scene ``seed`` (its own stream: the same seed, the same look)."""
+    return Look.sample(np.random.default_rng((seed, 1)), n_objects)
+
+
 def sample_scene(seed: int, n_objects: int | None = None, width: int = 320,
-                 height: int = 240) -> SceneSample:
-    """A random scene (1..MAX_OBJECTS objects when ``n_objects`` is None), rendered at rest."""
+                 height: int = 240, randomise: bool = False) -> SceneSample:
+    """A random scene (1..MAX_OBJECTS objects when ``n_objects`` is None), rendered at rest;
+    with ``randomise``, under a random look (:func:`scene_look`) at a random image size
+    (:func:`~embodied_transfer.sim.tabletop_looks.sample_image_size`)."""
     check_size(width, height)
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, MAX_OBJECTS + 1)) if n_objects is None else n_objects
-    scene = TabletopScene.sample(rng, n)
-    model = build_model(scene)
+    look = scene_look(seed, n) if randomise else None
+    if randomise:
+        width, height = sample_image_size(np.random.default_rng((seed, 2)))
+    scene = TabletopScene.sample(rng, n, look)
+    model = build_model(scene, look=look)
     data = mujoco.MjData(model)
     reset(model, data)
     rgb, depth = render(model, data, width, height)

@@ -26,12 +26,12 @@ from embodied_transfer.grasp.reasoning import instruction
 from embodied_transfer.grasp.tabletop_task import scene_seed
 
 
-def scene_cornell_samples(seed: int, i: int, width: int, height: int
+def scene_cornell_samples(seed: int, i: int, width: int, height: int, randomise: bool = False
                           ) -> tuple[CornellSample, list[CornellSample]]:
     """Scene ``i`` as (one sample with every grasp, one instructed sample per object)."""
     from embodied_transfer.grasp.scene_labels import sample_scene
 
-    s = sample_scene(scene_seed(seed, i), width=width, height=height)
+    s = sample_scene(scene_seed(seed, i), width=width, height=height, randomise=randomise)
     every = [g for name in sorted(s.grasps) for g in s.grasps[name]]
     plain = CornellSample("pcd0000", s.rgb, s.depth, every, objects=list(s.objects))
     rng = np.random.default_rng(scene_seed(seed, i) + 1)
@@ -47,15 +47,16 @@ def _job(args) -> tuple[CornellSample, list[CornellSample]]:
 
 
 def export_dataset(out: str | Path, scenes: int, seed: int = 0, *, width: int = 320,
-                   height: int = 240, workers: int | None = None,
-                   progress: bool = True) -> dict[str, int]:
+                   height: int = 240, workers: int | None = None, progress: bool = True,
+                   randomise: bool = False) -> dict[str, int]:
     """Render ``scenes`` scenes into ``out/plain`` (one sample per scene, every object's
     grasps) and ``out/instructed`` (one sample per object, its instruction and grasps);
-    returns the number of samples written to each."""
+    returns the number of samples written to each. With ``randomise`` each scene has a random
+    look and image size (width and height are then ignored)."""
     if scenes < 1:
         raise GraspError(f"need at least one scene, got {scenes}")
     workers = workers or os.cpu_count() or 1
-    jobs = [(seed, i, width, height) for i in range(scenes)]
+    jobs = [(seed, i, width, height, randomise) for i in range(scenes)]
     out = Path(out)
     count = {"plain": 0, "instructed": 0}
     bar = tqdm(total=scenes, unit="scene", desc="rendering scenes", disable=not progress)
@@ -87,7 +88,7 @@ class _Serial:
 
 
 def simulate_trials(backend, trials: int, seed: int = 10_000, *, width: int = 320,
-                    height: int = 240, progress: bool = True) -> dict:
+                    height: int = 240, progress: bool = True, randomise: bool = False) -> dict:
     """Fresh scenes, a random target each, the backend's grasp executed in MuJoCo.
 
     Success: the target object rises > ``LIFT_SUCCESS`` between both pads (for a backend
@@ -99,7 +100,7 @@ def simulate_trials(backend, trials: int, seed: int = 10_000, *, width: int = 32
 
     if trials < 1:
         raise GraspError(f"need at least one trial, got {trials}")
-    task = LiveTabletop(seed, width, height)
+    task = LiveTabletop(seed, width, height, randomise=randomise)
     rows, times = [], []
     for i in tqdm(range(trials), unit="trial", desc=f"trials ({backend.name})",
                   disable=not progress):
@@ -129,4 +130,4 @@ def simulate_trials(backend, trials: int, seed: int = 10_000, *, width: int = 32
             "target_success_rate": sum(r["target_lifted"] for r in rows) / n,
             "no_grasp": sum(r["reason"].startswith("no grasp") for r in rows),
             "ms_per_prediction": float(np.mean(times) * 1e3),
-            "seed": seed, "rows": rows}
+            "seed": seed, "randomised": randomise, "rows": rows}

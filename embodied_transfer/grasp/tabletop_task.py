@@ -2,7 +2,7 @@
 
 :class:`LiveTabletop` holds one random scene at a time (scene ``n`` of a seed, as in
 :func:`scene_seed`), renders it once per state, names a
-random target object in an instruction, executes image-plane grasps with the gripper and
+random target object in an instruction (under a randomised look with ``randomise``), executes image-plane grasps with the gripper and
 moves on to the next scene when asked.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 
 from embodied_transfer.grasp.reasoning import ObjectInfo, instruction
 from embodied_transfer.grasp.rectangles import Grasp
-from embodied_transfer.grasp.scene_labels import grasp_from_image, image_grasps, object_infos
+from embodied_transfer.grasp.scene_labels import (grasp_from_image, image_grasps, object_infos,
+                                                  scene_look)
 from embodied_transfer.sim.errors import SimError
 from embodied_transfer.sim.tabletop import TabletopScene, build_model
 from embodied_transfer.sim.tabletop_camera import Intrinsics, camera_intrinsics, render
@@ -37,10 +38,11 @@ class LiveTabletop:
     """One scene at a time; ``next_scene`` draws the following one."""
 
     def __init__(self, seed: int = 0, width: int = 320, height: int = 240,
-                 n_objects: int | None = None) -> None:
+                 n_objects: int | None = None, randomise: bool = False) -> None:
         if width <= 0 or height <= 0:
             raise SimError(f"image size must be positive, got {width}x{height}")
         self.seed, self.width, self.height, self.n_objects = seed, width, height, n_objects
+        self.randomise = randomise
         self.index = -1
         self.next_scene()
 
@@ -49,10 +51,12 @@ class LiveTabletop:
         if seed is not None:
             self.seed, self.index = seed, -1
         self.index += 1
-        rng = np.random.default_rng(scene_seed(self.seed, self.index))
+        seed = scene_seed(self.seed, self.index)
+        rng = np.random.default_rng(seed)
         n = int(rng.integers(1, 6)) if self.n_objects is None else self.n_objects
-        self.scene = TabletopScene.sample(rng, n)
-        self.model = build_model(self.scene)
+        look = scene_look(seed, n) if self.randomise else None
+        self.scene = TabletopScene.sample(rng, n, look)
+        self.model = build_model(self.scene, look=look)
         self.data = mujoco.MjData(self.model)
         reset(self.model, self.data)
         self.objects: list[ObjectInfo] = object_infos(self.model, self.scene, self.width,

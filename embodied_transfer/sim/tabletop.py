@@ -10,7 +10,9 @@ The rest of the tabletop lives beside this module:
 * :mod:`~embodied_transfer.sim.tabletop_labels`: each object's antipodal ground-truth grasps in
   the world frame (:class:`~embodied_transfer.sim.tabletop_labels.WorldGrasp`), from its geometry;
 * :mod:`~embodied_transfer.sim.tabletop_gripper`: the parallel-jaw gripper, which executes a
-  world grasp and says what was lifted.
+  world grasp and says what was lifted;
+* :mod:`~embodied_transfer.sim.tabletop_looks`: domain randomisation (lights, table, camera,
+  shades, distractors) through a :class:`~embodied_transfer.sim.tabletop_looks.Look`.
 
 Image rectangles, object metadata for the reasoning text and the live task with an instruction
 are the grasp capability's (:mod:`embodied_transfer.grasp.scene_labels`,
@@ -29,6 +31,7 @@ import mujoco
 import numpy as np
 
 from embodied_transfer.sim.errors import SimError
+from embodied_transfer.sim.tabletop_looks import Look, view_half_extents
 
 MODEL_XML = Path(__file__).with_name("tabletop.xml")
 CAMERA = "overhead"
@@ -166,13 +169,6 @@ def _sample_object(rng: np.random.Generator, category: str, colour: str) -> Obje
                       mass=float(mass))
 
 
-def _view_half_extents(fovy_deg: float = 45.0,
-                       cam_height: float = CAM_HEIGHT) -> tuple[float, float]:
-    """Half extents (x, y) of the nominal camera's view on the table plane (m)."""
-    half_y = cam_height * math.tan(math.radians(fovy_deg) / 2)
-    return half_y * _PLACE_ASPECT, half_y
-
-
 @dataclass(frozen=True)
 class TabletopScene:
     """The objects on the table (1 to ``MAX_OBJECTS``)."""
@@ -191,15 +187,19 @@ class TabletopScene:
         raise SimError(f"no object {name!r} in the scene; it has {[o.name for o in self.objects]}")
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, n_objects: int) -> "TabletopScene":
-        """``n_objects`` random objects, apart from each other and inside the camera's view.
+    def sample(cls, rng: np.random.Generator, n_objects: int,
+               look: Look | None = None) -> "TabletopScene":
+        """``n_objects`` random objects, apart from each other and inside the camera's view
+        (the nominal camera's, or ``look``'s).
 
         Each (colour, category) pair occurs at most once, so "the red mug" names one object.
         """
         if isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer)) \
                 or not 1 <= n_objects <= MAX_OBJECTS:
             raise SimError(f"n_objects must be an integer in 1..{MAX_OBJECTS}, got {n_objects!r}")
-        half_x, half_y = _view_half_extents()
+        look = look or Look()
+        cam_height = look.cam_height
+        half_x, half_y = view_half_extents(look.fovy, cam_height, _PLACE_ASPECT)
         colours = list(PALETTE)
         for _ in range(100):
             placed: list[ObjectSpec] = []
@@ -212,7 +212,7 @@ class TabletopScene:
                         break
                 obj = _sample_object(rng, pair[1], pair[0])
                 # keep the top of the object (closest to the camera) inside the view
-                shrink = _VIEW_FILL * (CAM_HEIGHT - obj.height) / CAM_HEIGHT
+                shrink = _VIEW_FILL * (cam_height - obj.height) / cam_height
                 lim_x, lim_y = half_x * shrink - obj.footprint, half_y * shrink - obj.footprint
                 for _ in range(100):
                     x, y = rng.uniform(-lim_x, lim_x), rng.uniform(-lim_y, lim_y)
@@ -292,8 +292,10 @@ def _yaw_quat(yaw: float) -> list[float]:
     return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
 
 
-def build_spec(scene: TabletopScene, xml: str | Path = MODEL_XML) -> mujoco.MjSpec:
-    """The scene as an editable spec: the XML plus one free body per object."""
+def build_spec(scene: TabletopScene, xml: str | Path = MODEL_XML,
+               look: Look | None = None) -> mujoco.MjSpec:
+    """The scene as an editable spec: the XML plus one free body per object, seen under
+    ``look`` (the XML's own look when None)."""
     try:
         spec = mujoco.MjSpec.from_file(str(xml))
     except Exception as exc:  # mujoco raises ValueError with the parser's message
@@ -303,7 +305,10 @@ def build_spec(scene: TabletopScene, xml: str | Path = MODEL_XML) -> mujoco.MjSp
                if found is None]
     if missing:
         raise SimError(f"the tabletop model {xml} has no {', '.join(missing)}")
-    for obj in scene.objects:
+    if look is not None:
+        look.apply(spec, TABLE_TOP)
+    for index, obj in enumerate(scene.objects):
+        rgba = list(obj.rgba) if look is None else look.shade(index, obj.rgba)
         body = spec.worldbody.add_body(name=obj.name, pos=[obj.x, obj.y, TABLE_TOP],
                                        quat=_yaw_quat(obj.yaw))
         body.add_freejoint(name=f"{obj.name}/free")
@@ -311,15 +316,16 @@ def build_spec(scene: TabletopScene, xml: str | Path = MODEL_XML) -> mujoco.MjSp
         total = sum(p.volume for p in parts)
         for part in parts:
             body.add_geom(name=f"{obj.name}/{part.name}", type=part.type, size=list(part.size),
-                          pos=list(part.pos), quat=_yaw_quat(part.yaw), rgba=list(obj.rgba),
+                          pos=list(part.pos), quat=_yaw_quat(part.yaw), rgba=rgba,
                           mass=obj.mass * part.volume / total)
     return spec
 
 
-def build_model(scene: TabletopScene, xml: str | Path = MODEL_XML) -> mujoco.MjModel:
-    """Compile the scene (deterministic: the same scene gives the same model)."""
+def build_model(scene: TabletopScene, xml: str | Path = MODEL_XML,
+                look: Look | None = None) -> mujoco.MjModel:
+    """Compile the scene (deterministic: the same scene and look give the same model)."""
     try:
-        return build_spec(scene, xml).compile()
+        return build_spec(scene, xml, look).compile()
     except ValueError as exc:
         raise SimError(f"cannot compile the tabletop model: {exc}") from None
 
