@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from embodied_transfer.grasp.backends.cnn import CnnBackend, CnnConfig, GraspNet, preprocess
 from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.parallel import DataParallel
 from embodied_transfer.grasp.rectangles import Grasp
 
 
@@ -273,37 +274,46 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
             raise GraspError(f"cannot start from {init}: another architecture ({exc})") \
                 from None
     backend = CnnBackend(model)
+    parallel = DataParallel()
+    parallel.check_batch(batch_size)
+    net = parallel.prepare(model)          # `model` itself stays the module that is saved
     pool = items + real_items
     steps_per_epoch = math.ceil(len(pool) / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                    epochs * steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
-    history: dict = {"step_loss": [], "epoch_loss": [], "val_accuracy": [], "best_epoch": None}
+    history: dict = {"step_loss": [], "epoch_loss": [], "val_accuracy": [], "best_epoch": None,
+                     "processes": parallel.world}
     best_acc, best_state = -1.0, None
-    bar = tqdm(total=total, desc="cnn grasp training", unit="step", disable=not progress)
+    bar = tqdm(total=total, desc="cnn grasp training", unit="step",
+               disable=not progress or not parallel.main)
     start, step = time.perf_counter(), 0
     for epoch in range(epochs):
         if step >= total:
             break
-        model.train()
+        net.train()
         order = _epoch_order(len(items), len(real_items), batch_size, steps_per_epoch, rng)
         losses = []
         for b in range(steps_per_epoch):
             if step >= total:
                 break
+            # the global batch, augmented alike on every process; this process's share
             xb, yb = _batch(pool, order[b * batch_size:(b + 1) * batch_size], cfg, rng,
                             augment_data)
-            loss = map_loss(model(xb), yb, masked_loss)
+            mine = parallel.share(np.arange(len(xb)))
+            loss = map_loss(net(xb[mine].to(parallel.device)), yb[mine].to(parallel.device),
+                            masked_loss)
             opt.zero_grad()
-            loss.backward()
+            parallel.backward(loss)
             opt.step()
             sched.step()
             step += 1
-            losses.append(loss.item())
-            history["step_loss"].append(loss.item())
+            value = parallel.mean(loss)
+            losses.append(value)
+            history["step_loss"].append(value)
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}")
         history["epoch_loss"].append(float(np.mean(losses)))
         model.eval()
         if val_sets:
@@ -335,7 +345,10 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
                     "val_accuracy": history["val_accuracy"],
                     "final_epoch_loss": history["epoch_loss"][-1] if history["epoch_loss"]
                     else None}
-    backend.save(out_dir)
-    (out_dir / "training_curves.json").write_text(json.dumps(history) + "\n")
-    plot_history(history, out_dir / "training_curves.png")
+    if parallel.main:
+        model.cpu()
+        backend.save(out_dir)
+        (out_dir / "training_curves.json").write_text(json.dumps(history) + "\n")
+        plot_history(history, out_dir / "training_curves.png")
+    parallel.wait()                  # the others go on once the model is written
     return history

@@ -180,8 +180,14 @@ def train(config: GraspTrainConfig) -> Path:
     from embodied_transfer.grasp.vlm_train import build_tiny_vlm, train_vlm
 
     if config.backend == "tiny-vlm":
+        from embodied_transfer.grasp.parallel import processes
         from embodied_transfer.grasp.vision_pretrain import (CURVES_FILE, RESULT_FILE,
                                                              pretrain_vision, scenes_of)
+
+        if processes() > 1:
+            raise GraspError("the tiny VLM's staged recipe trains in one process (about "
+                             "95 min on one core); launch data-parallel training for "
+                             "--backend cnn or vlm (LoRA)")
 
         examples = reasoning_examples(datasets, reasoning=not config.numbers_only,
                                       flips=TINY_VLM_FLIPS, answer_format=answer_format)
@@ -297,8 +303,11 @@ def _continue(init: Path, before: dict, examples, out: Path, epochs: int, batch:
 
 
 def _record(out: Path, recipe: dict) -> None:
-    """Add the training recipe's choices to the model's ``grasp_vlm.json``."""
+    """Add the training recipe's choices to the model's ``grasp_vlm.json`` (main process)."""
+    from embodied_transfer.grasp.parallel import main_process
     from embodied_transfer.grasp.vlm_train import META_FILE
 
+    if not main_process():
+        return
     meta = json.loads((out / META_FILE).read_text())
     (out / META_FILE).write_text(json.dumps({**meta, **recipe}, indent=1) + "\n")

@@ -46,6 +46,7 @@ from embodied_transfer.grasp.backends.vlm import (FIXED_PROMPT, META_FILE, check
                                                   default_device_dtype, encode_prompt,
                                                   image_token_count, load_model, load_processor)
 from embodied_transfer.grasp.errors import GraspError
+from embodied_transfer.grasp.parallel import DataParallel
 from embodied_transfer.grasp.reasoning import (CATEGORY_TEXT, INSTRUCTION_TEMPLATES, ObjectInfo,
                                                answer)
 from embodied_transfer.grasp.rectangles import Grasp
@@ -368,8 +369,10 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     keeps the vision tower as it is (LLaVA's recipe; for a tiny model after
     :func:`~embodied_transfer.grasp.vision_pretrain.pretrain_vision`). ``lr`` defaults to
     2e-4 (LoRA) or 1e-3 (full); linear warm-up over ``warmup`` of the steps, then cosine
-    decay to 10 %. Deterministic for a ``seed`` on the CPU. Returns the paths written
-    (``model``, ``curves``, ``curves_json``, ``meta``).
+    decay to 10 %. Deterministic for a ``seed`` on the CPU. Under ``accelerate launch`` the
+    batches are shared among the processes (:mod:`~embodied_transfer.grasp.parallel`) and
+    ``device`` is each process's. Returns the paths written (``model``, ``curves``,
+    ``curves_json``, ``meta``; nothing on processes other than the main one).
     """
     import torch
 
@@ -381,7 +384,9 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    device, _ = default_device_dtype(device, None)
+    parallel = DataParallel()
+    parallel.check_batch(batch_size)
+    device, _ = default_device_dtype(parallel.device if parallel.world > 1 else device, None)
     cuda = str(device).startswith("cuda")
     if dtype is None:   # LoRA on a GPU: bf16 base weights (the adapter stays fp32)
         dtype = (torch.bfloat16 if lora and cuda and torch.cuda.is_bf16_supported()
@@ -397,6 +402,7 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     if lora:
         model = _lora_model(model, lora_r, lora_alpha, lora_dropout, lora_targets, train_projector)
     model.train()
+    net = parallel.prepare(model)          # `model` itself stays the module that is saved
     params = [p for p in model.parameters() if p.requires_grad]
     lr = lr if lr is not None else (2e-4 if lora else 1e-3)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -417,26 +423,26 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     curves: dict[str, list[float]] = {"loss": [], "lr": [], "epoch_loss": []}
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc="vlm lora" if lora else "vlm full", unit="step",
-               disable=not progress, leave=False)
+               disable=not progress or not parallel.main, leave=False)
     encoded = encode_examples(processor, triples) if cache else None
     for _ in range(epochs):
         order = rng.permutation(len(triples))
         losses = []
         for b in range(per_epoch):
-            chosen = order[b * batch_size:(b + 1) * batch_size]
+            chosen = parallel.share(order[b * batch_size:(b + 1) * batch_size])
             batch = collate([encoded[i] if encoded is not None
                              else encode_example(processor, *triples[i]) for i in chosen], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             batch["pixel_values"] = batch["pixel_values"].to(dtype)
-            loss = model(**batch).loss
+            loss = net(**batch).loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            parallel.backward(loss)
             if max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             opt.step()
             curves["lr"].append(sched.get_last_lr()[0])
             sched.step()
-            curves["loss"].append(float(loss.item()))
+            curves["loss"].append(parallel.mean(loss))
             losses.append(curves["loss"][-1])
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -444,33 +450,44 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     bar.close()
     seconds = time.perf_counter() - t0
     model.eval()
-
     out = Path(out_dir)
+    paths = {"model": out, "curves": out / "training_curves.png",
+             "curves_json": out / "training_curves.json", "meta": out / META_FILE}
+    if parallel.main:
+        _save(model, processor, out, lora, ref, curves, {
+            "examples": len(triples), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "seed": seed, "steps": total, "seconds": round(seconds, 1),
+            "processes": parallel.world, "vision_frozen": freeze_vision,
+            "image_size": _image_size(triples)}, {
+            "r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout,
+            "targets": list(lora_targets or LORA_TARGETS), "train_projector": train_projector})
+    parallel.wait()                  # the others go on once the model is written
+    return paths
+
+
+def _image_size(triples) -> list[int] | None:
+    sizes = {(int(r.shape[1]), int(r.shape[0])) for r, _, _ in triples}
+    return list(sizes.pop()) if len(sizes) == 1 else None
+
+
+def _save(model, processor, out: Path, lora: bool, ref: str, curves: dict, run: dict,
+          lora_config: dict) -> None:
+    """Write the trained model (or adapter), its ``grasp_vlm.json`` and training curves."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     if not lora:
         processor.save_pretrained(out)
-    sizes = {(int(r.shape[1]), int(r.shape[0])) for r, _, _ in triples}
     meta = read_source_meta(ref) if not lora else {}
-    meta.update({
-        "kind": "lora-adapter" if lora else meta.get("kind", "full"),
-        "lora": lora, "examples": len(triples), "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "seed": seed, "steps": total, "seconds": round(seconds, 1),
-        "vision_frozen": freeze_vision,
-        "final_epoch_loss": curves["epoch_loss"][-1],
-        "image_size": list(sizes.pop()) if len(sizes) == 1 else None,
-    })
+    meta.update({"kind": "lora-adapter" if lora else meta.get("kind", "full"), "lora": lora,
+                 **run, "final_epoch_loss": curves["epoch_loss"][-1]})
     if lora:
         meta["base_model"] = ref
-        meta["lora_config"] = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout,
-                               "targets": list(lora_targets or LORA_TARGETS),
-                               "train_projector": train_projector}
+        meta["lora_config"] = lora_config
     else:
         meta["initialised_from"] = ref
     (out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     (out / "training_curves.json").write_text(json.dumps(curves) + "\n")
-    return {"model": out, "curves": plot_curves(curves, out / "training_curves.png"),
-            "curves_json": out / "training_curves.json", "meta": out / META_FILE}
+    plot_curves(curves, out / "training_curves.png")
 
 
 def read_source_meta(ref: str) -> dict:

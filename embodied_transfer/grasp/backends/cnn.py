@@ -361,7 +361,8 @@ class CnnBackend(GraspBackend):
         x, frame = preprocess(rgb, depth, self.cfg)
         with torch.inference_mode():
             inp = torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last)
-            out = self.model(inp)[0].contiguous().numpy()
+            device = next(self.model.parameters()).device      # a GPU while training there
+            out = self.model(inp.to(device))[0].contiguous().cpu().numpy()
         return out, frame
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray | None, instruction: str = ""
