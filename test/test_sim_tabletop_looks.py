@@ -51,8 +51,9 @@ def test_same_seed_same_look_and_looks_vary_within_their_ranges():
 
 def test_a_look_changes_the_picture_but_not_the_physics():
     scene = tt.TabletopScene.sample(np.random.default_rng(5), 2)
+    sheet = Distractor("sheet", 0.0, 0.0, 0.3, 0.1, 0.07, 0.002, (0.2, 0.3, 0.9))
     look = Look(sun=0.3, table_rgb=(0.9, 0.9, 0.9), table_texture="grain", shadows=False,
-                distractors=(Distractor("sheet", 0.0, 0.0, 0.3, 0.1, 0.07, 0.002, (0.2, 0.3, 0.9)),))
+                distractors=(sheet,))
     model, data, (rgb, _) = _render(scene, look)
     nominal_model, nominal_data, (nominal_rgb, _) = _render(scene)
     assert np.abs(rgb.astype(int) - nominal_rgb).mean() > 10

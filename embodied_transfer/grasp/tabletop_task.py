@@ -1,9 +1,9 @@
 """The tabletop as a live task for the bridge: a scene, an instruction, grasps executed on it.
 
 :class:`LiveTabletop` holds one random scene at a time (scene ``n`` of a seed, as in
-:func:`scene_seed`), renders it once per state, names a
-random target object in an instruction (under a randomised look with ``randomise``), executes image-plane grasps with the gripper and
-moves on to the next scene when asked.
+:func:`scene_seed`; under a randomised look with ``randomise``), renders it once per state,
+names a random target object in an instruction, executes image-plane grasps with the
+gripper and moves on to the next scene when asked.
 """
 from __future__ import annotations
 

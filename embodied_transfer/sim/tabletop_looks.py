@@ -134,7 +134,8 @@ class Look:
         if self.table_texture != "plain":
             self._texture(spec, table)
         for i, d in enumerate(self.distractors):
-            kind = mujoco.mjtGeom.mjGEOM_BOX if d.kind == "sheet" else mujoco.mjtGeom.mjGEOM_CYLINDER
+            geom = mujoco.mjtGeom
+            kind = geom.mjGEOM_BOX if d.kind == "sheet" else geom.mjGEOM_CYLINDER
             size = [d.half_x, d.half_y, d.thickness / 2] if d.kind == "sheet" \
                 else [d.half_x, d.thickness / 2, 0.0]
             spec.worldbody.add_geom(
@@ -146,9 +147,10 @@ class Look:
     def _texture(self, spec: mujoco.MjSpec, table) -> None:
         rgb = np.asarray(table.rgba[:3], dtype=float)
         grain = self.table_texture == "grain"
+        builtin = mujoco.mjtBuiltin
         spec.add_texture(
             name="table_look", type=mujoco.mjtTexture.mjTEXTURE_2D,
-            builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT if grain else mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+            builtin=builtin.mjBUILTIN_FLAT if grain else builtin.mjBUILTIN_CHECKER,
             rgb1=list(rgb), rgb2=list(rgb * 0.8), width=128, height=128,
             mark=mujoco.mjtMark.mjMARK_RANDOM if grain else mujoco.mjtMark.mjMARK_NONE,
             random=0.25 if grain else 0.0, markrgb=list(rgb * 0.7))
