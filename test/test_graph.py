@@ -41,9 +41,10 @@ def test_config_files_name_known_nodes_only():
     names = {spec.name for spec in bringup.all_nodes()}
     for path in (REPO / "config").glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
-        assert list(data) == [path.stem], f"{path.name} must hold exactly the node {path.stem}"
+        key = f"/**/{path.stem}"      # rcl applies it under any namespace
+        assert list(data) == [key], f"{path.name} must hold exactly the node key {key}"
         assert path.stem in names, f"{path.name} configures a node no graph names"
-        assert "ros__parameters" in data[path.stem]
+        assert "ros__parameters" in data[key]
 
 
 def required_overrides(tmp_path: Path) -> dict[str, dict]:
@@ -97,18 +98,58 @@ def test_config_defaults_equal_the_defaults_the_nodes_declare(tmp_path, rclpy_co
 def test_bringup_applies_namespace_params_file_and_sim_time(tmp_path, rclpy_context):
     overrides = required_overrides(tmp_path)
     user = tmp_path / "params.yaml"
+    # rcl's rules: a bare node name applies outside a namespace only; /** and /**/node anywhere
     user.write_text("bag_player:\n  ros__parameters:\n    rate: 4.0\n"
-                    "/**:\n  ros__parameters:\n    loop: true\n")
-    started = bringup.bring_up([bringup.BAG_PLAYER], namespace="robot1", params_file=str(user),
-                               use_sim_time=True, overrides=overrides)
+                    "/**:\n  ros__parameters:\n    loop: true\n"
+                    "/**/bag_player:\n  ros__parameters:\n    start_delay: 30.0\n")
+    overrides["bag_player"].pop("start_delay")
+    for namespace, rate in (("robot1", 1.0), ("", 4.0)):
+        started = bringup.bring_up([bringup.BAG_PLAYER], namespace=namespace,
+                                   params_file=str(user), use_sim_time=True,
+                                   overrides=overrides)
+        try:
+            node = started.nodes[0]
+            assert node.get_fully_qualified_name() == f"/{namespace + '/' * bool(namespace)}" \
+                                                      "bag_player"
+            assert node.get_parameter("rate").value == rate
+            assert node.get_parameter("loop").value is True
+            assert node.get_parameter("start_delay").value == 30.0
+            assert node.get_parameter("use_sim_time").value is True
+        finally:
+            started.shutdown()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("namespace", ["", "robot1", "fleet/robot1"])
+def test_package_and_user_params_files_reach_plain_nodes_in_any_namespace(
+        tmp_path, rclpy_context, namespace):
+    """What ros2 launch does: the node is given --params-file config/<node>.yaml and the
+    user's file; rcl matches the keys against the node's namespace."""
+    from embodied_transfer.nodes.real2sim_converter import Real2SimConverter
+
+    package = tmp_path / "package.yaml"          # the package file with a changed default
+    package.write_text((REPO / "config/real2sim_converter.yaml").read_text()
+                       .replace("flush_after_s: 0.5", "flush_after_s: 0.77"))
+    user = tmp_path / "user.yaml"
+    user.write_text("/**:\n  ros__parameters:\n    queue_size: 300\n")
+    node = Real2SimConverter(namespace=namespace, use_global_arguments=False, cli_args=[
+        "--ros-args", "--params-file", str(package), "--params-file", str(user)])
     try:
-        node = started.nodes[0]
-        assert node.get_fully_qualified_name() == "/robot1/bag_player"
-        assert node.get_parameter("rate").value == 4.0
-        assert node.get_parameter("loop").value is True
-        assert node.get_parameter("use_sim_time").value is True
+        assert node.get_parameter("flush_after_s").value == 0.77
+        assert node.get_parameter("queue_size").value == 300
+        assert bringup.load_params(package, "real2sim_converter", namespace)[
+            "flush_after_s"] == 0.77
     finally:
-        started.shutdown()
+        node.destroy_node()
+
+
+def test_params_file_keys_match_as_rcl_matches_them():
+    m = bringup._matches
+    assert m("/**", "node", "a/b") and m("/**/node", "node", "a") and m("/**/node", "node", "")
+    assert m("node", "node", "") and m("/node", "node", "") and not m("node", "node", "robot1")
+    assert m("/robot1/node", "node", "robot1") and not m("/robot1/node", "node", "robot2")
+    assert m("/*/node", "node", "robot1") and not m("/*/node", "node", "a/b")
+    assert not m("/**/other", "node", "robot1")
 
 
 def test_bad_graph_and_params_files(tmp_path):

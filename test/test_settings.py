@@ -67,7 +67,7 @@ def test_generated_files_are_current():
 
 def test_parameter_files_hold_every_setting_with_its_default():
     for spec in bringup.all_nodes():
-        data = yaml.safe_load(spec.params_file.read_text())[spec.name]["ros__parameters"]
+        data = yaml.safe_load(spec.params_file.read_text())[f"/**/{spec.name}"]["ros__parameters"]
         config = spec.node_class().CONFIG
         assert list(data) == [s.name for s in settings(config)]
         for item in settings(config):

@@ -3,12 +3,17 @@
 ``launch/*.launch.py`` turns a graph into launch_ros actions on a real ROS 2 install;
 :func:`bring_up` composes the same nodes in this process on one executor (for
 machines with rclpy from PyPI, where launch_ros is missing). Each node reads its defaults
-from ``config/<node>.yaml``, then an optional user ``params_file`` on top.
+from ``config/<node>.yaml``, then an optional user ``params_file`` on top: both ways hand the
+files to rcl, which applies a file's keys as ``ros2 launch`` does (``/**:`` and
+``/**/<node>:`` under any namespace, a bare ``<node>:`` only outside one).
 """
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -117,21 +122,42 @@ def config_dir() -> Path:
         raise BringupError(f"cannot find the {PACKAGE} config directory: {exc}") from None
 
 
-def load_params(path: Path, node_name: str) -> dict:
-    """The ``ros__parameters`` for ``node_name`` in a ROS 2 parameter file (or {})."""
+def _matches(key: str, node_name: str, namespace: str) -> bool:
+    """Whether a parameter file's node key applies to ``namespace``/``node_name``, as rcl
+    decides: ``/**`` and ``/**/name`` anywhere, ``/ns/name`` exactly, a bare ``name`` (or
+    ``/name``) only outside a namespace; ``*`` stands for one name, ``**`` for any."""
+    full = "/".join(part for part in (namespace.strip("/"), node_name) if part)
+    key = key if key.startswith("/") else "/" + key
+    pattern = re.escape(key).replace(r"/\*\*", "(/[^/]+)*").replace(r"\*", "[^/]+")
+    return re.fullmatch(pattern, "/" + full) is not None
+
+
+def load_params(path: Path, node_name: str, namespace: str = "") -> dict:
+    """The ``ros__parameters`` a ROS 2 parameter file gives node ``node_name`` in
+    ``namespace`` (or {}), merged in the file's order as rcl merges them."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise BringupError(f"parameter file '{path}' does not exist") from None
     except yaml.YAMLError as exc:
         raise BringupError(f"parameter file '{path}' is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise BringupError(f"parameter file '{path}' must map node names to ros__parameters")
     params: dict = {}
-    for key in ("/**", node_name, f"/{node_name}"):
-        section = data.get(key) or {}
-        params.update(section.get("ros__parameters") or {})
+    for key, section in data.items():
+        if _matches(str(key), node_name, namespace):
+            params.update(section.get("ros__parameters") or {})
     return params
+
+
+def _unmatched_warning(path: Path, names: Iterable[str], namespace: str) -> str | None:
+    """A warning when no key of a user parameter file applies to any node of the graph."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if any(_matches(str(k), n, namespace) for k in data for n in names):
+        return None
+    return (f"no key of {path} ({', '.join(map(str, data)) or 'none'}) applies to the nodes "
+            f"{', '.join(names)} in namespace '{namespace or '/'}'; use '/**:' or "
+            f"'/**/<node>:' keys to match under any namespace")
 
 
 @dataclass
@@ -159,39 +185,52 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
     Lifecycle nodes are configured and activated; a failed transition raises
     :class:`BringupError` after destroying what was created.
     """
-    from rclpy.exceptions import InvalidParameterValueException
-    from rclpy.parameter import Parameter
-
     from embodied_transfer.nodes.common import Executor, autostart
 
+    specs = list(specs)
+    if params_file:
+        load_params(Path(params_file), "", namespace)          # a clear error when broken
+        warning = _unmatched_warning(Path(params_file), [s.name for s in specs], namespace)
+        if warning:
+            logging.getLogger(__name__).warning(warning)
     result = Bringup(executor=executor or Executor())
     try:
-        for spec in specs:
-            values = load_params(spec.params_file, spec.name)
-            values.update(dict(spec.parameters))
-            if params_file:
-                values.update(load_params(Path(params_file), spec.name))
-            values.update((overrides or {}).get(spec.name, {}))
-            values["use_sim_time"] = use_sim_time
-            # ROS parameters cannot type an empty list: write it as [""] (nodes drop blanks).
-            values = {k: ([""] if v == [] else v) for k, v in values.items()}
-            cli = ["--ros-args"] + [a for src, dst in spec.remappings
-                                    for a in ("-r", f"{src}:={dst}")]
-            try:
-                node = spec.node_class()(
-                    namespace=namespace,
-                    parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-                    cli_args=cli, use_global_arguments=False)
-            except InvalidParameterValueException as exc:   # outside a declared range
-                raise BringupError(f"node {spec.name} failed to start: {exc}") from None
-            result.nodes.append(node)
-            if not autostart(node):
-                raise BringupError(f"node {spec.name} failed to start (see its log above)")
-            result.executor.add_node(node)
+        with tempfile.TemporaryDirectory() as tmp:
+            for spec in specs:
+                result.nodes.append(_create(spec, namespace, params_file, use_sim_time,
+                                            (overrides or {}).get(spec.name, {}), Path(tmp)))
+                if not autostart(result.nodes[-1]):
+                    raise BringupError(f"node {spec.name} failed to start (see its log above)")
+                result.executor.add_node(result.nodes[-1])
     except BaseException:
         result.shutdown()
         raise
     return result
+
+
+def _create(spec: NodeSpec, namespace: str, params_file: str | None, use_sim_time: bool,
+            overrides: dict, tmp: Path):
+    """One node, its parameter files given to rcl exactly as ``ros2 launch`` gives them."""
+    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    files = [spec.params_file]
+    if spec.parameters:          # the graph's values, between the defaults and the user's
+        files.append(tmp / f"{spec.name}.yaml")
+        files[-1].write_text(yaml.safe_dump({"/**": {"ros__parameters": dict(spec.parameters)}}))
+    if params_file:
+        files.append(Path(params_file))
+    values = {**overrides, "use_sim_time": use_sim_time}
+    # ROS parameters cannot type an empty list: write it as [""] (nodes drop blanks).
+    values = {k: ([""] if v == [] else v) for k, v in values.items()}
+    cli = ["--ros-args", *(a for f in files for a in ("--params-file", str(f))),
+           *(a for src, dst in spec.remappings for a in ("-r", f"{src}:={dst}"))]
+    try:
+        return spec.node_class()(
+            namespace=namespace, cli_args=cli, use_global_arguments=False,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    except InvalidParameterValueException as exc:   # outside a declared range
+        raise BringupError(f"node {spec.name} failed to start: {exc}") from None
 
 
 def domain_summary() -> str:

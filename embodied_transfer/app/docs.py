@@ -38,7 +38,9 @@ def parameter_file(spec: NodeSpec) -> str:
     lines = [f"# Defaults of the {spec.name} node ({config_type.__name__} in "
              f"{_source(config_type)}),",
              f"# {GENERATED}.",
-             f"{spec.name}:", "  ros__parameters:"]
+             f"# The key /**/{spec.name} applies under any namespace (as ros2 launch and rcl "
+             f"match it).",
+             f"/**/{spec.name}:", "  ros__parameters:"]
     for item in settings(config_type):
         lines.append(f"    # {item.doc}")
         lines.append(f"    {item.name}: {_value(item)}")
