@@ -201,7 +201,8 @@ def test_launch_node_arguments_match_the_one_process_bringup():
                                         {"use_sim_time": True}]
         assert kwargs["namespace"] == "robot1"
         assert kwargs["remappings"] == list(spec.remappings)
-    assert set(bringup.LAUNCH_ARGUMENTS) == {"params_file", "use_sim_time", "namespace"}
+    assert set(bringup.LAUNCH_ARGUMENTS) == {"params_file", "use_sim_time", "namespace",
+                                             "autostart"}
     assert all(text for _, text in bringup.LAUNCH_ARGUMENTS.values())
 
 

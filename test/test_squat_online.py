@@ -424,3 +424,52 @@ def test_classifier_stream_short_stream_flush_continue_gap_and_bad_frames():
     np.testing.assert_array_equal(cls.seen[-1], np.repeat(x[:1], 6, 0))
     stream.reset()
     assert stream.pending == 0 and stream.push(0, x[0]) == []   # stamps start over
+
+
+# --- time jumping back: a bag replayed, --loop ------------------------------------------
+
+@pytest.mark.parametrize("uwb_first", [False, True])
+def test_a_second_replay_of_a_recording_gives_the_first_replays_frames(uwb_first):
+    """A bag played twice (or looped): its stamps start again; the second pass is a new
+    stream with the first pass's result, not thousands of out-of-order rejections."""
+    from embodied_transfer.squat.real import load_real_csv
+
+    rec = load_real_csv(real_file())
+    a = FrameAssembler()
+    restarts = []
+    a.on_restart = restarts.append
+    first = feed_recording(rec, a, uwb_first)
+    second = feed_recording(rec, a, uwb_first)
+    assert a.events["time_jump_back"] >= 1 and restarts and "jumped back" in restarts[0]
+    assert not a.rejected.get("imu_out_of_order") and not a.rejected.get("uwb_out_of_order")
+    assert len(second) == len(first)
+    np.testing.assert_array_equal(np.stack([f.values for f in second]),
+                                  np.stack([f.values for f in first]))
+
+
+def test_small_steps_back_stay_rejections_and_streams_restart_on_big_ones():
+    a = FrameAssembler(new_stream_gap_s=1.0)
+    stream_20hz(a, 3.0)
+    assert imu(a, 2000 * MS) == [] and a.rejected == {"imu_out_of_order": 1}   # 0.95 s back
+    stream_20hz(a, 1.0, start=0)                                                # 2.95 s back
+    assert a.events["time_jump_back"] == 1 and a.rejected == {"imu_out_of_order": 1}
+    conv = FakeConverter()
+    s = ConverterStream(conv)
+    x = np.ones((30, 7), np.float32)
+    for i in range(30):
+        s.push(i * 50 * MS, x[i])
+    assert s.push(0, x[0]) is not None and s.events == {"time_jump_back": 1}
+    np.testing.assert_array_equal(conv.seen[-1][0], np.repeat(x[:1], 4, 0))   # a new window
+
+
+def test_classifier_stream_labels_a_replay_as_it_labelled_the_first_pass(one_thread):
+    x = np.random.default_rng(2).normal(size=(80, 7)).astype(np.float32)
+    _, classifier = small_models(x)
+    stream = ClassifierStream(classifier)
+    first = [lab for i in range(80) for lab in stream.push(i * 50 * MS, x[i])]
+    second = [lab for i in range(80) for lab in stream.push(i * 50 * MS, x[i])] + stream.flush()
+    assert stream.events["time_jump_back"] == 1 and not stream.rejected
+    tail, again = second[:-80], second[-80:]       # the first pass's tail came on the jump
+    assert [lab.stamp_ns for lab in again] == [i * 50 * MS for i in range(80)]
+    np.testing.assert_array_equal([lab.phase for lab in again],
+                                  [lab.phase for lab in first + tail])

@@ -245,18 +245,23 @@ LAUNCH_ARGUMENTS = {
     "params_file": ("", "ROS 2 parameter YAML applied over the package's config/ defaults"),
     "use_sim_time": ("false", "Use /clock (simulation or bag replay with --clock) as time"),
     "namespace": ("", "Namespace for every node of the graph"),
+    "autostart": ("true", "Lifecycle nodes configure and activate themselves; false: they "
+                          "wait for a lifecycle manager"),
 }
 
 
 def launch_node_kwargs(spec: NodeSpec, params_file: str, use_sim_time: bool,
-                       namespace: str) -> dict:
-    """Keyword arguments of the launch_ros Node action for ``spec`` (pure, testable)."""
+                       namespace: str, autostart: bool | None = None) -> dict:
+    """Keyword arguments of the launch_ros Node action for ``spec`` (pure, testable);
+    ``autostart`` (lifecycle nodes) set over the files when given."""
     parameters: list = [str(spec.params_file)]
     if spec.parameters:
         parameters.append(dict(spec.parameters))
     if params_file:
         parameters.append(params_file)
     parameters.append({"use_sim_time": use_sim_time})
+    if spec.lifecycle and autostart is not None:
+        parameters[-1]["autostart"] = autostart
     return {"package": PACKAGE, "executable": spec.name, "name": spec.name,
             "namespace": namespace, "parameters": parameters,
             "remappings": list(spec.remappings), "output": "screen"}
@@ -272,10 +277,13 @@ def generate_graph_launch_description(name: str):
     def nodes(context):
         value = {arg: LaunchConfiguration(arg).perform(context) for arg in LAUNCH_ARGUMENTS}
         sim_time = value["use_sim_time"].lower() in ("1", "true", "yes")
+        start = value["autostart"].lower() in ("1", "true", "yes")
         actions = []
         for spec in graph(name):
-            kwargs = launch_node_kwargs(spec, value["params_file"], sim_time, value["namespace"])
-            # Lifecycle nodes configure and activate themselves on start (see nodes.common).
+            kwargs = launch_node_kwargs(spec, value["params_file"], sim_time, value["namespace"],
+                                        start)
+            # Lifecycle nodes configure and activate themselves on start unless autostart is
+            # false (then a lifecycle manager drives them; see nodes.common.autostart).
             actions.append((LifecycleNode if spec.lifecycle else Node)(**kwargs))
         return actions
 

@@ -99,3 +99,12 @@ def from_values(config_type: type, values: dict[str, Any]):
     config = config_type(**values)
     validate(config)
     return config
+
+
+@dataclass
+class LifecycleSettings:
+    """Settings every lifecycle node of the package has (its own settings extend these)."""
+
+    autostart: bool = setting(
+        True, "Configure and activate on start; false: stay unconfigured for a lifecycle "
+              "manager (nav2_lifecycle_manager, launch_ros events) to drive the transitions")

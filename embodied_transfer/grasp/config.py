@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import duration, setting
+from embodied_transfer.core.config import LifecycleSettings, duration, setting
 from embodied_transfer.grasp.backends import (BACKENDS, DECODINGS, DEFAULT_DECODING,
                                               DEFAULT_REFINE_RADIUS_PX, REFINERS)
 from embodied_transfer.grasp.errors import GraspError
@@ -25,7 +25,7 @@ def parse_workspace(text: str) -> tuple[float, ...] | None:
 
 
 @dataclass
-class GraspNodeConfig:
+class GraspNodeConfig(LifecycleSettings):
     """``grasp_reasoning``: camera images + an instruction in, an antipodal grasp out."""
 
     backend: str = setting("tiny-vlm", "Grasp backend: tiny-vlm (shipped), vlm (LLaVA "

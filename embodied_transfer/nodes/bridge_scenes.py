@@ -74,11 +74,11 @@ class SquatIO(SceneIO):
         self.sim = LiveSquat(seed, EpisodeConfig(frame_dt=self.period_s))
         self._clock_offset = 0.0      # sim time before the last reset (s)
         n = self.node
-        self.pub_imu = n.create_publisher(Imu, "imu", SENSOR_QOS)
-        self.pub_uwb = n.create_publisher(Range, "uwb/range", SENSOR_QOS)
-        self.pub_phase = n.create_publisher(SquatPhase, "squat/phase_truth", RELIABLE_QOS)
-        self.pub_joints = n.create_publisher(JointState, "joint_states", RELIABLE_QOS)
-        self.pub_clock = (n.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
+        self.pub_imu = n.create_lifecycle_publisher(Imu, "imu", SENSOR_QOS)
+        self.pub_uwb = n.create_lifecycle_publisher(Range, "uwb/range", SENSOR_QOS)
+        self.pub_phase = n.create_lifecycle_publisher(SquatPhase, "squat/phase_truth", RELIABLE_QOS)
+        self.pub_joints = n.create_lifecycle_publisher(JointState, "joint_states", RELIABLE_QOS)
+        self.pub_clock = (n.create_lifecycle_publisher(ClockMsg, "/clock", CLOCK_QOS)
                           if c.publish_clock else None)
         self.entities = [e for e in (self.pub_imu, self.pub_uwb, self.pub_phase,
                                      self.pub_joints, self.pub_clock) if e is not None]
@@ -168,11 +168,11 @@ class TabletopIO(SceneIO):
         self.repeat_s = c.instruction_repeat_s
         self.sim = LiveTabletop(seed, c.image_width, c.image_height)
         n = self.node
-        self.pub_image = n.create_publisher(Image, "image_raw", SENSOR_QOS)
-        self.pub_depth = n.create_publisher(Image, "depth", SENSOR_QOS)
-        self.pub_info = n.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
-        self.pub_instruction = n.create_publisher(String, "instruction", RELIABLE_QOS)
-        self.pub_outcome = n.create_publisher(GraspOutcome, "grasp_outcome", RELIABLE_QOS)
+        self.pub_image = n.create_lifecycle_publisher(Image, "image_raw", SENSOR_QOS)
+        self.pub_depth = n.create_lifecycle_publisher(Image, "depth", SENSOR_QOS)
+        self.pub_info = n.create_lifecycle_publisher(CameraInfo, "camera_info", SENSOR_QOS)
+        self.pub_instruction = n.create_lifecycle_publisher(String, "instruction", RELIABLE_QOS)
+        self.pub_outcome = n.create_lifecycle_publisher(GraspOutcome, "grasp_outcome", RELIABLE_QOS)
         self.entities = [self.pub_image, self.pub_depth, self.pub_info, self.pub_instruction,
                          self.pub_outcome,
                          n.create_subscription(GraspPose, "grasp", self._on_grasp, RELIABLE_QOS)]

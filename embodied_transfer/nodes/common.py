@@ -102,20 +102,28 @@ class Executor(SingleThreadedExecutor):
 
 
 def destroy_entities(node: Node, entities) -> None:
-    """Destroy publishers, subscriptions, services and timers of ``node`` (each kind has its
-    own ``destroy_*``; the one that knows the entity returns True)."""
+    """Destroy publishers (lifecycle ones too), subscriptions, services and timers of
+    ``node`` (each kind has its own ``destroy_*``; the one that knows the entity returns
+    True)."""
+    publisher = getattr(node, "destroy_lifecycle_publisher", node.destroy_publisher)
     for entity in entities:
-        any(destroy(entity) for destroy in (node.destroy_publisher, node.destroy_subscription,
+        any(destroy(entity) for destroy in (publisher, node.destroy_subscription,
                                             node.destroy_service, node.destroy_timer))
 
 
 def autostart(node: Node) -> bool:
-    """Configure and activate a lifecycle node (what bringup and ``ros2 run`` do).
+    """Configure and activate a lifecycle node (what bringup and ``ros2 run`` do), unless
+    its ``autostart`` parameter is false: then it stays unconfigured for a lifecycle
+    manager to drive.
 
     Returns False, with the reason already logged by the node, if a transition failed.
     Plain nodes are left alone and count as started.
     """
     if not isinstance(node, LifecycleNode):
+        return True
+    if node.has_parameter("autostart") and not node.get_parameter("autostart").value:
+        node.get_logger().info("autostart is false: unconfigured, waiting for a lifecycle "
+                               "manager (change_state: configure, activate)")
         return True
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         node.get_logger().error("configure failed; node stays unconfigured")

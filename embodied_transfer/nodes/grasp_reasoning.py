@@ -113,9 +113,9 @@ class GraspReasoning(ManagedNode):
         except GraspError as exc:
             raise GraspError(f"cannot load grasp backend '{config.backend}': {exc}") from None
         self.health.model_info = f"{config.backend} {config.model_path or '(shipped)'}"
-        self._pub_grasp = self.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
-        self._pub_pose = self.create_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
-        self._pub_image = self.create_publisher(Image, "grasp_image", RELIABLE_QOS)
+        self._pub_grasp = self.create_lifecycle_publisher(GraspPose, "grasp", RELIABLE_QOS)
+        self._pub_pose = self.create_lifecycle_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
+        self._pub_image = self.create_lifecycle_publisher(Image, "grasp_image", RELIABLE_QOS)
         return [
             self._pub_grasp, self._pub_pose, self._pub_image,
             self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),

@@ -9,7 +9,8 @@ and fills in hooks:
 * :meth:`ManagedNode._release` (cleanup, or a failed configure): drop what ``_load`` made;
 * for stream nodes (``STREAM = True``): :meth:`_pending` and :meth:`_flush`, the frames held
   back for more input and how to process them at the end of a stream; the base flushes on
-  deactivate and after ``flush_after_s`` of wall time without input;
+  deactivate and after ``flush_after_s`` of wall time without input; :meth:`_streams`, the
+  stream states, reset on activate and logged when time jumps back (a replayed bag);
 * :meth:`_extra_values`: the node's own key/value pairs on /diagnostics.
 
 The base keeps the lock, the active flag, per-reason rejection counts (logged, throttled,
@@ -67,6 +68,10 @@ class ManagedNode(LifecycleNode):
     def _flush(self) -> None:
         """Stream nodes: process and publish every held frame (end of stream)."""
 
+    def _streams(self) -> list:
+        """Stream nodes: their stream-state objects (``reset()``, ``on_restart``)."""
+        return []
+
     def _extra_values(self) -> list[tuple[str, str]]:
         """The node's own (key, value) pairs on /diagnostics (default: rejection counts)."""
         return count_values("rejected_", self._rejected)
@@ -100,6 +105,8 @@ class ManagedNode(LifecycleNode):
             self._release()
             return TransitionCallbackReturn.FAILURE
         self._entities = list(entities)
+        for stream in self._streams():
+            stream.on_restart = self._on_restart
         if self.STREAM:
             self._entities.append(self.create_timer(
                 IDLE_CHECK_S, self._on_idle, clock=Clock(clock_type=ClockType.STEADY_TIME)))
@@ -110,6 +117,8 @@ class ManagedNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         with self._lock:
+            for stream in self._streams():     # a new start: earlier stamps are welcome
+                stream.reset()
             self._active = True
             self._last_input = time.monotonic()
         return super().on_activate(state)
@@ -133,6 +142,11 @@ class ManagedNode(LifecycleNode):
         self._rejected = {}
         self.health.model_loaded = False
         return TransitionCallbackReturn.SUCCESS
+
+    def _on_restart(self, why: str) -> None:
+        """A stream started again because time jumped back (logged; /diagnostics counts it
+        as ``events_time_jump_back``)."""
+        self.get_logger().info(why)
 
     def _on_idle(self) -> None:
         with self._lock:

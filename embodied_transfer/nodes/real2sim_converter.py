@@ -87,10 +87,13 @@ class Real2SimConverter(ManagedNode):
             f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "
             + (f"{ad.prior_frames}-frame prior, {ad.horizon_frames}-frame horizon" if ad
                else "off") + f") from {path}")
-        self._pub = self.create_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
+        self._pub = self.create_lifecycle_publisher(SimDomainFeatures, "real2sim/features", BAG_QOS)
         return [self._pub,
                 self.create_subscription(Imu, "imu", self._on_imu, SENSOR_STREAM_QOS),
                 self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS)]
+
+    def _streams(self) -> list:
+        return [self.assembler, self.stream]
 
     def _pending(self) -> int:
         return self.assembler.held

@@ -79,11 +79,14 @@ class SquatPhaseClassifier(ManagedNode):
                                   f"{classifier.future}; phase filter "
                                   + (f"sharpness {pf.sharpness:g}" if pf else "none")
                                   + f") from {path}")
-        self._pub = self.create_publisher(SquatPhase, "squat/phase", BAG_QOS)
+        self._pub = self.create_lifecycle_publisher(SquatPhase, "squat/phase", BAG_QOS)
         return [self._pub,
                 self.create_subscription(SimDomainFeatures, "real2sim/features",
                                          self._on_features, BAG_QOS),
                 self.create_service(Trigger, "~/reset_count", self._on_reset_count)]
+
+    def _streams(self) -> list:
+        return [self.stream]
 
     def _pending(self) -> int:
         return self.stream.pending

@@ -84,7 +84,7 @@ class TactileAlignment(ManagedNode):
         self.health.model_info = f"{path or '(shipped)'}: {', '.join(self.aligner.domains)}"
         entities = [self.create_service(AlignTactile, "align_tactile", self._on_align)]
         if config.stream_enabled:
-            self._pub = self.create_publisher(TactileFrame, "tactile/converted", RELIABLE_QOS)
+            self._pub = self.create_lifecycle_publisher(TactileFrame, "tactile/converted", RELIABLE_QOS)
             entities += [self._pub, self.create_subscription(
                 TactileFrame, "tactile/input", self._on_frame, SENSOR_QOS)]
         return entities

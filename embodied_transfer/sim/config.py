@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import duration, setting
+from embodied_transfer.core.config import LifecycleSettings, duration, setting
 
 SCENE_NAMES = ("squat", "tabletop")
 
 
 @dataclass
-class BridgeConfig:
+class BridgeConfig(LifecycleSettings):
     """``mujoco_bridge``: a MuJoCo scene stepped in (scaled) real time, on ROS topics."""
 
     scene: str = setting("squat", "Scene to simulate: squat or tabletop", choices=SCENE_NAMES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import duration, setting
+from embodied_transfer.core.config import LifecycleSettings, duration, setting
 
 #: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
@@ -21,7 +21,7 @@ MIN_REP = 48
 
 
 @dataclass
-class ConverterNodeConfig:
+class ConverterNodeConfig(LifecycleSettings):
     """``real2sim_converter``: watch IMU + UWB range in, simulator-domain features out."""
 
     model_path: str = setting(
@@ -44,7 +44,7 @@ class ConverterNodeConfig:
 
 
 @dataclass
-class ClassifierNodeConfig:
+class ClassifierNodeConfig(LifecycleSettings):
     """``squat_phase_classifier``: Stop / Down / Up per frame and the repetition count."""
 
     model_path: str = setting(

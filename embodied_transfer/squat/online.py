@@ -28,6 +28,11 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
       its offline result). :class:`ConverterStream` and :class:`ClassifierStream` apply
       the same gap rule to their windows (and the converter restarts its per-stream input
       adaptation, as :meth:`~.pipeline.Converter.convert` does for each recording).
+    * **Time jumps back.** A stamp more than ``new_stream_gap_s`` *before* the last one (a
+      bag played again, ``--loop``, a simulation reset; tf2's buffer clears on such /clock
+      jumps too) starts a new stream on the new timeline (``events["time_jump_back"]``):
+      held frames are flushed with the old timeline's readings, and only UWB readings of the
+      new timeline are kept. Smaller steps back stay rejections (below).
     * **Rejected inputs** (counted per reason in ``rejected``, reported to ``on_reject``,
       never emitted): ``imu_non_finite`` (NaN/inf), ``imu_out_of_order`` (stamp before the
       last accepted IMU stamp), ``imu_repeated_stamp`` (equal to it); ``uwb_invalid``
@@ -106,6 +111,7 @@ class _Counts:
 
     def __init__(self, on_reject: RejectHook | None) -> None:
         self.on_reject = on_reject
+        self.on_restart: Callable[[str], None] | None = None   # told when time jumps back
         self.rejected: dict[str, int] = {}
         self.events: dict[str, int] = {}
 
@@ -116,6 +122,20 @@ class _Counts:
 
     def _event(self, name: str, n: int = 1) -> None:
         self.events[name] = self.events.get(name, 0) + n
+
+    def _jumped_back(self, stamp_ns: int, last_ns: int | None) -> bool:
+        """Whether time jumped back (a bag replayed again, ``--loop``, a /clock reset): a
+        stamp more than ``new_stream_gap_s`` before the last one. Counted in
+        ``events["time_jump_back"]``; the stream then starts again."""
+        gap = getattr(self, "gap_ns", None)
+        if gap is None or last_ns is None or last_ns - stamp_ns <= gap:
+            return False
+        self._event("time_jump_back")
+        if self.on_restart is not None:
+            self.on_restart(f"{type(self).__name__}: time jumped back "
+                            f"{(last_ns - stamp_ns) / NS_PER_S:.3f} s (a bag replayed or "
+                            f"looped, a simulation reset): the stream starts again")
+        return True
 
 
 class FrameAssembler(_Counts):
@@ -188,6 +208,8 @@ class FrameAssembler(_Counts):
             self._reject("imu_non_finite", f"IMU at {stamp_ns} ns has NaN/inf: {imu.tolist()}")
             return []
         out: list[Frame] = []
+        if self._jumped_back(stamp_ns, self.last_imu_ns):
+            out += self._restart(stamp_ns)
         if self.last_imu_ns is not None:
             if stamp_ns == self.last_imu_ns:
                 self._reject("imu_repeated_stamp",
@@ -227,17 +249,22 @@ class FrameAssembler(_Counts):
             self._reject("uwb_invalid", f"UWB {value} m at {stamp_ns} ns is outside "
                                         f"[{max(min_range, 0.0)}, {max_range}] m")
             return []
+        out: list[Frame] = []
+        if self._jumped_back(stamp_ns, self.last_uwb_ns):
+            out += self.flush()            # the old timeline's frames, with its readings
+            self._uwb.clear()
+            self.last_uwb_ns = None
         if self.last_uwb_ns is not None and stamp_ns <= self.last_uwb_ns:
             reason = "uwb_repeated_stamp" if stamp_ns == self.last_uwb_ns else "uwb_out_of_order"
             self._reject(reason, f"UWB stamp {stamp_ns} ns is not after the last "
                                  f"({self.last_uwb_ns} ns)")
-            return []
+            return out
         self.last_uwb_ns = stamp_ns
         if len(self._uwb) >= self.queue_size:
             self._uwb.popleft()
             self._event("uwb_overflow")
         self._uwb.append((stamp_ns, value))
-        return self._release()
+        return out + self._release()
 
     def flush(self) -> list[Frame]:
         """End of stream: emit every held frame (UWB of the last reading held)."""
@@ -248,6 +275,16 @@ class FrameAssembler(_Counts):
         return out
 
     # --- internals ----------------------------------------------------------------------
+    def _restart(self, stamp_ns: int) -> list[Frame]:
+        """IMU time jumped back to ``stamp_ns``: flush the old timeline's frames, keep only
+        UWB readings of the new one (stamped before the old timeline resumed there)."""
+        out = self.flush()
+        self._uwb = deque(r for r in self._uwb if r[0] <= stamp_ns + (self.gap_ns or 0))
+        self.last_uwb_ns = self._uwb[-1][0] if self._uwb else None
+        self._imu_stamps.clear()
+        self.last_imu_ns = None
+        return out
+
     def _new_stream(self) -> list[Frame]:
         self._event("new_stream")
         out = self.flush()
@@ -344,6 +381,8 @@ class ConverterStream(_Counts):
         if not np.all(np.isfinite(x)):
             self._reject("non_finite", f"frame at {stamp_ns} ns has NaN/inf")
             return None
+        if self._jumped_back(stamp_ns, self.last_ns):
+            self.reset()
         if self.last_ns is not None:
             if stamp_ns <= self.last_ns:
                 self._reject("out_of_order", f"frame at {stamp_ns} ns is not after the last "
@@ -411,6 +450,9 @@ class ClassifierStream(_Counts):
             self._reject("non_finite", f"frame at {stamp_ns} ns has NaN/inf")
             return []
         out: list[Label] = []
+        if self._jumped_back(stamp_ns, self.last_ns):
+            out += self.flush()
+            self.reset()
         if self.last_ns is not None:
             if stamp_ns <= self.last_ns:
                 reason = "repeated_stamp" if stamp_ns == self.last_ns else "out_of_order"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodied_transfer.core.config import setting
+from embodied_transfer.core.config import LifecycleSettings, setting
 
 
 @dataclass
-class TactileNodeConfig:
+class TactileNodeConfig(LifecycleSettings):
     """``tactile_alignment``: the ``align_tactile`` service and the streaming converter."""
 
     model_path: str = setting(
