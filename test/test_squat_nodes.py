@@ -215,6 +215,26 @@ def test_a_replayed_stream_gives_the_offline_result(graph, models):
     assert future.result().success and started.nodes[1].stream.rep_count == 0
 
 
+def test_a_second_replay_publishes_again_and_says_so(graph):
+    """`replay` twice or `--loop`: the stamps start again; the nodes restart their streams
+    (logged, and counted on /diagnostics) instead of rejecting every frame."""
+    started, io = graph
+    t, *_ = stream = recorded_stream(60)
+    for _ in range(2):
+        send(started, io, sensor_messages(io, *stream))
+        spin(started, 5.0, until=lambda: len(io.phases) >= len(t) * (1 + (_ == 1)))
+    assert [ns(m) for m in io.features] == t.tolist() * 2
+    assert [ns(m) for m in io.phases] == t.tolist() * 2
+    np.testing.assert_allclose([m.values for m in io.features[:len(t)]],
+                               [m.values for m in io.features[len(t):]], atol=1e-6)
+    values = diagnostics(started, io, "real2sim_converter",
+                         lambda v: v.get("events_time_jump_back", "0") != "0")
+    assert values["rejected_inputs"] == "0"
+    values = diagnostics(started, io, "squat_phase_classifier",
+                         lambda v: v.get("events_time_jump_back") == "1")
+    assert values["rejected_inputs"] == "0"
+
+
 def test_a_burst_of_sensor_input_loses_no_frame(graph):
     """A 10x replay or a stalled executor delivers many frames at once: the converter's
     best-effort inputs keep them all (qos_profile_sensor_data's 5-deep queue did not)."""
