@@ -119,9 +119,12 @@ select: setup
 
 # The shipped grasp models (embodied_transfer/models/grasp, see its MODEL_CARD.md): tabletop
 # scenes seeds 0 and 3 (training), seed 2 (validation), seed 4 (scenes only, for the tiny
-# VLM's vision stage), one torch thread. The tiny VLMs: stage 0 (20 epochs, 4-layer tower),
-# 5 epochs with the tower frozen, 2 with every weight (lr 1e-3), then 2 more with every
-# weight (lr 5e-4, --init), about 95 min each on one core.
+# VLM's vision stage); domain-randomised scenes (`grasp export --randomise`) seeds 20
+# (training), 21 (validation), 30 (the tiny VLM's, at 320x240); one torch thread. The tiny
+# VLMs: stage 0 (20 epochs, 4-layer tower), 5 epochs with the tower frozen, 2 with every
+# weight (lr 1e-3), then 2 more with every weight (lr 5e-4, --init), about 95 min each on
+# one core; the shipped one then 2 epochs on randomised + plain scenes (about 17 min). The
+# tabletop cnn: 25 epochs on plain scenes, then 12 on randomised + plain ones (15 min).
 GRASP_MODELS := embodied_transfer/models/grasp
 GRASP_DATA   ?= build/grasp_data
 GRASP_STEPS  ?= build/grasp_steps
@@ -131,20 +134,35 @@ TINY_VLM_RECIPE = --vision-epochs 20 --vision-layers 4 --epochs 5 --unfreeze-epo
   --no-number-tokens --vision-dataset $(GRASP_DATA)/vis4/plain \
   --val $(GRASP_DATA)/val/instructed $(TINY_VLM_DATA)
 TINY_VLM_MORE = --epochs 2 --lr 5e-4 $(TINY_VLM_DATA)
+TINY_VLM_LOOKS = --epochs 2 --lr 5e-4 --answer-format restate \
+  --dataset $(GRASP_DATA)/looks_vlm/instructed $(GRASP_DATA)/plain300/instructed
 grasp-models: setup
 	rm -rf $(GRASP_DATA)
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train --scenes 700 --seed 0
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/train2 --scenes 700 --seed 3
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/val --scenes 60 --seed 2
 	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/vis4 --scenes 1000 --seed 4
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/plain300 --scenes 300 --seed 0
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/looks --scenes 800 --seed 20 \
+	  --randomise
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/looks_val --scenes 100 \
+	  --seed 21 --randomise
+	$(VENV)/bin/embodied-transfer grasp export --out $(GRASP_DATA)/looks_vlm --scenes 800 \
+	  --seed 30 --randomise --keep-size
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 25 \
 	  --dataset $(GRASP_DATA)/train/plain $(GRASP_DATA)/train2/plain --val $(GRASP_DATA)/val/plain \
-	  --out $(GRASP_MODELS)/cnn_tabletop
+	  --out $(GRASP_STEPS)/cnn_tabletop_plain
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn --epochs 12 \
+	  --lr 1e-3 --init $(GRASP_STEPS)/cnn_tabletop_plain \
+	  --dataset $(GRASP_DATA)/looks/plain $(GRASP_DATA)/plain300/plain \
+	  --val $(GRASP_DATA)/looks_val/plain --out $(GRASP_MODELS)/cnn_tabletop
 	$(MAKE) grasp-real-model
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
 	  $(TINY_VLM_RECIPE) --out $(GRASP_STEPS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
-	  --init $(GRASP_STEPS)/tiny_vlm $(TINY_VLM_MORE) --out $(GRASP_MODELS)/tiny_vlm
+	  --init $(GRASP_STEPS)/tiny_vlm $(TINY_VLM_MORE) --out $(GRASP_STEPS)/tiny_vlm_plain
+	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm \
+	  --init $(GRASP_STEPS)/tiny_vlm_plain $(TINY_VLM_LOOKS) --out $(GRASP_MODELS)/tiny_vlm
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
 	  $(TINY_VLM_RECIPE) --out $(GRASP_STEPS)/tiny_vlm_numbers_only
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
@@ -160,13 +178,13 @@ clean:
 
 # The shipped cnn (embodied_transfer/models/grasp/cnn): the tabletop cnn fine-tuned on the
 # real development images (../shared/data/cornell_dev) seen through the fixed workspace
-# REAL_WORKSPACE of grasp/training.py, every batch half real, half tabletop renders (300
-# scenes of the training seed 0): the recipe the bench's object-wise CV scores.
+# REAL_WORKSPACE of grasp/training.py, every batch half real, half randomised tabletop renders
+# (300 scenes of seed 20, REAL_SIM_SEED): the recipe the bench's object-wise CV scores.
 CORNELL_DEV ?= $(firstword $(wildcard ../shared/data/cornell_dev /work/shared/data/cornell_dev) ../shared/data/cornell_dev)
 REAL_RECIPE = --workspace 0.2 0.2 0.8 0.8 --depth-centre median --epochs 21 --lr 5e-4 --batch-size 8
 grasp-real-model: setup
-	test -d $(GRASP_DATA)/real_mix/plain || $(VENV)/bin/embodied-transfer grasp export \
-	  --out $(GRASP_DATA)/real_mix --scenes 300 --seed 0
+	test -d $(GRASP_DATA)/looks_mix/plain || $(VENV)/bin/embodied-transfer grasp export \
+	  --out $(GRASP_DATA)/looks_mix --scenes 300 --seed 20 --randomise
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend cnn \
 	  --init $(GRASP_MODELS)/cnn_tabletop --real $(CORNELL_DEV) \
-	  --dataset $(GRASP_DATA)/real_mix/plain $(REAL_RECIPE) --out $(GRASP_MODELS)/cnn
+	  --dataset $(GRASP_DATA)/looks_mix/plain $(REAL_RECIPE) --out $(GRASP_MODELS)/cnn

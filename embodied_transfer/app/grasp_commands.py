@@ -30,6 +30,9 @@ def add_parsers(sub) -> None:
     export.add_argument("--randomise", action="store_true",
                         help="domain randomisation: a random look (lights, table, camera, "
                              "shades, distractors) and image size per scene")
+    export.add_argument("--keep-size", action="store_true",
+                        help="with --randomise: keep --width/--height (e.g. for a model "
+                             "trained at one size)")
 
     train = gsub.add_parser("train", help="train a backend on a Cornell-layout dataset")
     train.add_argument("--backend", choices=BACKENDS, required=True)
@@ -197,7 +200,7 @@ def run(args) -> int:
 
         counts = export_dataset(args.out, args.scenes, args.seed, width=args.width,
                                 height=args.height, workers=args.workers or None,
-                                randomise=args.randomise)
+                                randomise=args.randomise, random_size=not args.keep_size)
         print(f"wrote {counts['plain']} samples to {args.out}/plain and "
               f"{counts['instructed']} to {args.out}/instructed")
         return 0
@@ -251,7 +254,7 @@ def run(args) -> int:
         from embodied_transfer.grasp.synthetic import simulate_trials
 
         result = simulate_trials(_load(args), args.trials, args.seed,
-                                 randomise=args.randomise)
+                                 randomise=args.randomise, random_size=not args.keep_size)
         print(f"{result['backend']}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
               f"executed grasps succeeded (target lifted: "
               f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")

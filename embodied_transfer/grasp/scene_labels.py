@@ -130,15 +130,16 @@ def scene_look(seed: int, n_objects: int) -> Look:
 
 
 def sample_scene(seed: int, n_objects: int | None = None, width: int = 320,
-                 height: int = 240, randomise: bool = False) -> SceneSample:
+                 height: int = 240, randomise: bool = False,
+                 random_size: bool = True) -> SceneSample:
     """A random scene (1..MAX_OBJECTS objects when ``n_objects`` is None), rendered at rest;
-    with ``randomise``, under a random look (:func:`scene_look`) at a random image size
-    (:func:`~embodied_transfer.sim.tabletop_looks.sample_image_size`)."""
+    with ``randomise``, under a random look (:func:`scene_look`) and, with ``random_size``,
+    at a random image size (:func:`~embodied_transfer.sim.tabletop_looks.sample_image_size`)."""
     check_size(width, height)
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, MAX_OBJECTS + 1)) if n_objects is None else n_objects
     look = scene_look(seed, n) if randomise else None
-    if randomise:
+    if randomise and random_size:
         width, height = sample_image_size(np.random.default_rng((seed, 2)))
     scene = TabletopScene.sample(rng, n, look)
     model = build_model(scene, look=look)

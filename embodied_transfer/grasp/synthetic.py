@@ -26,12 +26,14 @@ from embodied_transfer.grasp.reasoning import instruction
 from embodied_transfer.grasp.tabletop_task import scene_seed
 
 
-def scene_cornell_samples(seed: int, i: int, width: int, height: int, randomise: bool = False
+def scene_cornell_samples(seed: int, i: int, width: int, height: int, randomise: bool = False,
+                          random_size: bool = True
                           ) -> tuple[CornellSample, list[CornellSample]]:
     """Scene ``i`` as (one sample with every grasp, one instructed sample per object)."""
     from embodied_transfer.grasp.scene_labels import sample_scene
 
-    s = sample_scene(scene_seed(seed, i), width=width, height=height, randomise=randomise)
+    s = sample_scene(scene_seed(seed, i), width=width, height=height, randomise=randomise,
+                     random_size=random_size)
     every = [g for name in sorted(s.grasps) for g in s.grasps[name]]
     plain = CornellSample("pcd0000", s.rgb, s.depth, every, objects=list(s.objects))
     rng = np.random.default_rng(scene_seed(seed, i) + 1)
@@ -48,15 +50,16 @@ def _job(args) -> tuple[CornellSample, list[CornellSample]]:
 
 def export_dataset(out: str | Path, scenes: int, seed: int = 0, *, width: int = 320,
                    height: int = 240, workers: int | None = None, progress: bool = True,
-                   randomise: bool = False) -> dict[str, int]:
+                   randomise: bool = False, random_size: bool = True) -> dict[str, int]:
     """Render ``scenes`` scenes into ``out/plain`` (one sample per scene, every object's
     grasps) and ``out/instructed`` (one sample per object, its instruction and grasps);
     returns the number of samples written to each. With ``randomise`` each scene has a random
-    look and image size (width and height are then ignored)."""
+    look and, unless ``random_size`` is False, a random image size (width and height are
+    then ignored)."""
     if scenes < 1:
         raise GraspError(f"need at least one scene, got {scenes}")
     workers = workers or os.cpu_count() or 1
-    jobs = [(seed, i, width, height, randomise) for i in range(scenes)]
+    jobs = [(seed, i, width, height, randomise, random_size) for i in range(scenes)]
     out = Path(out)
     count = {"plain": 0, "instructed": 0}
     bar = tqdm(total=scenes, unit="scene", desc="rendering scenes", disable=not progress)

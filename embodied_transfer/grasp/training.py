@@ -43,11 +43,12 @@ TINY_VLM_NUMBER_TOKENS = False
 #: cnn on real camera images (``--real``): the recipe chosen by object-wise 5-fold
 #: cross-validation on the real development images (grasp MODEL_CARD): the workspace the
 #: network sees (fractions of the image; for the Cornell camera, the table's centre), the
-#: epochs over the real images plus :data:`REAL_SIM_SCENES` tabletop renders of the
-#: training seed 0 (every batch half real, half rendered, so the renders are not
-#: forgotten), the learning rate and the batch size.
+#: epochs over the real images plus :data:`REAL_SIM_SCENES` domain-randomised tabletop
+#: renders of seed :data:`REAL_SIM_SEED` (every batch half real, half rendered, so the
+#: renders are not forgotten), the learning rate and the batch size.
 REAL_WORKSPACE = (0.2, 0.2, 0.8, 0.8)
 REAL_SIM_SCENES = 300
+REAL_SIM_SEED = 20          # `grasp export --randomise`: the randomised training seed
 REAL_EPOCHS = 21
 REAL_LR = 5e-4
 REAL_BATCH = 8
