@@ -197,3 +197,70 @@ def test_replay_loop_plays_again_until_stopped(tmp_path, rclpy_context):
         rclpy.spin_once(node, timeout_sec=0.02)
     assert proc.returncode == 0, proc.stderr.read()
     assert len(got) >= 50, f"only {len(got)} messages: the bag was not played again"
+
+
+@pytest.mark.ros
+def test_bags_keep_the_offered_qos_and_a_latched_topic_reaches_a_late_subscriber(
+        tmp_path, rclpy_context):
+    """As ros2 bag does: the recorder subscribes transient local to a latched publisher (and
+    so gets its message though it came late), stores the offered profiles, and the player
+    publishes with them, so a subscriber that joins after the replay still gets it."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
+                           qos_profile_sensor_data)
+    from rosbags.interfaces import QosDurability, QosReliability
+    from std_msgs.msg import String
+
+    from embodied_transfer.nodes.bag_player import BagPlayer
+    from embodied_transfer.nodes.bag_recorder import BagRecorder
+
+    rclpy = rclpy_context
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    source = rclpy.create_node("static_source")
+    source.create_publisher(String, "/static_info", latched).publish(String(data="calibrated"))
+    sensor = source.create_publisher(String, "/sensor_text", qos_profile_sensor_data)
+    executor = SingleThreadedExecutor()
+    executor.add_node(source)
+
+    recording = [True]
+
+    def spin_until(done, seconds=10.0):
+        end = time.monotonic() + seconds
+        while not done() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.02)
+            if recording[0] and sensor.get_subscription_count():
+                sensor.publish(String(data="frame"))
+
+    recorder = BagRecorder(parameter_overrides=[
+        Parameter("out", value=str(tmp_path / "bag")),
+        Parameter("topics", value=["/static_info", "/sensor_text"]),
+        Parameter("discovery_period", value=0.1)])
+    executor.add_node(recorder)
+    spin_until(lambda: recorder.counts["/static_info"] == 1 and recorder.counts["/sensor_text"])
+    executor.remove_node(recorder)
+    recorder.destroy_node()
+    assert recorder.counts["/static_info"] == 1          # published before it subscribed
+    with BagReader(tmp_path / "bag") as bag:
+        static, = bag.offered_qos("/static_info")
+        assert static.durability == QosDurability.TRANSIENT_LOCAL
+        assert static.reliability == QosReliability.RELIABLE    # (DDS discovery has no depth)
+        assert bag.offered_qos("/sensor_text")[0].reliability == QosReliability.BEST_EFFORT
+    assert "ros_distro: kilted" in (tmp_path / "bag" / "metadata.yaml").read_text()
+
+    recording[0] = False
+    source.destroy_node()
+    player = BagPlayer(parameter_overrides=[Parameter("bag", value=str(tmp_path / "bag")),
+                                            Parameter("topics", value=["/static_info"])])
+    executor.add_node(player)
+    spin_until(player.finished.done)
+    assert player.finished.done() and player.published == 1
+    late = rclpy.create_node("late_subscriber")         # joins after the replay ended
+    got: list = []
+    late.create_subscription(String, "/static_info", got.append, latched)
+    executor.add_node(late)
+    spin_until(lambda: got)
+    assert [m.data for m in got] == ["calibrated"]
+    for node in (player, late):
+        node.destroy_node()

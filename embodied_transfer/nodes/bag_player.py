@@ -18,7 +18,7 @@ from embodied_transfer.nodes.common import Endpoint, Interface, declare_config, 
 from embodied_transfer.ros.bags import BagError, BagReader
 from embodied_transfer.ros.config import BagPlayerConfig
 from embodied_transfer.ros.conversions import ns_to_stamp
-from embodied_transfer.ros.qos import BAG_QOS, CLOCK_QOS
+from embodied_transfer.ros.qos import CLOCK_QOS, replay_qos
 
 
 def message_class(msgtype: str):
@@ -58,7 +58,10 @@ class BagPlayer(Node):
             raise BagError(f"rate must be > 0, got {self.rate}")
         self.bag = BagReader(path)
         self.topics = self.bag.check_topics([absolute(t) for t in topics]) or list(self.bag.topics)
-        self._pubs = {t: self.create_publisher(message_class(self.bag.topics[t]), t, BAG_QOS)
+        # each topic with the QoS its publishers offered when recorded (a latched /tf_static
+        # reaches late subscribers), as ros2 bag play does; BAG_QOS when the bag has none
+        self._pubs = {t: self.create_publisher(message_class(self.bag.topics[t]), t,
+                                               replay_qos(self.bag.offered_qos(t)))
                       for t in self.topics}
         self._clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) \
             if self.publish_clock else None

@@ -1,21 +1,22 @@
 """bag_recorder: write chosen topics to a rosbag2 bag (sqlite3 or mcap) as CDR payloads.
 
 Topics are subscribed as soon as a publisher makes their type known, with a QoS that
-matches the publishers (reliable only if all of them are reliable, like ``ros2 bag
-record``). Messages are stored with their receive time, byte for byte as received.
+matches the publishers (reliable only if all of them are reliable, transient local, so that
+latched messages such as ``/tf_static`` are received, only if all of them are; like ``ros2
+bag record``), and the publishers' offered QoS profiles are stored in the bag's metadata.
+Messages are stored with their receive time, byte for byte as received.
 """
 from __future__ import annotations
 
 import threading
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from embodied_transfer.nodes.bag_player import message_class
 from embodied_transfer.nodes.common import Endpoint, Interface, declare_config, read_config, run
 from embodied_transfer.ros.bags import BackgroundBagWriter, BagError
 from embodied_transfer.ros.config import BagRecorderConfig
-from embodied_transfer.ros.qos import BAG_QOS
+from embodied_transfer.ros.qos import replay_qos, to_bag_qos
 
 
 class BagRecorder(Node):
@@ -53,26 +54,17 @@ class BagRecorder(Node):
             if len(graph[topic]) > 1:
                 self.get_logger().warning(f"{topic} has several types {graph[topic]}; "
                                           f"recording {msgtype}")
+            offered = [i.qos_profile for i in self.get_publishers_info_by_topic(topic)]
             try:
-                self.writer.add_topic(topic, msgtype)
+                self.writer.add_topic(topic, msgtype, [to_bag_qos(q) for q in offered])
                 self._subs[topic] = self.create_subscription(
                     message_class(msgtype), topic, self._callback_for(topic),
-                    self._qos_for(topic), raw=True)
+                    replay_qos(offered), raw=True)
             except BagError as exc:
                 self.get_logger().error(f"cannot record {topic}: {exc}")
                 self._subs[topic] = None
                 continue
             self.get_logger().info(f"recording {topic} [{msgtype}]")
-
-    def _qos_for(self, topic: str) -> QoSProfile:
-        infos = self.get_publishers_info_by_topic(topic)
-        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
-                                 for i in infos)
-        qos = QoSProfile(depth=BAG_QOS.depth, history=BAG_QOS.history,
-                         durability=BAG_QOS.durability, reliability=BAG_QOS.reliability)
-        if not reliable:
-            qos.reliability = ReliabilityPolicy.BEST_EFFORT
-        return qos
 
     def _callback_for(self, topic: str):
         def callback(data: bytes) -> None:

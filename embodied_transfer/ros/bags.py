@@ -26,6 +26,9 @@ from embodied_transfer.core.errors import EmbodiedTransferError
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 #: rosbag2 metadata version written by Kilted's ros2 bag.
 BAG_VERSION = 9
+#: The ROS distribution bags are written for (metadata ``ros_distro``): the sourced one, or
+#: the Kilted of the package's wheels.
+ROS_DISTRO = os.environ.get("ROS_DISTRO") or "kilted"
 
 
 class BagError(EmbodiedTransferError):
@@ -181,6 +184,12 @@ class BagReader:
                                f"in '{self.path}': {exc}") from None
         return typestore
 
+    def offered_qos(self, topic: str) -> list:
+        """The QoS profiles the topic's publishers offered when it was recorded (rosbags
+        ``Qos``; empty when the bag does not say)."""
+        return [q for c in self._reader.connections if c.topic == topic
+                for q in (getattr(c.ext, "offered_qos_profiles", None) or [])]
+
     def check_topics(self, topics: Iterable[str]) -> list[str]:
         """Return ``topics`` as a list, or raise naming those not in the bag."""
         topics = list(topics)
@@ -230,13 +239,14 @@ class BagWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare a topic (idempotent); its definition is stored in the bag."""
+    def add_topic(self, topic: str, msgtype: str, offered_qos: Iterable = ()) -> None:
+        """Declare a topic (idempotent); its definition and its publishers' offered QoS
+        profiles (rosbags ``Qos``) are stored in the bag."""
         if topic in self._connections:
             return
         register_type(self.typestore, msgtype)
         self._connections[topic] = self._writer.add_connection(
-            topic, msgtype, typestore=self.typestore)
+            topic, msgtype, typestore=self.typestore, offered_qos_profiles=list(offered_qos))
 
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
         """Append one CDR payload received at ``timestamp_ns``."""
@@ -248,6 +258,11 @@ class BagWriter:
 
     def close(self) -> None:
         self._writer.close()
+        # rosbags names itself as the distribution; name the one the bag is written for
+        meta = self.path / "metadata.yaml"
+        if meta.is_file():
+            text = meta.read_text()
+            meta.write_text(text.replace("ros_distro: rosbags", f"ros_distro: {ROS_DISTRO}", 1))
 
 
 class BackgroundBagWriter:
@@ -287,9 +302,9 @@ class BackgroundBagWriter:
                 method, args = item
                 getattr(writer, method)(*args)
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
+    def add_topic(self, topic: str, msgtype: str, offered_qos: Iterable = ()) -> None:
         register_type(self._check_types, msgtype)  # raises BagError here if unknown
-        self._queue.put(("add_topic", (topic, msgtype)))
+        self._queue.put(("add_topic", (topic, msgtype, list(offered_qos))))
 
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
         self._queue.put(("write", (topic, timestamp_ns, data)))
