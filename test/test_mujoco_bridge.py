@@ -152,6 +152,22 @@ def test_diagnostics_report_the_loaded_scene(bridge):
     assert float(values["input_rate_hz"]) > 0
 
 
+def test_the_watch_imu_is_published_the_rep145_way_with_its_orientation(bridge):
+    """Specific force with gravity plus the watch's orientation: removing gravity with the
+    orientation (what the converter does) leaves the small user acceleration."""
+    from embodied_transfer.squat.gravity import gravity_from_orientation
+
+    started, listener = bridge
+    spin(started, 3.0, until=lambda: len(listener.got["imu"]) >= 40)
+    msgs = listener.got["imu"]
+    assert len(msgs) >= 20 and all(m.orientation_covariance[0] != -1.0 for m in msgs)
+    user = [np.array([m.linear_acceleration.x, m.linear_acceleration.y,
+                      m.linear_acceleration.z])
+            - gravity_from_orientation((m.orientation.x, m.orientation.y, m.orientation.z,
+                                        m.orientation.w)) for m in msgs]
+    assert np.median(np.linalg.norm(user, axis=1)) < 2.0
+
+
 def test_gravity_removed_on_request(rclpy_context):
     started = bringup.bring_up([bringup.MUJOCO_BRIDGE], overrides={
         "mujoco_bridge": {"real_time_factor": 4.0, "imu_remove_gravity": True}})

@@ -114,9 +114,12 @@ def ns(msg) -> int:
 
 
 @pytest.fixture
-def graph(rclpy_context, models):
+def graph(rclpy_context, models, request):
+    # the recordings hold user acceleration (gravity removed), as the real watch's CSV does
+    gravity = getattr(request, "param", False)
     started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
-        "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3},
+        "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3,
+                               "imu_includes_gravity": gravity},
         "squat_phase_classifier": {"model_path": models["classifier_path"],
                                    "flush_after_s": 0.6}})
     io = Io(rclpy_context)
@@ -213,6 +216,30 @@ def test_a_replayed_stream_gives_the_offline_result(graph, models):
             break
         client.remove_pending_request(future)
     assert future.result().success and started.nodes[1].stream.rep_count == 0
+
+
+@pytest.mark.parametrize("graph", [True], indirect=True)
+def test_rep145_input_with_gravity_and_orientation_gives_the_user_acceleration_result(
+        graph, models):
+    """A REP-145 IMU (specific force with gravity, orientation given): the converter removes
+    gravity with the orientation and gives what the gravity-removed stream gives."""
+    from embodied_transfer.ros.conversions import make_header, numpy_to_imu
+
+    started, io = graph
+    t, accel, gyro, uwb_t, uwb = stream = recorded_stream(60)
+    messages = sensor_messages(io, *stream)
+    tilt = np.array([0.0, np.sin(0.2), 0.0, np.cos(0.2)])           # x, y, z, w: 0.4 rad
+    x, y, z, w = tilt
+    up = 9.80665 * np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+    rep145 = [(pub, numpy_to_imu(accel[list(t).index(ns(msg))] + up,
+                                 gyro[list(t).index(ns(msg))], orientation=tilt,
+                                 header=make_header(ns(msg), msg.header.frame_id)))
+              if pub is io.imu else (pub, msg) for pub, msg in messages]
+    send(started, io, rep145)
+    spin(started, 5.0, until=lambda: len(io.features) >= len(t))
+    sim, _ = offline(models, *stream)
+    np.testing.assert_allclose(np.array([m.values for m in io.features]), sim,
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_a_second_replay_publishes_again_and_says_so(graph):

@@ -3,8 +3,10 @@
 Topics, one message per kept CSV row unless said otherwise:
 
 * ``/imu`` — ``sensor_msgs/msg/Imu``: linear_acceleration [m/s^2] (user acceleration,
-  gravity removed) and angular_velocity [rad/s]; orientation unknown
-  (orientation_covariance[0] = -1, REP-145); covariances all zero ("unknown").
+  gravity removed, as the watch's CSV holds it: replay it into ``real2sim_converter`` with
+  ``imu_includes_gravity: false``; :data:`REPLAY_HINT`) and angular_velocity [rad/s];
+  orientation unknown (orientation_covariance[0] = -1, REP-145); covariances all zero
+  ("unknown").
 * ``/uwb/range`` — ``sensor_msgs/msg/Range``, only on rows that carried a new UWB range;
   omnidirectional (field_of_view 2*pi), radiation type INFRARED (electromagnetic
   time-of-flight, the nearest Range.msg has to a radio; see ``numpy_to_range``). A reading
@@ -45,6 +47,10 @@ DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 GAP_NS = 2_000_000_000
 UWB_MIN_RANGE = 0.1
 UWB_MAX_RANGE = 50.0
+#: How to replay such a bag: its IMU holds user acceleration, not REP-145 specific force.
+REPLAY_HINT = ("the IMU holds user acceleration (gravity removed): replay with "
+               "real2sim_converter's imu_includes_gravity false, e.g. a params file with "
+               "'/**/real2sim_converter: {ros__parameters: {imu_includes_gravity: false}}'")
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class Csv2BagReport:
         return sum(r.repetitions for r in self.recordings)
 
     def summary(self) -> str:
-        """A small text table, one line per recording and a total."""
+        """A small text table, one line per recording and a total, then :data:`REPLAY_HINT`."""
         def skipped(counts: dict[str, int]) -> str:
             return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or "-"
 
@@ -109,6 +115,7 @@ class Csv2BagReport:
         if out_of_limits:
             lines.append(f"UWB readings outside [{UWB_MIN_RANGE}, {UWB_MAX_RANGE}] m sent as "
                          f"-inf/+inf: {out_of_limits}")
+        lines.append(REPLAY_HINT)
         return "\n".join(lines)
 
 

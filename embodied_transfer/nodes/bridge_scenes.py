@@ -119,7 +119,8 @@ class SquatIO(SceneIO):
             clock.clock = make_header(stamp).stamp
             self.pub_clock.publish(clock)
         accel = frame.accel - frame.gravity if self.remove_gravity else frame.accel
-        self.pub_imu.publish(numpy_to_imu(accel, frame.gyro,
+        w, x, y, z = frame.orientation
+        self.pub_imu.publish(numpy_to_imu(accel, frame.gyro, orientation=(x, y, z, w),
                                           header=make_header(stamp, self.frames["imu"])))
         uwb = self.sim.config.uwb
         for t, value in frame.uwb:

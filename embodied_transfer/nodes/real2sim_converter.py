@@ -1,8 +1,10 @@
 """real2sim_converter: watch IMU + UWB range in, simulator-domain features out.
 
-Subscribes ``imu`` (sensor_msgs/Imu: linear_acceleration is taken as *user* acceleration,
-gravity removed, m/s² — what the real watch reports and what mujoco_bridge publishes with
-``imu_remove_gravity: true``) and ``uwb/range`` (sensor_msgs/Range, 5–7 Hz), both
+Subscribes ``imu`` (sensor_msgs/Imu; linear_acceleration includes gravity as REP-145 says,
+which the node removes with the message's orientation or, without one, a gyro-aided filter
+(:mod:`~embodied_transfer.squat.gravity`); with ``imu_includes_gravity: false`` it is taken as
+*user* acceleration, what the real watch's CSV holds) and ``uwb/range`` (sensor_msgs/Range,
+5–7 Hz), both
 best effort like sensor data but 100 deep (SENSOR_STREAM_QOS: every frame counts, and a 10×
 replay comes in bursts). Publishes ``real2sim/features`` (SimDomainFeatures; header = the
 IMU frame's stamp and frame_id; channels = FEATURE_CHANNELS; float32 values), reliable with
@@ -40,10 +42,12 @@ from embodied_transfer.ros.conversions import (ConversionError, make_header, ran
 from embodied_transfer.ros.diagnostics import count_values
 from embodied_transfer.ros.qos import BAG_QOS, SENSOR_STREAM_QOS
 from embodied_transfer.squat.config import ConverterNodeConfig
+from embodied_transfer.squat.gravity import GravityTracker, gravity_from_orientation
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
 
 GRAVITY_SUSPECT = 7.0      # mean |accel| [m/s²] above which the IMU seems to include gravity
+GRAVITY_MISSING = 4.0      # mean |accel| [m/s²] below which it seems to have it removed
 
 
 class Real2SimConverter(ManagedNode):
@@ -59,7 +63,7 @@ class Real2SimConverter(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("real2sim_converter", **kwargs)
         self.health.warning = self._warning
-        self.assembler = self.stream = None
+        self.assembler = self.stream = self._gravity = None
         self._last_stale = False
         self._accel_norm = 0.0
         self._accel_frames = 0
@@ -82,6 +86,7 @@ class Real2SimConverter(ManagedNode):
             raise SquatDataError(f"cannot load the converter model: {exc}") from None
         self.stream = ConverterStream(converter, new_stream_gap_s=config.new_stream_gap_s,
                                       on_reject=self._on_reject)
+        self._gravity = GravityTracker(config.gravity_time_constant_s)
         ad = converter.ckpt.adaptation
         self.health.model_info = (
             f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "
@@ -93,7 +98,7 @@ class Real2SimConverter(ManagedNode):
                 self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS)]
 
     def _streams(self) -> list:
-        return [self.assembler, self.stream]
+        return [self.assembler, self.stream, self._gravity]
 
     def _pending(self) -> int:
         return self.assembler.held
@@ -102,7 +107,7 @@ class Real2SimConverter(ManagedNode):
         self._emit(self.assembler.flush())
 
     def _release(self) -> None:
-        self.assembler = self.stream = None
+        self.assembler = self.stream = self._gravity = None
 
     # --- input -------------------------------------------------------------------------
     def _on_imu(self, msg: Imu) -> None:
@@ -117,14 +122,26 @@ class Real2SimConverter(ManagedNode):
                                                 "unavailable (covariance[0] == -1)")
                 return
             a, w = msg.linear_acceleration, msg.angular_velocity
+            accel, gyro = np.array([a.x, a.y, a.z]), np.array([w.x, w.y, w.z])
+            user = self._user_acceleration(msg, stamp, accel, gyro)
             last = self.assembler.last_imu_ns
-            frames = self.assembler.push_imu(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z),
-                                             tag=msg.header.frame_id)
+            frames = self.assembler.push_imu(stamp, user, gyro, tag=msg.header.frame_id)
             if self.assembler.last_imu_ns != last:         # accepted
-                norm = float(np.sqrt(a.x * a.x + a.y * a.y + a.z * a.z))
+                norm = float(np.linalg.norm(accel))
                 self._accel_frames += 1
                 self._accel_norm += (norm - self._accel_norm) / min(self._accel_frames, 100)
             self._emit(frames)
+
+    def _user_acceleration(self, msg: Imu, stamp: int, accel, gyro) -> np.ndarray:
+        """The acceleration without gravity (module docstring)."""
+        if not self.config.imu_includes_gravity or not np.all(np.isfinite(accel)):
+            return accel
+        if msg.orientation_covariance[0] != -1.0:
+            q = msg.orientation
+            quat = (q.x, q.y, q.z, q.w)
+            if np.isfinite(quat).all() and np.linalg.norm(quat) > 0.5:
+                return accel - gravity_from_orientation(quat)
+        return self._gravity.update(stamp, accel, gyro)
 
     def _on_uwb(self, msg: Range) -> None:
         with self._lock:
@@ -178,9 +195,14 @@ class Real2SimConverter(ManagedNode):
             return f"IMU stamp rate {a.imu_rate_hz:.0f} Hz is above max_imu_rate_hz"
         if self._last_stale:
             return "UWB stale: frames emitted with the last range held"
-        if self._accel_frames >= 50 and self._accel_norm > GRAVITY_SUSPECT:
-            return (f"mean |accel| {self._accel_norm:.1f} m/s² looks like it includes "
-                    "gravity; the converter expects user acceleration")
+        if self._accel_frames >= 50:
+            with_g = self.config.imu_includes_gravity
+            if not with_g and self._accel_norm > GRAVITY_SUSPECT:
+                return (f"mean |accel| {self._accel_norm:.1f} m/s² looks like it includes "
+                        "gravity, but imu_includes_gravity is false")
+            if with_g and self._accel_norm < GRAVITY_MISSING:
+                return (f"mean |accel| {self._accel_norm:.1f} m/s² looks like user "
+                        "acceleration (gravity removed): set imu_includes_gravity false")
         return ""
 
 

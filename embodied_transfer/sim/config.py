@@ -24,9 +24,9 @@ class BridgeConfig(LifecycleSettings):
                                  low=0.0)
     publish_clock: bool = setting(True, "Squat scene: publish sim time on /clock")
     imu_remove_gravity: bool = setting(
-        True, "Squat scene: publish user acceleration (gravity removed, as the real watch "
-              "reports and the converter expects) instead of the accelerometer's specific "
-              "force (REP-145)")
+        False, "Squat scene: publish user acceleration (gravity removed, as the real watch's "
+               "CSV holds it) instead of the accelerometer's specific force with gravity "
+               "(REP-145, the default); the watch's orientation is published either way")
     imu_frame_id: str = setting("watch_imu", "Squat scene: frame of the watch IMU")
     uwb_frame_id: str = setting("uwb_phone", "Squat scene: frame of the UWB ranging")
     base_frame_id: str = setting("base_link", "Squat scene: frame of joint_states")

@@ -131,6 +131,7 @@ class LiveFrame:
     accel: np.ndarray         # (3,) m/s², including gravity
     gyro: np.ndarray          # (3,) rad/s
     gravity: np.ndarray       # (3,) m/s², gravity reaction in the watch frame (frame end)
+    orientation: np.ndarray   # (4,) the watch's orientation (w, x, y, z) in the world
     phase: int
     reps: int                 # completed repetitions
     uwb: list[tuple[float, float]]   # (time s, range m) of readings that arrived in the frame
@@ -206,12 +207,13 @@ class LiveSquat:
                                             samples[:, self.layout.gyro].mean(0, keepdims=True),
                                             self._imu_biases, self._rng_sensor,
                                             self._imu_noise_scale)
-        imu = (accel[0], gyro[0], gravity_in_sensor(samples[-1, self.layout.watch_quat])[0])
+        quat = samples[-1, self.layout.watch_quat].copy()
+        imu = (accel[0], gyro[0], gravity_in_sensor(quat)[0], quat)
         if self._imu_last is not None and self._rng_sensor.random() < self._imu_hold:
             imu = self._imu_last                   # the watch repeats its previous row
         self._imu_last = imu
-        accel, gyro, gravity = imu
-        return LiveFrame(t=t1, accel=accel, gyro=gyro, gravity=gravity,
+        accel, gyro, gravity, quat = imu
+        return LiveFrame(t=t1, accel=accel, gyro=gyro, gravity=gravity, orientation=quat,
                          phase=int(self.plan.phase([t1])[0]),
                          reps=self.plan.completed(t1), uwb=self._uwb_readings(t0, t1, distances),
                          joint_positions=self.data.qpos[self._qadr].copy(),

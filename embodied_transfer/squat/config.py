@@ -41,6 +41,12 @@ class ConverterNodeConfig(LifecycleSettings):
         200.0, "IMU stamp rate above which diagnostics warn (frames are still processed)",
         unit="Hz", low=0.0)
     frame_id: str = setting("", "frame_id of the features; empty: the IMU frame's")
+    imu_includes_gravity: bool = setting(
+        True, "imu linear_acceleration includes gravity (REP-145); it is removed with the "
+              "message's orientation, or without one by a gyro-aided filter. false: the "
+              "input is user acceleration already (the real watch's CSV and its bags)")
+    gravity_time_constant_s: float = duration(
+        0.5, "Time constant of the gravity filter for IMUs without orientation")
 
 
 @dataclass
