@@ -39,6 +39,19 @@ def test_rate_latency_rejections_and_model_state():
     assert health.input_rate_hz() == 0.0
 
 
+def test_a_rejection_warns_for_a_while_then_clears_with_healthy_input():
+    clock = FakeClock()
+    health = NodeHealth("converter", clock=clock)
+    health.reject("imu_out_of_order: 3 ms back")
+    assert health.level()[0] == WARN
+    for i in range(1, 200):                     # healthy input for ~6 s
+        clock.t = i * 0.03
+        health.input()
+    assert health.level() == (OK, "ok")
+    values = dict(health.key_values())
+    assert values["rejected_inputs"] == "1" and values["last_rejection"].startswith("imu_out")
+
+
 def test_window_bounds_memory():
     health = NodeHealth("x", window=10)
     for _ in range(100):

@@ -14,6 +14,9 @@ from typing import Callable
 import numpy as np
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+#: A rejection keeps the status at WARN this long (s); then, with healthy input, it clears
+#: to OK (the counts stay in the report's values).
+WARN_HOLD_S = 5.0
 
 
 @dataclass
@@ -36,6 +39,7 @@ class NodeHealth:
     warning: Callable[[], str] | None = None
     _arrivals: deque = field(default_factory=deque, repr=False)
     _latencies: deque = field(default_factory=deque, repr=False)
+    _rejected_at: float | None = field(default=None, repr=False)
 
     def input(self) -> None:
         """Count one received input (call at the top of a callback)."""
@@ -55,6 +59,7 @@ class NodeHealth:
         """Count one rejected input; ``reason`` is kept for the next report."""
         self.rejected += 1
         self.last_rejection = reason
+        self._rejected_at = self.clock()
 
     def input_rate_hz(self) -> float:
         """Rate of inputs over the recent window (0 until two have arrived)."""
@@ -76,7 +81,7 @@ class NodeHealth:
         """Overall level and a one-line summary."""
         if self.needs_model and not self.model_loaded:
             return ERROR, "model not loaded"
-        if self.rejected and self.last_rejection:
+        if self._rejected_at is not None and self.clock() - self._rejected_at < WARN_HOLD_S:
             return WARN, f"rejected {self.rejected} input(s), last: {self.last_rejection}"
         text = self.warning() if self.warning else ""
         return (WARN, text) if text else (OK, "ok")
