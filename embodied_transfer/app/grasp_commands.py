@@ -254,7 +254,7 @@ def run(args) -> int:
         from embodied_transfer.grasp.synthetic import simulate_trials
 
         result = simulate_trials(_load(args), args.trials, args.seed,
-                                 randomise=args.randomise, random_size=not args.keep_size)
+                                 randomise=args.randomise)
         print(f"{result['backend']}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
               f"executed grasps succeeded (target lifted: "
               f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")
