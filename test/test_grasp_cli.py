@@ -7,6 +7,20 @@ import json
 from test_squat_cli import assert_one_line_error
 
 
+def test_randomised_export_varies_the_look_and_keeps_the_size_on_request(cli, tmp_path):
+    import cv2
+
+    for name, extra in (("free", []), ("kept", ["--keep-size"])):
+        rc, out, err = cli("grasp", "export", "--out", str(tmp_path / name), "--scenes", "4",
+                           "--seed", "20", "--workers", "1", "--randomise", *extra,
+                           timeout=120)
+        assert rc == 0, err
+    sizes = {name: {cv2.imread(str(p)).shape[:2]
+                    for p in (tmp_path / name / "plain").glob("*r.png")}
+             for name in ("free", "kept")}
+    assert sizes["kept"] == {(240, 320)} and len(sizes["free"]) > 1
+
+
 def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
     rc, out, err = cli("grasp", "export", "--out", str(tmp_path / "d"), "--scenes", "3",
                        "--seed", "1", "--workers", "1", timeout=120)
@@ -25,6 +39,11 @@ def test_export_evaluate_and_trials_with_the_shipped_cnn(cli, tmp_path):
     assert rc == 0, err
     trials = json.loads((tmp_path / "t.json").read_text())
     assert trials["trials"] == 2 and len(trials["rows"]) == 2 and "succeeded" in out
+    assert trials["randomised"] is False
+    rc, out, err = cli("grasp", "simulate-trials", "--backend", "cnn", "--trials", "1",
+                       "--randomise", "--json", str(tmp_path / "t.json"), timeout=120)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "t.json").read_text())["randomised"] is True
     # the shipped tiny VLM picks, the cnn places the grasp (its default; one view is quick)
     rc, out, err = cli("grasp", "evaluate", "--backend", "tiny-vlm", "--views", "1",
                        "--dataset", str(tmp_path / "d" / "instructed"),
