@@ -206,6 +206,17 @@ def test_launch_node_arguments_match_the_one_process_bringup():
     assert all(text for _, text in bringup.LAUNCH_ARGUMENTS.values())
 
 
+def test_sim_graphs_follow_their_bridges_clock_by_default():
+    for name in bringup.GRAPHS:
+        default = bringup.launch_arguments(name)["use_sim_time"][0]
+        assert default == ("true" if name in ("sim", "grasp_sim") else "false"), name
+    from embodied_transfer.app.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["sim"]).use_sim_time is None               # the graph's default
+    assert parser.parse_args(["sim", "--no-use-sim-time"]).use_sim_time is False
+
+
 class ModelNode:
     """A lifecycle node that, like the model nodes, fails configure without its model."""
 

@@ -241,13 +241,30 @@ def domain_summary() -> str:
 
 # --- launch_ros (real ROS 2 installs) ------------------------------------------------------
 
+#: Graphs whose own simulator publishes /clock: their nodes follow it by default.
+SIM_GRAPHS = ("sim", "grasp_sim")
+
+
+def uses_sim_time(name: str) -> bool:
+    """The default of ``use_sim_time`` for graph ``name``."""
+    return name in SIM_GRAPHS
+
+
 LAUNCH_ARGUMENTS = {
     "params_file": ("", "ROS 2 parameter YAML applied over the package's config/ defaults"),
-    "use_sim_time": ("false", "Use /clock (simulation or bag replay with --clock) as time"),
+    "use_sim_time": ("false", "Use /clock (simulation or bag replay with --clock) as time "
+                              "(default true in the sim graphs, whose bridge publishes it)"),
     "namespace": ("", "Namespace for every node of the graph"),
     "autostart": ("true", "Lifecycle nodes configure and activate themselves; false: they "
                           "wait for a lifecycle manager"),
 }
+
+
+def launch_arguments(name: str) -> dict[str, tuple[str, str]]:
+    """The launch arguments of graph ``name``: (default, description) each."""
+    args = dict(LAUNCH_ARGUMENTS)
+    args["use_sim_time"] = (str(uses_sim_time(name)).lower(), args["use_sim_time"][1])
+    return args
 
 
 def launch_node_kwargs(spec: NodeSpec, params_file: str, use_sim_time: bool,
@@ -274,8 +291,10 @@ def generate_graph_launch_description(name: str):
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import LifecycleNode, Node
 
+    arguments_of_graph = launch_arguments(name)
+
     def nodes(context):
-        value = {arg: LaunchConfiguration(arg).perform(context) for arg in LAUNCH_ARGUMENTS}
+        value = {arg: LaunchConfiguration(arg).perform(context) for arg in arguments_of_graph}
         sim_time = value["use_sim_time"].lower() in ("1", "true", "yes")
         start = value["autostart"].lower() in ("1", "true", "yes")
         actions = []
@@ -288,5 +307,5 @@ def generate_graph_launch_description(name: str):
         return actions
 
     arguments = [DeclareLaunchArgument(arg, default_value=default, description=text)
-                 for arg, (default, text) in LAUNCH_ARGUMENTS.items()]
+                 for arg, (default, text) in arguments_of_graph.items()]
     return LaunchDescription([*arguments, OpaqueFunction(function=nodes)])

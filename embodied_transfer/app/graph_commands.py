@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from embodied_transfer.app.bringup import bring_up, domain_summary, graph
+from embodied_transfer.app.bringup import bring_up, domain_summary, graph, uses_sim_time
 from embodied_transfer.core.runtime import NODE_TORCH_THREADS, configure_process
 from embodied_transfer.grasp.backends import BACKENDS, REFINERS
 from embodied_transfer.ros.bags import STORAGES, storage_plugin
@@ -17,7 +17,9 @@ from embodied_transfer.ros.bags import STORAGES, storage_plugin
 def graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="", help="namespace for every node")
     parser.add_argument("--params-file", help="ROS 2 parameter YAML applied over config/")
-    parser.add_argument("--use-sim-time", action="store_true", help="nodes follow /clock")
+    parser.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=None,
+                        help="nodes follow /clock (default: yes in the sim graphs, whose "
+                             "bridge publishes it; no otherwise)")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")
 
@@ -96,8 +98,9 @@ def run_graph(name: str, args: argparse.Namespace, overrides: dict | None = None
     started = monitor = None
     with ros_context():
         try:
+            sim_time = uses_sim_time(name) if args.use_sim_time is None else args.use_sim_time
             started = bring_up(specs, namespace=args.namespace, params_file=args.params_file,
-                               use_sim_time=args.use_sim_time, overrides=overrides)
+                               use_sim_time=sim_time, overrides=overrides)
             print(f"graph '{name}' up ({domain_summary()}):")
             for spec, node in zip(specs, started.nodes):
                 print(f"  {node.get_fully_qualified_name():<28} {spec.description}")
