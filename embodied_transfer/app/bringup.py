@@ -132,9 +132,9 @@ def _matches(key: str, node_name: str, namespace: str) -> bool:
     return re.fullmatch(pattern, "/" + full) is not None
 
 
-def load_params(path: Path, node_name: str, namespace: str = "") -> dict:
-    """The ``ros__parameters`` a ROS 2 parameter file gives node ``node_name`` in
-    ``namespace`` (or {}), merged in the file's order as rcl merges them."""
+def read_params_file(path: Path) -> dict:
+    """A ROS 2 parameter file as {node key: section}, or :class:`BringupError` saying why
+    it cannot be one."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
@@ -143,21 +143,39 @@ def load_params(path: Path, node_name: str, namespace: str = "") -> dict:
         raise BringupError(f"parameter file '{path}' is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise BringupError(f"parameter file '{path}' must map node names to ros__parameters")
+    return data
+
+
+def load_params(path: Path, node_name: str, namespace: str = "") -> dict:
+    """The ``ros__parameters`` a ROS 2 parameter file gives node ``node_name`` in
+    ``namespace`` (or {}), merged in the file's order as rcl merges them."""
     params: dict = {}
-    for key, section in data.items():
+    for key, section in read_params_file(path).items():
         if _matches(str(key), node_name, namespace):
             params.update(section.get("ros__parameters") or {})
     return params
 
 
 def _unmatched_warning(path: Path, names: Iterable[str], namespace: str) -> str | None:
-    """A warning when no key of a user parameter file applies to any node of the graph."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """A warning when no key of a user parameter file applies to any node of the graph (a
+    :class:`BringupError` when it is no parameter file)."""
+    data = read_params_file(path)
     if any(_matches(str(k), n, namespace) for k in data for n in names):
         return None
     return (f"no key of {path} ({', '.join(map(str, data)) or 'none'}) applies to the nodes "
             f"{', '.join(names)} in namespace '{namespace or '/'}'; use '/**:' or "
             f"'/**/<node>:' keys to match under any namespace")
+
+
+def parameter_layers(spec: NodeSpec, params_file: str | None) -> list:
+    """What a node's parameters come from, later ones winning: its config file, the graph's
+    own values (a dict), the user's ``params_file``; both ways of starting a graph use it."""
+    layers: list = [spec.params_file]
+    if spec.parameters:
+        layers.append(dict(spec.parameters))
+    if params_file:
+        layers.append(Path(params_file))
+    return layers
 
 
 @dataclass
@@ -189,7 +207,6 @@ def bring_up(specs: Iterable[NodeSpec], *, namespace: str = "", params_file: str
 
     specs = list(specs)
     if params_file:
-        load_params(Path(params_file), "", namespace)          # a clear error when broken
         warning = _unmatched_warning(Path(params_file), [s.name for s in specs], namespace)
         if warning:
             logging.getLogger(__name__).warning(warning)
@@ -214,12 +231,11 @@ def _create(spec: NodeSpec, namespace: str, params_file: str | None, use_sim_tim
     from rclpy.exceptions import InvalidParameterValueException
     from rclpy.parameter import Parameter
 
-    files = [spec.params_file]
-    if spec.parameters:          # the graph's values, between the defaults and the user's
-        files.append(tmp / f"{spec.name}.yaml")
-        files[-1].write_text(yaml.safe_dump({"/**": {"ros__parameters": dict(spec.parameters)}}))
-    if params_file:
-        files.append(Path(params_file))
+    files = parameter_layers(spec, params_file)
+    for i, layer in enumerate(files):
+        if isinstance(layer, dict):      # a file for rcl, as launch_ros writes one
+            files[i] = tmp / f"{spec.name}_{i}.yaml"
+            files[i].write_text(yaml.safe_dump({"/**": {"ros__parameters": layer}}))
     values = {**overrides, "use_sim_time": use_sim_time}
     # ROS parameters cannot type an empty list: write it as [""] (nodes drop blanks).
     values = {k: ([""] if v == [] else v) for k, v in values.items()}
@@ -271,11 +287,8 @@ def launch_node_kwargs(spec: NodeSpec, params_file: str, use_sim_time: bool,
                        namespace: str, autostart: bool | None = None) -> dict:
     """Keyword arguments of the launch_ros Node action for ``spec`` (pure, testable);
     ``autostart`` (lifecycle nodes) set over the files when given."""
-    parameters: list = [str(spec.params_file)]
-    if spec.parameters:
-        parameters.append(dict(spec.parameters))
-    if params_file:
-        parameters.append(params_file)
+    parameters: list = [layer if isinstance(layer, dict) else str(layer)
+                        for layer in parameter_layers(spec, params_file)]
     parameters.append({"use_sim_time": use_sim_time})
     if spec.lifecycle and autostart is not None:
         parameters[-1]["autostart"] = autostart

@@ -59,7 +59,9 @@ class DataParallel:
 
     @property
     def device(self) -> torch.device:
-        return self.accelerator.device
+        """Where this process trains: the accelerator's device when launched, else the CPU
+        (a single process keeps the caller's device choice)."""
+        return self.accelerator.device if self.world > 1 else torch.device("cpu")
 
     def check_batch(self, batch_size: int) -> None:
         """A global batch must give every process at least one item."""
@@ -79,8 +81,11 @@ class DataParallel:
         return items[self.rank::self.world]
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``model`` on this process's device, wrapped for gradient averaging when N > 1."""
-        if self.world > 1 and self.device.type == "cuda":
+        """``model`` on this process's device, wrapped for gradient averaging when N > 1
+        (one process: ``model`` as it is, where the caller put it)."""
+        if self.world == 1:
+            return model
+        if self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return self.accelerator.prepare_model(model)
 
@@ -92,9 +97,6 @@ class DataParallel:
         if self.world == 1:
             return float(value.item())
         return float(self.accelerator.reduce(value.detach().reshape(1), "mean").item())
-
-    def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        return self.accelerator.unwrap_model(model)
 
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()

@@ -371,8 +371,8 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
     2e-4 (LoRA) or 1e-3 (full); linear warm-up over ``warmup`` of the steps, then cosine
     decay to 10 %. Deterministic for a ``seed`` on the CPU. Under ``accelerate launch`` the
     batches are shared among the processes (:mod:`~embodied_transfer.grasp.parallel`) and
-    ``device`` is each process's. Returns the paths written (``model``, ``curves``,
-    ``curves_json``, ``meta``; nothing on processes other than the main one).
+    ``device`` is each process's; only the main process writes. Returns the paths written
+    (``model``, ``curves``, ``curves_json``, ``meta``).
     """
     import torch
 
