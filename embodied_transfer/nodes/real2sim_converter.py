@@ -86,7 +86,8 @@ class Real2SimConverter(ManagedNode):
             raise SquatDataError(f"cannot load the converter model: {exc}") from None
         self.stream = ConverterStream(converter, new_stream_gap_s=config.new_stream_gap_s,
                                       on_reject=self._on_reject)
-        self._gravity = GravityTracker(config.gravity_time_constant_s)
+        self._gravity = GravityTracker(config.gravity_time_constant_s,
+                                       new_stream_gap_s=config.new_stream_gap_s)
         ad = converter.ckpt.adaptation
         self.health.model_info = (
             f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "

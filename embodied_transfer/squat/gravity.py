@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 G = 9.80665          # m/s², standard gravity
-JUMP_BACK_NS = 1_000_000_000     # a stamp this far before the last restarts the estimate
 
 
 def gravity_from_orientation(quat_xyzw, g: float = G) -> np.ndarray:
@@ -27,10 +26,14 @@ def gravity_from_orientation(quat_xyzw, g: float = G) -> np.ndarray:
 class GravityTracker:
     """Gravity in the sensor frame from accelerometer + gyroscope (module docstring)."""
 
-    def __init__(self, time_constant_s: float = 1.0, g: float = G) -> None:
-        if not time_constant_s > 0:
-            raise ValueError(f"time_constant_s must be > 0, got {time_constant_s}")
+    def __init__(self, time_constant_s: float = 1.0, g: float = G,
+                 new_stream_gap_s: float = 1.0) -> None:
+        if not time_constant_s > 0 or not new_stream_gap_s > 0:
+            raise ValueError(f"time_constant_s ({time_constant_s}) and new_stream_gap_s "
+                             f"({new_stream_gap_s}) must be > 0")
         self.time_constant_s, self.g = float(time_constant_s), float(g)
+        # a stamp this far before the last one is a new stream (the streams' rule)
+        self.jump_back_ns = int(round(new_stream_gap_s * 1e9))
         self.reset()
 
     def reset(self) -> None:
@@ -44,7 +47,7 @@ class GravityTracker:
         a = np.asarray(accel, dtype=float)
         w = np.asarray(gyro, dtype=float)
         if self.gravity is not None and self._last_ns is not None \
-                and self._last_ns - JUMP_BACK_NS <= stamp_ns <= self._last_ns:
+                and self._last_ns - self.jump_back_ns <= stamp_ns <= self._last_ns:
             return a - self.gravity          # out of order: no update (the stream rejects it)
         if self.gravity is None or self._last_ns is None or stamp_ns <= self._last_ns:
             norm = np.linalg.norm(a)
