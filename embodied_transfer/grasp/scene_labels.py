@@ -129,6 +129,20 @@ def scene_look(seed: int, n_objects: int) -> Look:
     return Look.sample(np.random.default_rng((seed, 1)), n_objects)
 
 
+def scene_at_rest(seed: int, rng: np.random.Generator, n_objects: int | None,
+                  randomise: bool):
+    """Scene ``seed``'s objects (1..MAX_OBJECTS drawn from ``rng`` when ``n_objects`` is
+    None), their model under the scene's look (``randomise``) and its data settled at rest:
+    (scene, model, data)."""
+    n = int(rng.integers(1, MAX_OBJECTS + 1)) if n_objects is None else n_objects
+    look = scene_look(seed, n) if randomise else None
+    scene = TabletopScene.sample(rng, n, look)
+    model = build_model(scene, look=look)
+    data = mujoco.MjData(model)
+    reset(model, data)
+    return scene, model, data
+
+
 def sample_scene(seed: int, n_objects: int | None = None, width: int = 320,
                  height: int = 240, randomise: bool = False,
                  random_size: bool = True) -> SceneSample:
@@ -136,15 +150,9 @@ def sample_scene(seed: int, n_objects: int | None = None, width: int = 320,
     with ``randomise``, under a random look (:func:`scene_look`) and, with ``random_size``,
     at a random image size (:func:`~embodied_transfer.sim.tabletop_looks.sample_image_size`)."""
     check_size(width, height)
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, MAX_OBJECTS + 1)) if n_objects is None else n_objects
-    look = scene_look(seed, n) if randomise else None
     if randomise and random_size:
         width, height = sample_image_size(np.random.default_rng((seed, 2)))
-    scene = TabletopScene.sample(rng, n, look)
-    model = build_model(scene, look=look)
-    data = mujoco.MjData(model)
-    reset(model, data)
+    scene, model, data = scene_at_rest(seed, np.random.default_rng(seed), n_objects, randomise)
     rgb, depth = render(model, data, width, height)
     return SceneSample(scene, rgb, depth, camera_intrinsics(model, width, height),
                        object_infos(model, scene, width, height),

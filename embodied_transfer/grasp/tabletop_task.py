@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
 from embodied_transfer.grasp.reasoning import ObjectInfo, instruction
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.scene_labels import (grasp_from_image, image_grasps, object_infos,
-                                                  scene_look)
+                                                  scene_at_rest)
 from embodied_transfer.sim.errors import SimError
-from embodied_transfer.sim.tabletop import TabletopScene, build_model
 from embodied_transfer.sim.tabletop_camera import Intrinsics, camera_intrinsics, render
-from embodied_transfer.sim.tabletop_gripper import GraspOutcome, execute_grasp, reset
+from embodied_transfer.sim.tabletop_gripper import GraspOutcome, execute_grasp
 
 
 def scene_seed(seed: int, i: int) -> int:
@@ -53,12 +51,8 @@ class LiveTabletop:
         self.index += 1
         seed = scene_seed(self.seed, self.index)
         rng = np.random.default_rng(seed)
-        n = int(rng.integers(1, 6)) if self.n_objects is None else self.n_objects
-        look = scene_look(seed, n) if self.randomise else None
-        self.scene = TabletopScene.sample(rng, n, look)
-        self.model = build_model(self.scene, look=look)
-        self.data = mujoco.MjData(self.model)
-        reset(self.model, self.data)
+        self.scene, self.model, self.data = scene_at_rest(seed, rng, self.n_objects,
+                                                          self.randomise)
         self.objects: list[ObjectInfo] = object_infos(self.model, self.scene, self.width,
                                                       self.height)
         self.target = self.objects[int(rng.integers(len(self.objects)))]
