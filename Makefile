@@ -48,7 +48,14 @@ $(STAMPS)/interfaces: $(STAMPS)/deps $(INTERFACE_SOURCES)
 	$(PIP) install -q --no-build-isolation --no-deps --force-reinstall ./interfaces
 	@touch $@
 
-$(STAMPS)/package: $(STAMPS)/interfaces setup.py setup.cfg package.xml
+# tf2_msgs (the simulator's /tf_static) is not among the ROS 2 wheels on PyPI: where it is not
+# importable, build the stand-in in vendor/tf2_msgs (its TFMessage, wire-compatible).
+$(STAMPS)/tf2_msgs: $(STAMPS)/deps vendor/tf2_msgs/msg/TFMessage.msg
+	$(PY) -c "import tf2_msgs.msg" 2>/dev/null || \
+	  $(PIP) install -q --no-build-isolation --no-deps --force-reinstall ./vendor/tf2_msgs
+	@touch $@
+
+$(STAMPS)/package: $(STAMPS)/interfaces $(STAMPS)/tf2_msgs setup.py setup.cfg package.xml
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	@touch $@
 
@@ -174,7 +181,7 @@ colcon-check: setup
 	bash test/colcon_build.sh $(abspath $(VENV))
 
 clean:
-	rm -rf build install log interfaces/build
+	rm -rf build install log interfaces/build vendor/tf2_msgs/build
 
 # The shipped cnn (embodied_transfer/models/grasp/cnn): the tabletop cnn fine-tuned on the
 # real development images (../shared/data/cornell_dev) seen through the fixed workspace

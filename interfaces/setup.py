@@ -1,4 +1,4 @@
-"""Build the ament_cmake interface package into a Python wheel (no ROS install needed).
+"""Build an ament_cmake interface package into a Python wheel (no ROS install needed).
 
 This is only for environments where ROS 2 comes from the ``ros-*`` wheels on PyPI (see the
 top-level Makefile). On a ROS 2 workstation, colcon builds this directory with CMake as a
@@ -10,11 +10,14 @@ that the ``ros_wheels_bootstrapper`` sets) and ``share/`` (ament index, CMake co
 later CMake build can ``find_package(embodied_transfer_interfaces)`` in the same prefix.
 
 Build with ``pip install --no-build-isolation ./interfaces`` from a venv that already holds
-the rosidl/ament wheels; ``AMENT_PREFIX_PATH`` defaults to that venv.
+the rosidl/ament wheels; ``AMENT_PREFIX_PATH`` defaults to that venv. The package built is the
+one whose ``package.xml`` lies beside this file as it was invoked (``vendor/tf2_msgs`` links
+to it), so the path is not resolved through links.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,8 +29,8 @@ from setuptools.command.build import build
 from setuptools.command.install import install
 from distutils.command.install_data import install_data  # setuptools ships distutils
 
-HERE = Path(__file__).resolve().parent
-NAME = "embodied_transfer_interfaces"
+HERE = Path(os.path.abspath(__file__)).parent
+NAME = re.search(r"<name>\s*(\S+?)\s*</name>", (HERE / "package.xml").read_text()).group(1)
 BUILD = HERE / "build" / "cmake"
 STAGE = HERE / "build" / "stage"
 
@@ -111,10 +114,10 @@ class BinaryDistribution(Distribution):
 setup(
     name=NAME,
     version="0.1.0",
-    description="embodied_transfer ROS 2 messages and services, built from interfaces/",
+    description=f"ROS 2 interfaces {NAME}, built with rosidl from {HERE.name}/",
     packages=[],
     # Non-empty so that setuptools runs install_data, which adds the staged files.
-    data_files=[("share/embodied_transfer_interfaces", ["package.xml"])],
+    data_files=[(f"share/{NAME}", ["package.xml"])],
     distclass=BinaryDistribution,
     cmdclass={"build": Build, "install_data": InstallData, "install": Install},
     python_requires=f">={sysconfig.get_python_version()}",

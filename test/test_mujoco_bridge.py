@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -192,50 +194,88 @@ def test_bad_configuration_fails_the_bringup(rclpy_context, override):
 
 
 def test_tabletop_scene_streams_camera_and_executes_grasps(rclpy_context):
-    from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+    """The controller's path: a Grasp3D in the camera's optical frame, executed by the
+    gripper after a TF lookup of the camera frames the bridge latches on /tf_static."""
+    from embodied_transfer_interfaces.msg import GraspOutcome
+    from embodied_transfer_interfaces.msg import Grasp3D as Grasp3DMsg
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import String
+    from tf2_msgs.msg import TFMessage
 
-    from embodied_transfer.ros.conversions import make_header
+    from embodied_transfer.grasp.geometry import grasp_3d
+    from embodied_transfer.ros.conversions import camera_info_to_intrinsics, make_header
+    from embodied_transfer.ros.grasp_msgs import grasp_3d_to_msg
     from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
+    from embodied_transfer.ros.tf import TF_STATIC_QOS, Transform, TransformTree
+    from embodied_transfer.sim.tabletop_camera import camera_pose
 
     started = bringup.bring_up([bringup.TABLETOP_BRIDGE], overrides={
         "mujoco_bridge": {"camera_rate_hz": 5.0, "seed": 4}})
     node = rclpy_context.create_node("tabletop_peer")
     started.executor.add_node(node)
     got: dict[str, list] = {"image": [], "depth": [], "info": [], "instruction": [],
-                            "outcome": []}
+                            "outcome": [], "tf_static": []}
     for msgtype, topic, key, qos in ((Image, "image_raw", "image", SENSOR_QOS),
                                      (Image, "depth", "depth", SENSOR_QOS),
                                      (CameraInfo, "camera_info", "info", SENSOR_QOS),
                                      (String, "instruction", "instruction", RELIABLE_QOS),
-                                     (GraspOutcome, "grasp_outcome", "outcome", RELIABLE_QOS)):
+                                     (GraspOutcome, "grasp_outcome", "outcome", RELIABLE_QOS),
+                                     (TFMessage, "/tf_static", "tf_static", TF_STATIC_QOS)):
         node.create_subscription(msgtype, topic, lambda m, key=key: got[key].append(m), qos)
-    grasps = node.create_publisher(GraspPose, "grasp", RELIABLE_QOS)
+    grasps = node.create_publisher(Grasp3DMsg, "grasp_3d", RELIABLE_QOS)
+    bridge = started.nodes[0]
     try:
         spin(started, 5.0, until=lambda: got["instruction"] and got["image"] and got["depth"]
-             and got["info"] and grasps.get_subscription_count())
-        task = started.nodes[0].sim
+             and got["info"] and got["tf_static"] and grasps.get_subscription_count())
+        task = bridge.sim
         image, depth, info = got["image"][-1], got["depth"][-1], got["info"][-1]
         assert (image.encoding, depth.encoding) == ("rgb8", "32FC1")
         assert (image.width, image.height) == (info.width, info.height) == (320, 240)
         assert image.header == depth.header == info.header
         assert image.header.frame_id == "overhead_camera_optical_frame"
         assert info.k[0] > 0 and got["instruction"][0].data == task.instruction
+        # /tf_static (latched, received by this late subscriber): world → link → optical,
+        # the optical frame where the simulator's camera is
+        tree = TransformTree()
+        for t in got["tf_static"][-1].transforms:
+            tree.set(Transform.from_msg(t))
+        rot, trans = tree.lookup("world", image.header.frame_id)
+        pos, optical = camera_pose(task.model)
+        np.testing.assert_allclose(trans, pos, atol=1e-6)
+        np.testing.assert_allclose(rot, optical, atol=1e-6)
+        assert tree.lookup("overhead_camera_link", image.header.frame_id)[0][0, 2] == 1.0
+
         first_target = task.target.name
         true = task.true_grasps()[first_target][0]
+        k = camera_info_to_intrinsics(info)["K"]
+        depth_m = np.frombuffer(bytes(depth.data), np.float32).reshape(240, 320)
         header = make_header(123_000_000, image.header.frame_id)
-        grasps.publish(GraspPose(header=header, x=true.x, y=true.y, theta=true.theta,
-                                 width=true.width))
+        grasps.publish(grasp_3d_to_msg(grasp_3d(true, depth_m, k), header))
         spin(started, 10.0, until=lambda: got["outcome"] and len(got["instruction"]) >= 2)
         outcome = got["outcome"][0]
-        assert outcome.success and outcome.target == outcome.lifted == first_target
+        assert outcome.success and outcome.target == outcome.lifted == first_target, outcome
         assert outcome.header == header and outcome.lift_height > 0.1
         assert len(got["instruction"]) == 2 and task.index == 1    # the next scene is up
-        # a grasp far from every object fails and says so
-        grasps.publish(GraspPose(header=header, x=5.0, y=5.0, theta=0.0, width=20.0))
+
+        # a frame TF does not know: not executed, the reason on /diagnostics
+        unknown = grasp_3d_to_msg(grasp_3d(true, depth_m, k), make_header(0, "elsewhere"))
+        grasps.publish(unknown)
+        spin(started, 3.0, until=lambda: "elsewhere" in bridge.health.last_rejection)
+        assert "'elsewhere' is not in the TF tree" in bridge.health.last_rejection
+        assert len(got["outcome"]) == 1 and not bridge.io._executing
+        # an approach along the table (the optical x axis) is not top-down: failure, why
+        sideways = grasp_3d_to_msg(grasp_3d(true, depth_m, k), header)
+        o = sideways.pose.orientation
+        o.x, o.y, o.z, o.w = 0.0, 0.0, 0.0, 1.0       # grasp frame = optical frame
+        grasps.publish(sideways)
         spin(started, 10.0, until=lambda: len(got["outcome"]) >= 2)
-        assert not got["outcome"][1].success and got["outcome"][1].message
+        assert not got["outcome"][1].success and "top-down" in got["outcome"][1].message
+        # a grasp far from every object fails and says so
+        far = grasp_3d(true, depth_m, k)
+        grasps.publish(grasp_3d_to_msg(replace(far, position=far.position + [0.3, 0.0, 0.0]),
+                                       header))
+        spin(started, 10.0, until=lambda: len(got["outcome"]) >= 3)
+        assert not got["outcome"][2].success and got["outcome"][2].message
     finally:
         started.shutdown()
         node.destroy_node()

@@ -62,3 +62,9 @@ class GraspNodeConfig(LifecycleSettings):
         False, "Answer every image while an instruction is set (else once per instruction)")
     max_depth_skew_s: float = duration(
         0.05, "Largest stamp difference between a colour image and the depth used with it")
+    grasp_depth_m: float = setting(
+        0.02, "grasp_3d: how far beyond the nearest surface seen in the grasp rectangle the "
+              "tool centre point goes", unit="m", low=0.0, high=0.5)
+    standoff_m: float = setting(
+        0.1, "grasp_3d: distance of the pre-grasp pose back along the approach", unit="m",
+        low=0.0, high=1.0)

@@ -1,22 +1,23 @@
 """From an image-plane grasp to what a controller needs (pure numpy + OpenCV).
 
 * :func:`check_inputs` validates an image / depth / instruction triple before a backend sees it;
-* :func:`grasp_pose` lifts a :class:`~.rectangles.Grasp` to a 3-D pose in the camera's optical
-  frame (REP-103/105: z forward, x right, y down; metres) from depth and the intrinsics;
+* :func:`grasp_3d` lifts a :class:`~.rectangles.Grasp` to a :class:`Grasp3D` a controller
+  can execute (gripper pose, opening and standoff in metres) in the camera's optical frame
+  (REP-103/105: z forward, x right, y down) from depth and the intrinsics;
 * :func:`annotate` draws the rectangle on a copy of the image (jaws thick, opening thin).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
+from embodied_transfer.core.geometry import quaternion_from_matrix
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.rectangles import Grasp
 
-DEPTH_WINDOW = 5        # px half-size of the window whose median depth the grasp uses
 
 
 def check_inputs(rgb: np.ndarray, depth: np.ndarray | None, instruction: str,
@@ -39,38 +40,89 @@ def check_inputs(rgb: np.ndarray, depth: np.ndarray | None, instruction: str,
 
 
 @dataclass(frozen=True)
-class GraspPose3D:
-    """A grasp in the camera optical frame: position (m), orientation (x, y, z, w), opening (m)."""
+class Grasp3D:
+    """A parallel-jaw grasp a controller can execute, in one 3-D frame (m).
 
-    position: tuple[float, float, float]
-    orientation: tuple[float, float, float, float]
-    width_m: float
-
-
-def grasp_pose(grasp: Grasp, depth: np.ndarray, k: np.ndarray) -> GraspPose3D:
-    """Lift ``grasp`` with a depth image (float32 m, 0/NaN = no reading) and 3x3 intrinsics.
-
-    The depth is the median of valid readings within ``DEPTH_WINDOW`` px of the centre; the
-    orientation turns the optical x axis onto the closing axis (a rotation about optical z
-    by ``theta``, since +u and +v are the optical x and y axes).
+    The grasp frame, as GPD's hand frame (approach, binormal, axis): the origin is the tool
+    centre point, midway between the jaw pads once closed on the object; column 0 of
+    ``rotation`` (+x) is the **approach** direction, from the open gripper towards the
+    object; column 1 (+y) the **closing** axis, along which the jaws close (a grasp turned by
+    pi about x is the same grasp); column 2 (+z) is x × y. ``width`` is the jaw opening the
+    grasp needs (between the pads), ``standoff`` how far back along -x the pre-grasp pose
+    lies, ``score`` the backend's confidence in [0, 1] (NaN when it gives none).
     """
+
+    position: np.ndarray          # (3,)
+    rotation: np.ndarray          # (3, 3), columns: approach, closing, approach × closing
+    width: float
+    standoff: float
+    score: float = float("nan")
+
+    @property
+    def approach(self) -> np.ndarray:
+        return self.rotation[:, 0]
+
+    @property
+    def closing(self) -> np.ndarray:
+        return self.rotation[:, 1]
+
+    @property
+    def pre_grasp(self) -> np.ndarray:
+        """Where the tool centre point waits before the approach: ``standoff`` back along x."""
+        return self.position - self.standoff * self.approach
+
+    @property
+    def orientation(self) -> tuple[float, float, float, float]:
+        """The grasp frame's orientation as a quaternion (x, y, z, w)."""
+        return quaternion_from_matrix(self.rotation)
+
+    def transformed(self, rotation: np.ndarray, translation: np.ndarray) -> "Grasp3D":
+        """The same grasp expressed in another frame (``p' = rotation @ p + translation``)."""
+        return replace(self, position=np.asarray(rotation) @ self.position
+                       + np.asarray(translation), rotation=np.asarray(rotation) @ self.rotation)
+
+
+def grasp_3d(grasp: Grasp, depth: np.ndarray, k: np.ndarray, grasp_depth: float = 0.02,
+             standoff: float = 0.1, score: float = float("nan")) -> Grasp3D:
+    """Lift an image rectangle to a :class:`Grasp3D` in the camera's optical frame.
+
+    ``depth`` is float32 m along the optical axis (0/NaN = no reading), ``k`` the 3x3
+    intrinsics. Like a Cornell / GR-ConvNet grasp, it is executed perpendicular to the image
+    plane: the approach is the optical +z. The rectangle is taken to lie on the nearest
+    surface seen inside it (the least valid depth on an 11 x 5 grid over the rectangle); its
+    centre and closing axis are those of the rectangle on that plane, the opening its width
+    there, and the tool centre point lies ``grasp_depth`` beyond that surface.
+    """
+    if not (math.isfinite(grasp_depth) and math.isfinite(standoff) and standoff >= 0):
+        raise GraspError(f"grasp_depth ({grasp_depth}) must be finite and standoff "
+                         f"({standoff}) finite and >= 0")
     h, w = depth.shape
-    u, v = int(round(grasp.x)), int(round(grasp.y))
-    if not (0 <= u < w and 0 <= v < h):
+    if not (0 <= grasp.x < w and 0 <= grasp.y < h):
         raise GraspError(f"grasp centre ({grasp.x:.1f}, {grasp.y:.1f}) is outside the "
                          f"{w}x{h} depth image")
-    patch = depth[max(0, v - DEPTH_WINDOW):v + DEPTH_WINDOW + 1,
-                  max(0, u - DEPTH_WINDOW):u + DEPTH_WINDOW + 1]
-    valid = patch[np.isfinite(patch) & (patch > 0)]
+    uv = grasp.samples()
+    seen = depth[np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1),
+                 np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)]
+    valid = seen[np.isfinite(seen) & (seen > 0)]
     if valid.size == 0:
-        raise GraspError(f"no valid depth within {DEPTH_WINDOW} px of the grasp centre "
-                         f"({u}, {v})")
-    z = float(np.median(valid))
+        raise GraspError(f"no valid depth inside the grasp rectangle at ({grasp.x:.0f}, "
+                         f"{grasp.y:.0f})")
+    z = float(valid.min())
     fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
-    position = ((grasp.x - cx) * z / fx, (grasp.y - cy) * z / fy, z)
-    half = grasp.theta / 2.0
-    return GraspPose3D(position, (0.0, 0.0, math.sin(half), math.cos(half)),
-                       grasp.width * z / fx)
+    if not (fx > 0 and fy > 0):
+        raise GraspError(f"intrinsics have no positive focal lengths (fx={fx}, fy={fy})")
+    # the rectangle's two ends on the plane at depth z, in the optical frame
+    half = np.array([math.cos(grasp.theta), math.sin(grasp.theta)]) * grasp.width / 2
+    ends = [np.array([(u - cx) * z / fx, (v - cy) * z / fy, z])
+            for u, v in (np.array([grasp.x, grasp.y]) - half, np.array([grasp.x, grasp.y]) + half)]
+    approach = np.array([0.0, 0.0, 1.0])
+    closing = ends[1] - ends[0]
+    width = float(np.linalg.norm(closing))
+    closing = closing / width
+    rotation = np.column_stack([approach, closing, np.cross(approach, closing)])
+    centre = (ends[0] + ends[1]) / 2
+    return Grasp3D(centre + grasp_depth * approach, rotation, width, float(standoff),
+                   float(score))
 
 
 def annotate(rgb: np.ndarray, grasp: Grasp | None, text: str = "") -> np.ndarray:

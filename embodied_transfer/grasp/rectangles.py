@@ -58,6 +58,14 @@ class Grasp:
         return np.stack([c - along * hw - across * hh, c + along * hw - across * hh,
                          c + along * hw + across * hh, c - along * hw + across * hh])
 
+    def samples(self, along: int = 11, across: int = 5) -> np.ndarray:
+        """(along * across, 2) points (u, v) on a grid covering the rectangle, edges included."""
+        axis = np.array([math.cos(self.theta), math.sin(self.theta)])
+        normal = np.array([-axis[1], axis[0]])
+        s, t = np.meshgrid(np.linspace(-0.5, 0.5, along), np.linspace(-0.5, 0.5, across))
+        return (np.array([self.x, self.y]) + s[..., None] * axis * self.width
+                + t[..., None] * normal * self.jaw).reshape(-1, 2)
+
     @classmethod
     def from_corners(cls, corners: np.ndarray) -> "Grasp":
         """The rectangle through four corners in Cornell order."""

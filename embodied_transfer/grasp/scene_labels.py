@@ -92,9 +92,7 @@ def grasp_from_image(grasp: Grasp, depth: np.ndarray, intrinsics: Intrinsics,
     pos, rot = camera_pose(model, camera)
     along = np.array([math.cos(grasp.theta), math.sin(grasp.theta)])
     across = np.array([-along[1], along[0]])
-    s, t = np.meshgrid(np.linspace(-0.5, 0.5, 11), np.linspace(-0.5, 0.5, 5))
-    uv = (np.array([grasp.x, grasp.y]) + s[..., None] * along * grasp.width
-          + t[..., None] * across * grasp.jaw).reshape(-1, 2)
+    uv = grasp.samples()
     h, w = depth.shape
     cols = np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)
     rows = np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1)

@@ -2,8 +2,9 @@
 
 :class:`LiveTabletop` holds one random scene at a time (scene ``n`` of a seed, as in
 :func:`scene_seed`; under a randomised look with ``randomise``), renders it once per state,
-names a random target object in an instruction, executes image-plane grasps with the
-gripper and moves on to the next scene when asked.
+names a random target object in an instruction, executes grasps with the gripper (3-D
+grasps in the world frame, as a controller gets them, or image-plane grasps through the
+depth image) and moves on to the next scene when asked.
 """
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embodied_transfer.grasp.geometry import Grasp3D
 from embodied_transfer.grasp.reasoning import ObjectInfo, instruction
 from embodied_transfer.grasp.rectangles import Grasp
 from embodied_transfer.grasp.scene_labels import (grasp_from_image, image_grasps, object_infos,
                                                   scene_at_rest)
 from embodied_transfer.sim.errors import SimError
-from embodied_transfer.sim.tabletop_camera import Intrinsics, camera_intrinsics, render
-from embodied_transfer.sim.tabletop_gripper import GraspOutcome, execute_grasp
+from embodied_transfer.sim.tabletop_camera import (Intrinsics, camera_intrinsics,
+                                                   camera_link_pose, render)
+from embodied_transfer.sim.tabletop_gripper import (GraspOutcome, execute_grasp,
+                                                    world_grasp_from_pose)
 
 
 def scene_seed(seed: int, i: int) -> int:
@@ -69,6 +73,19 @@ class LiveTabletop:
 
     def true_grasps(self) -> dict[str, list[Grasp]]:
         return image_grasps(self.model, self.scene, self.width, self.height)
+
+    def camera_link_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """World position and rotation of the camera's body frame (it may move between
+        scenes under a randomised look)."""
+        return camera_link_pose(self.model)
+
+    def execute_3d(self, grasp: Grasp3D) -> GraspOutcome:
+        """Execute a 3-D grasp given in the world frame (pre-grasp at its standoff)."""
+        world = world_grasp_from_pose(grasp.position, grasp.approach, grasp.closing,
+                                      grasp.width)
+        outcome = execute_grasp(self.model, self.data, world, standoff=grasp.standoff)
+        self._observation = None
+        return outcome
 
     def execute(self, grasp: Grasp) -> GraspOutcome:
         """Execute an image-plane grasp on the current scene (it stays as the grasp left it)."""

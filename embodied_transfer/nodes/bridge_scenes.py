@@ -9,6 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
+import numpy as np
+
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from embodied_transfer.nodes.common import destroy_entities
@@ -146,19 +148,24 @@ class TabletopIO(SceneIO):
     """Scene ``tabletop``: an overhead RGB-D camera, an instruction, grasps executed.
 
     Publishes ``image_raw`` (rgb8), ``depth`` (32FC1, m), ``camera_info`` at
-    ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame) and, once per scene
-    from its second image on (so listeners hold an image of it), ``instruction`` naming a
-    random object (re-sent every ``instruction_repeat_s`` until a grasp arrives). Each
-    ``grasp`` (GraspPose) is executed on a worker thread (approach, close, lift) and answered
-    on ``grasp_outcome``; then the next scene is drawn.
+    ``camera_rate_hz`` (wall-clock stamps, the camera's optical frame), the camera's frames
+    on ``/tf_static`` (world → camera link → optical frame, sent again when a scene moves the
+    camera) and, once per scene from its second image on (so listeners hold an image of
+    it), ``instruction`` naming a random object (re-sent every ``instruction_repeat_s`` until
+    a grasp arrives). Each ``grasp_3d`` (Grasp3D, in any frame TF connects to the world) is
+    transformed to the world through TF, as a real controller does, executed on a worker
+    thread (pre-grasp, approach, close, lift) and answered on ``grasp_outcome``; then the
+    next scene is drawn.
     """
 
     def configure(self, seed: int) -> None:
-        from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+        from embodied_transfer_interfaces.msg import Grasp3D, GraspOutcome
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import String
+        from tf2_msgs.msg import TFMessage
 
         from embodied_transfer.grasp.tabletop_task import LiveTabletop
+        from embodied_transfer.ros.tf import TF_STATIC_QOS, StaticBroadcaster, TfListener
 
         c = self.node.config
         rate = c.camera_rate_hz
@@ -166,6 +173,10 @@ class TabletopIO(SceneIO):
             raise SimError(f"camera_rate_hz ({rate}) must be > 0")
         self.period_s = 1.0 / rate
         self.frame_id = c.camera_frame_id
+        self.frames = (c.world_frame_id, c.camera_link_frame_id, c.camera_frame_id)
+        if len(set(self.frames)) != 3 or not all(self.frames):
+            raise SimError(f"world_frame_id, camera_link_frame_id and camera_frame_id must be "
+                           f"three different names, got {self.frames}")
         self.repeat_s = c.instruction_repeat_s
         self.sim = LiveTabletop(seed, c.image_width, c.image_height)
         n = self.node
@@ -174,15 +185,33 @@ class TabletopIO(SceneIO):
         self.pub_info = n.create_lifecycle_publisher(CameraInfo, "camera_info", SENSOR_QOS)
         self.pub_instruction = n.create_lifecycle_publisher(String, "instruction", RELIABLE_QOS)
         self.pub_outcome = n.create_lifecycle_publisher(GraspOutcome, "grasp_outcome", RELIABLE_QOS)
+        self.tf_static = StaticBroadcaster(n, n.create_lifecycle_publisher(
+            TFMessage, "/tf_static", TF_STATIC_QOS))
+        self.tf = TfListener(n)
         self.entities = [self.pub_image, self.pub_depth, self.pub_info, self.pub_instruction,
-                         self.pub_outcome,
-                         n.create_subscription(GraspPose, "grasp", self._on_grasp, RELIABLE_QOS)]
+                         self.pub_outcome, self.tf_static.publisher, *self.tf.subscriptions,
+                         n.create_subscription(Grasp3D, "grasp_3d", self._on_grasp,
+                                               RELIABLE_QOS)]
         self._msgs = {"String": String, "GraspOutcome": GraspOutcome}
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gripper")
         self._executing = False
         self._instruction_sent = -1.0
         self._images = 0                # images of the current scene published so far
         self.outcomes: list = []
+
+    def start(self) -> None:
+        self._send_camera_frames()
+
+    def _send_camera_frames(self) -> None:
+        """The current scene's camera on /tf_static (a randomised look may move it)."""
+        from embodied_transfer.ros.tf import Transform
+        from embodied_transfer.sim.tabletop_camera import OPTICAL_IN_LINK
+
+        world, link, optical = self.frames
+        stamp = self.node.get_clock().now().nanoseconds
+        pos, rot = self.sim.camera_link_pose()
+        self.tf_static.send([Transform(world, link, rot, pos, stamp),
+                             Transform(link, optical, OPTICAL_IN_LINK, np.zeros(3), stamp)])
 
     def tick(self) -> None:
         from embodied_transfer.ros.conversions import intrinsics_to_camera_info, numpy_to_image
@@ -209,17 +238,19 @@ class TabletopIO(SceneIO):
         self.node.health.output(time.perf_counter() - start)
 
     def _on_grasp(self, msg) -> None:
-        from embodied_transfer.grasp.errors import GraspError
-        from embodied_transfer.grasp.rectangles import Grasp
+        from embodied_transfer.ros.conversions import ConversionError
+        from embodied_transfer.ros.grasp_msgs import msg_to_grasp_3d
 
         with self.node.lock:
             if self._executing or self.sim is None:
                 self.node.health.reject("grasp arrived while another was executing; ignored")
                 return
-            try:
-                grasp = Grasp(msg.x, msg.y, msg.theta, msg.width)
-            except GraspError as exc:
-                self.node.health.reject(f"bad grasp: {exc}")
+            try:       # the grasp in the world frame, through TF (as a controller does)
+                grasp = msg_to_grasp_3d(msg).transformed(
+                    *self.tf.lookup(self.frames[0], msg.header.frame_id))
+            except ConversionError as exc:       # TransformError included
+                self.node.health.reject(f"grasp not executed: {exc}")
+                self.node.get_logger().warning(f"grasp not executed: {exc}")
                 return
             self._executing = True
         self._worker.submit(self._execute, msg, grasp)
@@ -227,7 +258,7 @@ class TabletopIO(SceneIO):
     def _execute(self, msg, grasp) -> None:
         outcome = self._msgs["GraspOutcome"](header=msg.header, target=self.sim.target.name)
         try:
-            result = self.sim.execute(grasp)
+            result = self.sim.execute_3d(grasp)
             outcome.success = bool(result.success and result.lifted == self.sim.target.name)
             outcome.lifted, outcome.lift_height = result.lifted or "", result.lift_height
             outcome.message = result.reason
@@ -246,6 +277,8 @@ class TabletopIO(SceneIO):
         self.sim.next_scene(seed)
         self._instruction_sent = -1.0
         self._images = 0
+        if self.node.active:
+            self._send_camera_frames()
 
     def reset(self, seed: int) -> str:
         self._next(seed)

@@ -6,10 +6,12 @@ with the colour image) and ``camera_info`` (all sensor QoS), and ``instruction``
 the next one if none has arrived); with ``continuous`` every image is answered while an
 instruction is set, images that arrive during inference being counted as skipped.
 
-Publishes ``grasp`` (GraspPose; the image's header), ``grasp_pose`` (geometry_msgs/
-PoseStamped in the image's optical frame, only when a depth image of the same size and
-CameraInfo are present) and ``grasp_image`` (the image with the grasp drawn). Serves
-``plan_grasp`` (PlanGrasp.srv). Inference runs on a worker thread; the service callback is a
+Publishes ``grasp`` (GraspPose: the rectangle in the image; the image's header),
+``grasp_3d`` (Grasp3D: the gripper pose a controller executes, in the image's optical frame,
+with the jaw opening and pre-grasp standoff in metres; only when a depth image of the same
+size and CameraInfo are present), ``grasp_pose`` (geometry_msgs/PoseStamped: the same pose,
+for RViz) and ``grasp_image`` (the image with the grasp drawn). Serves ``plan_grasp``
+(PlanGrasp.srv; its response carries both grasps). Inference runs on a worker thread; the service callback is a
 coroutine that awaits it, so the executor keeps serving topics and other requests.
 
 Bad input (empty or unsupported images, depth/colour size mismatch, uncalibrated or missing
@@ -25,7 +27,7 @@ import concurrent.futures
 import time
 
 import numpy as np
-from embodied_transfer_interfaces.msg import GraspPose
+from embodied_transfer_interfaces.msg import Grasp3D, GraspPose
 from embodied_transfer_interfaces.srv import PlanGrasp
 from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -40,6 +42,7 @@ from embodied_transfer.nodes.lifecycle import ManagedNode
 from embodied_transfer.ros.conversions import (ConversionError, camera_info_to_intrinsics,
                                                convert_color, image_to_numpy, numpy_to_image,
                                                stamp_to_ns)
+from embodied_transfer.ros.grasp_msgs import grasp_3d_to_msg
 from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
 
 
@@ -72,6 +75,7 @@ class GraspReasoning(ManagedNode):
                     Endpoint("camera_info", "sensor_msgs/CameraInfo"),
                     Endpoint("instruction", "std_msgs/String")),
         publishes=(Endpoint("grasp", "embodied_transfer_interfaces/GraspPose"),
+                   Endpoint("grasp_3d", "embodied_transfer_interfaces/Grasp3D"),
                    Endpoint("grasp_pose", "geometry_msgs/PoseStamped"),
                    Endpoint("grasp_image", "sensor_msgs/Image"), DIAGNOSTICS),
         services=(Endpoint("plan_grasp", "embodied_transfer_interfaces/PlanGrasp"),))
@@ -114,10 +118,11 @@ class GraspReasoning(ManagedNode):
             raise GraspError(f"cannot load grasp backend '{config.backend}': {exc}") from None
         self.health.model_info = f"{config.backend} {config.model_path or '(shipped)'}"
         self._pub_grasp = self.create_lifecycle_publisher(GraspPose, "grasp", RELIABLE_QOS)
+        self._pub_3d = self.create_lifecycle_publisher(Grasp3D, "grasp_3d", RELIABLE_QOS)
         self._pub_pose = self.create_lifecycle_publisher(PoseStamped, "grasp_pose", RELIABLE_QOS)
         self._pub_image = self.create_lifecycle_publisher(Image, "grasp_image", RELIABLE_QOS)
         return [
-            self._pub_grasp, self._pub_pose, self._pub_image,
+            self._pub_grasp, self._pub_3d, self._pub_pose, self._pub_image,
             self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS),
             self.create_subscription(Image, "depth", self._on_depth, SENSOR_QOS),
             self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS),
@@ -193,9 +198,9 @@ class GraspReasoning(ManagedNode):
 
     # --- inference ---------------------------------------------------------------------
     def _plan(self, image: Image, depth: Image | None, info: CameraInfo | None,
-              instruction: str) -> tuple[GraspPose | None, PoseStamped | None, str]:
-        """Run the backend; (grasp, pose or None, message). Thread: the worker."""
-        from embodied_transfer.grasp.geometry import annotate, check_inputs, grasp_pose
+              instruction: str) -> tuple[GraspPose | None, Grasp3D | None, str]:
+        """Run the backend; (grasp, 3-D grasp or None, message). Thread: the worker."""
+        from embodied_transfer.grasp.geometry import annotate, check_inputs, grasp_3d
 
         start = time.perf_counter()
         try:
@@ -222,16 +227,14 @@ class GraspReasoning(ManagedNode):
         if depth_m is not None and info is not None and info.width:
             try:
                 k = camera_info_to_intrinsics(info)["K"]
-                p = grasp_pose(g, depth_m, k)
-                pose = PoseStamped(header=image.header)
-                pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = p.position
-                (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
-                 pose.pose.orientation.w) = p.orientation
+                pose = grasp_3d_to_msg(grasp_3d(g, depth_m, k, self.config.grasp_depth_m,
+                                                self.config.standoff_m,
+                                                float(prediction.score)), image.header)
             except (ConversionError, GraspError) as exc:
                 self._reject("no_pose", str(exc))
                 note += f"; no 3-D pose: {exc}"
         elif depth_m is not None:
-            self._reject("no_camera_info", "depth without CameraInfo: no grasp_pose")
+            self._reject("no_camera_info", "depth without CameraInfo: no grasp_3d")
             note += "; no 3-D pose: no CameraInfo"
         self._pub_image.publish(numpy_to_image(annotate(rgb, g, instruction), "rgb8",
                                                image.header))
@@ -244,7 +247,8 @@ class GraspReasoning(ManagedNode):
             if grasp is not None and self._active:
                 self._pub_grasp.publish(grasp)
                 if pose is not None:
-                    self._pub_pose.publish(pose)
+                    self._pub_3d.publish(pose)
+                    self._pub_pose.publish(PoseStamped(header=pose.header, pose=pose.pose))
         except Exception as exc:                       # noqa: BLE001 - keep the node up
             self._reject("backend_error", repr(exc))
         finally:
@@ -272,10 +276,12 @@ class GraspReasoning(ManagedNode):
                 self.executor.wake()
 
         self._worker.submit(work)
-        grasp, _, message = await done
+        grasp, grasp_3d, message = await done
         response.success, response.message = grasp is not None, message
         if grasp is not None:
             response.grasp = grasp
+        if grasp_3d is not None:
+            response.has_grasp_3d, response.grasp_3d = True, grasp_3d
         return response
 
 

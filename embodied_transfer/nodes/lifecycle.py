@@ -53,6 +53,11 @@ class ManagedNode(LifecycleNode):
         self._entities: list = []
         self._diagnostics = None
 
+    @property
+    def active(self) -> bool:
+        """True between activate and deactivate."""
+        return self._active
+
     # --- hooks ---------------------------------------------------------------------------
     def _load(self, config) -> list:
         """Configure: load and create from ``config``; return the entities to destroy."""

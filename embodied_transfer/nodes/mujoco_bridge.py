@@ -4,8 +4,9 @@ Scenes (parameter ``scene``; their topics are described in
 :mod:`embodied_transfer.nodes.bridge_scenes`):
 
 * ``squat``: the squatting humanoid's watch IMU, UWB range, phase truth, joints and /clock;
-* ``tabletop``: an overhead RGB-D camera over random objects, an instruction naming one,
-  and a parallel-jaw gripper that executes the GraspPose messages it receives.
+* ``tabletop``: an overhead RGB-D camera over random objects (its frames on /tf_static), an
+  instruction naming one, and a parallel-jaw gripper that executes the Grasp3D messages it
+  receives, through TF.
 
 Services ``~/reset`` (std_srvs/Trigger; the scene starts again with the ``seed`` parameter's
 current value) and ``~/pause`` (std_srvs/SetBool).
@@ -33,7 +34,9 @@ class MujocoBridge(ManagedNode):
 
     CONFIG = BridgeConfig
     INTERFACE = Interface(
-        subscribes=(Endpoint("grasp", "embodied_transfer_interfaces/GraspPose", TABLETOP),),
+        subscribes=(Endpoint("grasp_3d", "embodied_transfer_interfaces/Grasp3D", TABLETOP),
+                    Endpoint("/tf_static", "tf2_msgs/TFMessage", TABLETOP),
+                    Endpoint("/tf", "tf2_msgs/TFMessage", TABLETOP)),
         publishes=(Endpoint("imu", "sensor_msgs/Imu", SQUAT),
                    Endpoint("uwb/range", "sensor_msgs/Range", SQUAT),
                    Endpoint("squat/phase_truth", "embodied_transfer_interfaces/SquatPhase", SQUAT),
@@ -45,6 +48,7 @@ class MujocoBridge(ManagedNode):
                    Endpoint("instruction", "std_msgs/String", TABLETOP),
                    Endpoint("grasp_outcome", "embodied_transfer_interfaces/GraspOutcome",
                             TABLETOP),
+                   Endpoint("/tf_static", "tf2_msgs/TFMessage", TABLETOP),
                    DIAGNOSTICS),
         services=(Endpoint("~/reset", "std_srvs/Trigger"),
                   Endpoint("~/pause", "std_srvs/SetBool")))
@@ -92,10 +96,11 @@ class MujocoBridge(ManagedNode):
             self.io = None
 
     def on_activate(self, state) -> TransitionCallbackReturn:
+        result = super().on_activate(state)       # publishers active before the scene starts
         self.io.start()
         self._timer = self.create_timer(self.io.period_s / self.config.real_time_factor,
                                         self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         if self._timer is not None:

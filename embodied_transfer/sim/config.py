@@ -38,5 +38,11 @@ class BridgeConfig(LifecycleSettings):
     camera_frame_id: str = setting("overhead_camera_optical_frame",
                                    "Tabletop scene: optical frame of the overhead camera "
                                    "(REP-105)")
+    camera_link_frame_id: str = setting(
+        "overhead_camera_link", "Tabletop scene: the camera's body frame (REP-103 axes), "
+                                "parent of its optical frame on /tf_static")
+    world_frame_id: str = setting(
+        "world", "Tabletop scene: the fixed frame of the table, parent of the camera on "
+                 "/tf_static, in which the gripper executes grasps")
     instruction_repeat_s: float = duration(
         20.0, "Tabletop scene: re-send the instruction after this long without a grasp")

@@ -1,7 +1,7 @@
 """The tabletop's overhead RGB-D camera: intrinsics, pose, projections and rendering.
 
-:func:`camera_intrinsics` and :func:`camera_pose` describe a camera of a built tabletop
-model (:mod:`embodied_transfer.sim.tabletop`); :func:`world_to_pixel` and
+:func:`camera_intrinsics`, :func:`camera_pose` and :func:`camera_link_pose` describe a
+camera of a built tabletop model (:mod:`embodied_transfer.sim.tabletop`); :func:`world_to_pixel` and
 :func:`pixel_to_world` (and :func:`project`, :func:`unproject`, :func:`on_plane` for a pose
 computed once) map between the world and the image; :func:`render` takes an RGB and a metric
 depth image through a small cache of off-screen renderers.
@@ -75,6 +75,18 @@ def camera_pose(model: mujoco.MjModel, camera: str = CAMERA) -> tuple[np.ndarray
     mujoco.mj_camlight(model, data)
     rot = data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])   # MuJoCo: -z forward
     return data.cam_xpos[cam].copy(), rot
+
+
+#: The optical frame's axes (columns: x right, y down, z forward) in the camera body frame
+#: (REP-103: x forward, y left, z up), as REP-105's <camera>_link → <camera>_optical_frame.
+OPTICAL_IN_LINK = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def camera_link_pose(model: mujoco.MjModel, camera: str = CAMERA) -> tuple[np.ndarray, np.ndarray]:
+    """World position and rotation of the camera's body frame (REP-103 axes: x along the
+    view, z up the image), the parent of its optical frame (:data:`OPTICAL_IN_LINK`)."""
+    pos, rot = camera_pose(model, camera)
+    return pos, rot @ OPTICAL_IN_LINK.T
 
 
 def world_to_pixel(points: np.ndarray, intrinsics: Intrinsics, model: mujoco.MjModel,

@@ -3,7 +3,9 @@
 The gripper is the gantry of ``tabletop.xml`` (:mod:`embodied_transfer.sim.tabletop`);
 :func:`reset` puts a built scene back at rest with the gripper open at home and
 :func:`execute_grasp` runs one :class:`~embodied_transfer.sim.tabletop_labels.WorldGrasp`
-(approach, close, lift ``LIFT``, hold) with contact physics.
+(approach, close, lift ``LIFT``, hold) with contact physics. :func:`world_grasp_from_pose`
+turns a controller's grasp (tool centre point, approach and closing axes, opening; in the
+world frame) into the gantry's top-down grasp.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ APPROACH_Z = 0.3              # m above the table: free space, above every objec
 WORKSPACE = 0.55              # m, the gripper reaches |x|, |y| up to this
 LIFT = 0.15                   # m
 LIFT_SUCCESS = 0.1            # m an object must rise to count as lifted
+MAX_TILT_DEG = 20.0           # the gantry grasps top-down: approaches this close to vertical
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,32 @@ class _Gripper:
                    np.array(acts[:4]), int(acts[4]), pads)
 
 
+def world_grasp_from_pose(position, approach, closing, opening: float) -> WorldGrasp:
+    """A grasp given by its tool centre point, approach and closing axes (world, REP-103)
+    and jaw opening (m) as the gantry's top-down :class:`WorldGrasp`.
+
+    The gantry only approaches straight down: an approach more than ``MAX_TILT_DEG`` from
+    world -z is refused (:class:`SimError`); within it, the grasp is executed top-down with
+    the closing axis projected on the horizontal plane. The point is kept ``MIN_GRASP_Z``
+    above the table, as for the ground-truth grasps.
+    """
+    position, approach, closing = (np.asarray(v, dtype=float).reshape(3)
+                                   for v in (position, approach, closing))
+    if not all(np.all(np.isfinite(v)) for v in (position, approach, closing)) \
+            or not np.isfinite(opening) or opening <= 0:
+        raise SimError(f"grasp has a non-finite value or an opening <= 0 ({opening})")
+    approach = approach / np.linalg.norm(approach)
+    tilt = float(np.degrees(np.arccos(np.clip(-approach[2], -1.0, 1.0))))
+    if tilt > MAX_TILT_DEG:
+        raise SimError(f"the grasp approaches {tilt:.0f}° away from straight down; the "
+                       f"tabletop gripper grasps top-down (within {MAX_TILT_DEG:.0f}°)")
+    if np.hypot(closing[0], closing[1]) < 1e-6:
+        raise SimError("the grasp's closing axis is vertical")
+    z = max(float(position[2]), TABLE_TOP + MIN_GRASP_Z)
+    return WorldGrasp(float(position[0]), float(position[1]), z,
+                      float(np.arctan2(closing[1], closing[0])), float(opening))
+
+
 def reset(model: mujoco.MjModel, data: mujoco.MjData) -> None:
     """Objects back where the scene put them, the gripper open at its home pose."""
     grip = _Gripper.of(model)
@@ -82,11 +111,12 @@ def _pad_contacts(model: mujoco.MjModel, data: mujoco.MjData, grip: _Gripper) ->
 
 
 def execute_grasp(model: mujoco.MjModel, data: mujoco.MjData, grasp: WorldGrasp,
-                  target: str | None = None) -> GraspOutcome:
+                  target: str | None = None, standoff: float | None = None) -> GraspOutcome:
     """Run one grasp from the current state: open, descend, close, lift ``LIFT``, hold 0.5 s.
 
-    The gripper is first put (kinematically, in the free space above every object) over the
-    grasp with the fingers open to ``opening + OPEN_MARGIN``; from there on it is physics.
+    The gripper is first put (kinematically) over the grasp with the fingers open to
+    ``opening + OPEN_MARGIN``: ``standoff`` m above the grasp point (the pre-grasp pose), or,
+    when None, in the free space ``APPROACH_Z`` above the table; from there on it is physics.
     Success: ``target`` (any object when None) touches both pads and rose > ``LIFT_SUCCESS``.
     """
     grip = _Gripper.of(model)
@@ -105,6 +135,11 @@ def execute_grasp(model: mujoco.MjModel, data: mujoco.MjData, grasp: WorldGrasp,
 
     rel = grasp.centre - GRIPPER_HOME
     above = TABLE_TOP + APPROACH_Z - GRIPPER_HOME[2]
+    low = max(rel[2], TABLE_TOP + MIN_GRASP_Z - GRIPPER_HOME[2])
+    if standoff is not None:
+        if not (np.isfinite(standoff) and standoff >= 0):
+            raise SimError(f"standoff must be finite and >= 0, got {standoff}")
+        above = min(above, low + standoff)
     opening = min(grasp.opening + OPEN_MARGIN, MAX_OPENING)
     data.qpos[grip.qpos[:4]] = (rel[0], rel[1], above, grasp.yaw)
     data.qpos[grip.qpos[4:]] = opening / 2
@@ -121,7 +156,6 @@ def execute_grasp(model: mujoco.MjModel, data: mujoco.MjData, grasp: WorldGrasp,
                     np.array((i + 1) / steps))
             mujoco.mj_step(model, data, nstep=5)
 
-    low = max(rel[2], TABLE_TOP + MIN_GRASP_Z - GRIPPER_HOME[2])
     run(0.5, above, low)                     # descend
     run(0.1)                                 # settle
     data.ctrl[grip.grip_act] = -0.01         # squeeze (force-limited)
