@@ -1,4 +1,4 @@
-"""grasp_reasoning on ROS: topics with the image's header, 3-D pose, service, bad input, lifecycle.
+"""grasp_reasoning on ROS: topics with the image's header, 3-D grasp, service, bad input, lifecycle.
 
 The backend is a real GR-ConvNet-style model (untrained weights saved to a temporary
 directory and loaded like the shipped one); what it predicts does not matter here, only what
@@ -55,7 +55,7 @@ class Peer:
 
     def __init__(self, rclpy) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from embodied_transfer_interfaces.msg import GraspPose
+        from embodied_transfer_interfaces.msg import Grasp3D, GraspPose
         from embodied_transfer_interfaces.srv import PlanGrasp
         from geometry_msgs.msg import PoseStamped
         from sensor_msgs.msg import CameraInfo, Image
@@ -68,8 +68,10 @@ class Peer:
         self.depth = self.node.create_publisher(Image, "depth", SENSOR_QOS)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
         self.instruction = self.node.create_publisher(String, "instruction", RELIABLE_QOS)
-        self.got: dict[str, list] = {"grasp": [], "pose": [], "image": [], "diag": []}
+        self.got: dict[str, list] = {"grasp": [], "3d": [], "pose": [], "image": [],
+                                     "diag": []}
         for msgtype, topic, key in ((GraspPose, "grasp", "grasp"),
+                                    (Grasp3D, "grasp_3d", "3d"),
                                     (PoseStamped, "grasp_pose", "pose"),
                                     (Image, "grasp_image", "image"),
                                     (DiagnosticArray, "/diagnostics", "diag")):
@@ -108,24 +110,39 @@ def send_camera(started, peer, msgs) -> None:
     peer.image.publish(image)
 
 
-def test_instruction_and_image_give_grasp_pose_and_annotated_image(node):
+def check_grasp_3d(grasp, g3, header) -> None:
+    """The 3-D grasp of an image grasp on scene(): optical frame, approach along the optical
+    axis, closing axis at theta, opening and standoff in m (node defaults)."""
+    from embodied_transfer.core.geometry import matrix_from_quaternion
+
+    assert g3.header == header
+    p, q = g3.pose.position, g3.pose.orientation
+    rot = matrix_from_quaternion((q.x, q.y, q.z, q.w))
+    np.testing.assert_allclose(rot[:, 0], [0.0, 0.0, 1.0], atol=1e-9)       # approach
+    np.testing.assert_allclose(rot[:, 1], [math.cos(grasp.theta), math.sin(grasp.theta), 0.0],
+                               atol=1e-9)                                   # closing
+    top = p.z - 0.02                        # grasp_depth_m beyond the nearest surface seen
+    assert top in (pytest.approx(0.70), pytest.approx(0.75))
+    assert p.x == pytest.approx((grasp.x - K[0, 2]) * top / K[0, 0], rel=1e-6)
+    assert p.y == pytest.approx((grasp.y - K[1, 2]) * top / K[1, 1], rel=1e-6)
+    assert g3.width == pytest.approx(grasp.width * top / K[0, 0], rel=1e-6)
+    assert g3.standoff == pytest.approx(0.1) and g3.score == pytest.approx(grasp.score)
+
+
+def test_instruction_and_image_give_3d_grasp_and_annotated_image(node):
     started, peer = node
     msgs = messages()
     send_camera(started, peer, msgs)
     spin(started, 0.3)
     peer.instruction.publish(peer.String(data="pick up the red box"))
-    spin(started, 10.0, until=lambda: peer.got["grasp"] and peer.got["pose"]
-         and peer.got["image"])
+    spin(started, 10.0, until=lambda: peer.got["grasp"] and peer.got["3d"]
+         and peer.got["pose"] and peer.got["image"])
     grasp, pose, image = peer.got["grasp"][0], peer.got["pose"][0], peer.got["image"][0]
     assert grasp.header == msgs[0].header            # the image's stamp and optical frame
     assert 0 <= grasp.x < W and 0 <= grasp.y < H and -math.pi / 2 < grasp.theta <= math.pi / 2
     assert grasp.width > 0 and 0.0 <= grasp.score <= 1.0
-    assert pose.header == msgs[0].header
-    z = pose.pose.position.z
-    assert z == pytest.approx(0.70, abs=0.051)       # median depth around the grasp centre
-    assert pose.pose.position.x == pytest.approx((grasp.x - K[0, 2]) * z / K[0, 0], rel=1e-6)
-    q = pose.pose.orientation
-    assert (q.x, q.y) == (0.0, 0.0) and q.z == pytest.approx(math.sin(grasp.theta / 2))
+    check_grasp_3d(grasp, peer.got["3d"][0], msgs[0].header)
+    assert pose.header == msgs[0].header and pose.pose == peer.got["3d"][0].pose
     assert (image.width, image.height, image.encoding) == (W, H, "rgb8")
     # once per instruction: more images without a new instruction give no new grasp
     for _ in range(3):
@@ -140,7 +157,8 @@ def test_service_answers_and_bad_input_gives_a_reason(node):
     ok = call(started, peer.client, peer.PlanGrasp.Request(
         image=image, depth=depth, camera_info=info, instruction="grasp the red box"), wait_s=5.0)
     assert ok.success and ok.message.startswith("ok")
-    assert ok.grasp.header == image.header
+    assert ok.grasp.header == image.header and ok.has_grasp_3d
+    check_grasp_3d(ok.grasp, ok.grasp_3d, image.header)
     # wrong sizes, an empty image, an unsupported encoding: no grasp, a reason, node stays up
     _, small_depth, _ = messages(depth_size=(10, 10))
     cases = {"aligned": peer.PlanGrasp.Request(image=image, depth=small_depth,
@@ -155,7 +173,7 @@ def test_service_answers_and_bad_input_gives_a_reason(node):
     # depth without CameraInfo: a grasp but no 3-D pose, and the reason is reported
     no_info = call(started, peer.client, peer.PlanGrasp.Request(
         image=image, depth=depth, instruction="grasp the red box"), wait_s=5.0)
-    assert no_info.success and "no CameraInfo" in no_info.message
+    assert no_info.success and "no CameraInfo" in no_info.message and not no_info.has_grasp_3d
     spin(started, 2.5, until=lambda: "rejected_bad_input" in peer.diagnostics())
     diag = peer.diagnostics()
     assert diag["rejected_bad_input"] == "3" and diag["rejected_no_camera_info"] == "1"

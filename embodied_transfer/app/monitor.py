@@ -80,7 +80,7 @@ class GraspMonitor(Node):
     """The grasp loop as a user sees it: each instruction, the grasp it got, the outcome."""
 
     def __init__(self, namespace: str = "", out=print) -> None:
-        from embodied_transfer_interfaces.msg import GraspOutcome, GraspPose
+        from embodied_transfer_interfaces.msg import Grasp3D, GraspOutcome, GraspPose
         from std_msgs.msg import String
 
         super().__init__("grasp_monitor", namespace=namespace)
@@ -89,6 +89,7 @@ class GraspMonitor(Node):
         self.outcomes: list[bool] = []
         self.create_subscription(String, "instruction", self._on_instruction, RELIABLE_QOS)
         self.create_subscription(GraspPose, "grasp", self._on_grasp, RELIABLE_QOS)
+        self.create_subscription(Grasp3D, "grasp_3d", self._on_grasp_3d, RELIABLE_QOS)
         self.create_subscription(GraspOutcome, "grasp_outcome", self._on_outcome, RELIABLE_QOS)
 
     def _say(self, line: str) -> None:
@@ -102,6 +103,11 @@ class GraspMonitor(Node):
         reasoning = f"  reasoning: {msg.reasoning}" if msg.reasoning else ""
         self._say(f"  grasp x={msg.x:.0f} y={msg.y:.0f} theta={math.degrees(msg.theta):.0f} deg "
                   f"width={msg.width:.0f} px{reasoning}")
+
+    def _on_grasp_3d(self, msg) -> None:
+        p = msg.pose.position
+        self._say(f"  grasp_3d in {msg.header.frame_id}: ({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) m, "
+                  f"opening {msg.width * 1000:.0f} mm, standoff {msg.standoff * 1000:.0f} mm")
 
     def _on_outcome(self, msg) -> None:
         self.outcomes.append(bool(msg.success))
