@@ -104,6 +104,9 @@ class Io:
         self.node.create_subscription(SquatPhase, "squat/phase", self.phases.append, BAG_QOS)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
 
+    def phases_ready(self) -> bool:
+        return self.node.count_publishers("squat/phase") >= 1
+
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             self.diag[status.name.rsplit("/", 1)[-1]] = {kv.key: kv.value for kv in status.values}
@@ -342,3 +345,64 @@ def test_a_missing_or_wrong_model_fails_the_bringup(rclpy_context, models, node,
     overrides[node].update(override)
     with pytest.raises(BringupError, match=f"{node} failed to start"):
         bringup.bring_up([CONVERTER, CLASSIFIER], overrides=overrides)
+
+
+def test_end_of_stream_flush_follows_the_node_clock(rclpy_context, models):
+    """Under use_sim_time the classifier waits flush_after_s of *sim* time (a slow replay is
+    not cut short by wall time), and flushes on the wall clock once /clock stops."""
+    from embodied_transfer_interfaces.msg import SimDomainFeatures
+    from rosgraph_msgs.msg import Clock
+
+    from embodied_transfer.ros.conversions import make_header
+    from embodied_transfer.ros.qos import CLOCK_QOS
+
+    started = bringup.bring_up([CLASSIFIER], use_sim_time=True, overrides={
+        "squat_phase_classifier": {"model_path": models["classifier_path"],
+                                   "flush_after_s": 0.5}})
+    io = Io(rclpy_context)
+    clock = io.node.create_publisher(Clock, "/clock", CLOCK_QOS)
+    started.executor.add_node(io.node)
+    classifier = started.nodes[0]
+    future = models["classifier"].future
+    sim_ns = START_NS
+
+    def tick(seconds: float, sim_per_wall: float) -> None:
+        """Publish /clock every 20 ms of wall time for ``seconds``, sim time advancing at
+        ``sim_per_wall``."""
+        nonlocal sim_ns
+        for _ in range(int(seconds / 0.02)):
+            sim_ns += int(0.02 * sim_per_wall * 1e9)
+            clock.publish(Clock(clock=make_header(sim_ns).stamp))
+            spin(started, 0.02)
+
+    def feed(n: int) -> None:
+        nonlocal sim_ns
+        for _ in range(n):
+            sim_ns += 50 * MS
+            clock.publish(Clock(clock=make_header(sim_ns).stamp))
+            io.features_pub.publish(SimDomainFeatures(
+                header=make_header(sim_ns, "watch_imu"), channels=list(FEATURE_CHANNELS),
+                values=[0.1] * len(FEATURE_CHANNELS)))
+            spin(started, 0.01)
+
+    try:
+        spin(started, 5.0, until=lambda: io.features_pub.get_subscription_count() >= 1
+             and clock.get_subscription_count() >= 1 and io.phases_ready())
+        feed(20)
+        spin(started, 2.0, until=lambda: len(io.phases) >= 20 - future)
+        assert len(io.phases) == 20 - future
+        tick(1.0, sim_per_wall=0.1)       # a 0.1x replay paused between frames: 0.1 s sim
+        assert len(io.phases) == 20 - future, "flushed on wall time while sim time ran"
+        tick(0.3, sim_per_wall=3.0)       # sim time passes flush_after_s: end of stream
+        spin(started, 1.0, until=lambda: len(io.phases) >= 20)
+        assert len(io.phases) == 20
+        feed(10)                          # the stream goes on, then /clock stops for good
+        spin(started, 2.0, until=lambda: len(io.phases) >= 30 - future)
+        assert len(io.phases) == 30 - future
+        spin(started, 0.3)
+        assert len(io.phases) == 30 - future
+        spin(started, 2.0, until=lambda: len(io.phases) >= 30)
+        assert len(io.phases) == 30
+    finally:
+        started.shutdown()
+        io.node.destroy_node()

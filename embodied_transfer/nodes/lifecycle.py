@@ -9,7 +9,10 @@ and fills in hooks:
 * :meth:`ManagedNode._release` (cleanup, or a failed configure): drop what ``_load`` made;
 * for stream nodes (``STREAM = True``): :meth:`_pending` and :meth:`_flush`, the frames held
   back for more input and how to process them at the end of a stream; the base flushes on
-  deactivate and after ``flush_after_s`` of wall time without input; :meth:`_streams`, the
+  deactivate and at the end of a stream: once the node's clock (sim time under
+  ``use_sim_time``, so a slow or fast replay is judged in its own time) has run
+  ``flush_after_s`` past the last input, or, while that clock stands still (a replay ended
+  and its /clock stopped), after ``flush_after_s`` of wall time without input; :meth:`_streams`, the
   stream states, reset on activate and logged when time jumps back (a replayed bag);
 * :meth:`_extra_values`: the node's own key/value pairs on /diagnostics.
 
@@ -49,6 +52,8 @@ class ManagedNode(LifecycleNode):
         self._count_lock = threading.Lock()    # rejection counts (any thread)
         self._active = False
         self._last_input = time.monotonic()
+        self._last_input_clock = 0            # node clock (ns) at the last input
+        self._clock_seen, self._clock_moved = 0, time.monotonic()
         self._rejected: dict[str, int] = {}
         self._entities: list = []
         self._diagnostics = None
@@ -85,7 +90,11 @@ class ManagedNode(LifecycleNode):
     def _input(self) -> None:
         """Count one input."""
         self.health.input()
+        self._mark_input()
+
+    def _mark_input(self) -> None:
         self._last_input = time.monotonic()
+        self._last_input_clock = self.get_clock().now().nanoseconds
 
     def _on_reject(self, reason: str, detail: str) -> None:
         """Report a rejection counted elsewhere (a stream's own counts)."""
@@ -125,7 +134,7 @@ class ManagedNode(LifecycleNode):
             for stream in self._streams():     # a new start: earlier stamps are welcome
                 stream.reset()
             self._active = True
-            self._last_input = time.monotonic()
+            self._mark_input()
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -153,8 +162,18 @@ class ManagedNode(LifecycleNode):
         as ``events_time_jump_back``)."""
         self.get_logger().info(why)
 
+    def _end_of_stream(self) -> bool:
+        """No input for ``flush_after_s`` on the node's clock, or on the wall clock while
+        the node's clock stands still (module docstring)."""
+        now, clock = time.monotonic(), self.get_clock().now().nanoseconds
+        if clock != self._clock_seen:
+            self._clock_seen, self._clock_moved = clock, now
+        limit = self.config.flush_after_s
+        if clock - self._last_input_clock > limit * 1e9:
+            return True
+        return now - self._clock_moved > limit and now - self._last_input > limit
+
     def _on_idle(self) -> None:
         with self._lock:
-            if self._active and self._pending() \
-                    and time.monotonic() - self._last_input > self.config.flush_after_s:
+            if self._active and self._end_of_stream() and self._pending():
                 self._flush()

@@ -17,8 +17,9 @@ holds every frame until a UWB reading stamped at or after it arrives — at most
 The rules, bounds and rejection reasons are those of
 :class:`~embodied_transfer.squat.online.FrameAssembler`; the converter itself is
 :class:`~embodied_transfer.squat.online.ConverterStream`. When no input has arrived for
-``flush_after_s`` (wall time) the held frames are flushed, so the end of a stream is not
-lost. Nothing is published for a rejected input; /diagnostics reports every rejection
+``flush_after_s`` (on the node's clock, or on the wall clock once that clock stands still:
+:mod:`~embodied_transfer.nodes.lifecycle`) the held frames are flushed, so the end of a
+stream is not lost. Nothing is published for a rejected input; /diagnostics reports every rejection
 (with per-reason counts), stale frames, the IMU stamp rate, hold time and per-frame
 processing latency.
 

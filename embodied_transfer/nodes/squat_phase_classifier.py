@@ -10,7 +10,8 @@ rep_count = completed Down→Up cycles, counted by
 
 A frame is labelled once ``future`` frames after it have arrived (the window of
 :class:`~embodied_transfer.squat.online.ClassifierStream`: past + 1 + future, padded with the
-first frame at the start). When no features have arrived for ``flush_after_s`` of wall time,
+first frame at the start). When no features have arrived for ``flush_after_s`` (node clock; see
+:mod:`~embodied_transfer.nodes.lifecycle`),
 the last ``future`` frames are labelled with the end padded by the last frame, as the
 offline pipeline does at the end of a recording; if the stream then goes on, it keeps its
 history. A stamp gap over ``new_stream_gap_s`` flushes and starts a new window.

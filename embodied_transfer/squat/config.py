@@ -36,7 +36,9 @@ class ConverterNodeConfig(LifecycleSettings):
     new_stream_gap_s: float = duration(
         1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)")
     flush_after_s: float = duration(
-        0.5, "Wall time without input after which held frames are flushed (end of stream)")
+        0.5, "Time without input after which held frames are flushed (end of stream): on "
+             "the node's clock (sim time under use_sim_time), on the wall clock while that "
+             "clock stands still")
     max_imu_rate_hz: float = setting(
         200.0, "IMU stamp rate above which diagnostics warn (frames are still processed)",
         unit="Hz", low=0.0)
@@ -63,7 +65,8 @@ class ClassifierNodeConfig(LifecycleSettings):
                  "quicker Down-Up cycle is reported as suppressed_reps, not counted",
         unit="frames", low=0)
     flush_after_s: float = duration(
-        1.0, "Wall time without features after which the last frames are labelled (end "
-             "padded); keep it above the converter's flush_after_s")
+        1.0, "Time without features after which the last frames are labelled (end padded), "
+             "on the node's clock as the converter's; keep it above the converter's "
+             "flush_after_s")
     new_stream_gap_s: float = duration(
         1.0, "A stamp gap longer than this ends the stream (flush) and starts a new window")
