@@ -69,11 +69,13 @@ SQUAT_PHASE_CLASSIFIER = NodeSpec(
 TABLETOP_BRIDGE = NodeSpec("mujoco_bridge", "embodied_transfer.nodes.mujoco_bridge",
                            "MujocoBridge", lifecycle=True, parameters=(("scene", "tabletop"),),
                            description="simulated tabletop: image_raw, depth, camera_info, "
-                                       "instruction; executes grasp -> grasp_outcome")
+                                       "/tf_static, instruction; executes grasp_3d -> "
+                                       "grasp_outcome")
 GRASP_REASONING = NodeSpec(
     "grasp_reasoning", "embodied_transfer.nodes.grasp_reasoning", "GraspReasoning",
     lifecycle=True, description="image_raw (+ depth, camera_info) + instruction -> grasp "
-                                "(GraspPose), grasp_pose, grasp_image; service plan_grasp")
+                                "(GraspPose), grasp_3d, grasp_pose, grasp_image; service "
+                                "plan_grasp")
 
 TACTILE_ALIGNMENT = NodeSpec(
     "tactile_alignment", "embodied_transfer.nodes.tactile_alignment", "TactileAlignment",
