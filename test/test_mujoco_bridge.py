@@ -205,8 +205,8 @@ def test_tabletop_scene_streams_camera_and_executes_grasps(rclpy_context):
     from embodied_transfer.grasp.geometry import grasp_3d
     from embodied_transfer.ros.conversions import camera_info_to_intrinsics, make_header
     from embodied_transfer.ros.grasp_msgs import grasp_3d_to_msg
-    from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS
-    from embodied_transfer.ros.tf import TF_STATIC_QOS, Transform, TransformTree
+    from embodied_transfer.ros.qos import RELIABLE_QOS, SENSOR_QOS, TF_STATIC_QOS
+    from embodied_transfer.ros.tf import Transform, TransformTree
     from embodied_transfer.sim.tabletop_camera import camera_pose
 
     started = bringup.bring_up([bringup.TABLETOP_BRIDGE], overrides={

@@ -362,7 +362,6 @@ def test_end_of_stream_flush_follows_the_node_clock(rclpy_context, models):
     io = Io(rclpy_context)
     clock = io.node.create_publisher(Clock, "/clock", CLOCK_QOS)
     started.executor.add_node(io.node)
-    classifier = started.nodes[0]
     future = models["classifier"].future
     sim_ns = START_NS
 

@@ -79,7 +79,8 @@ def test_static_frames_reach_a_late_listener(rclpy_context):
     from rclpy.executors import SingleThreadedExecutor
     from tf2_msgs.msg import TFMessage
 
-    from embodied_transfer.ros.tf import TF_QOS, StaticBroadcaster, TfListener
+    from embodied_transfer.ros.qos import TF_QOS
+    from embodied_transfer.ros.tf import StaticBroadcaster, TfListener
     from ros_helpers import spin
 
     talker = rclpy_context.create_node("tf_talker")

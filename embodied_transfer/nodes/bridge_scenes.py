@@ -15,7 +15,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 
 from embodied_transfer.nodes.common import destroy_entities
 from embodied_transfer.ros.conversions import make_header, numpy_to_imu, numpy_to_range
-from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS
+from embodied_transfer.ros.qos import CLOCK_QOS, RELIABLE_QOS, SENSOR_QOS, TF_STATIC_QOS
 from embodied_transfer.sim.errors import SimError
 
 MAX_CATCH_UP = 10      # frames stepped in one timer callback when behind real time
@@ -165,7 +165,7 @@ class TabletopIO(SceneIO):
         from tf2_msgs.msg import TFMessage
 
         from embodied_transfer.grasp.tabletop_task import LiveTabletop
-        from embodied_transfer.ros.tf import TF_STATIC_QOS, StaticBroadcaster, TfListener
+        from embodied_transfer.ros.tf import StaticBroadcaster, TfListener
 
         c = self.node.config
         rate = c.camera_rate_hz

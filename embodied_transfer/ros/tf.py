@@ -21,19 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from embodied_transfer.core.geometry import matrix_from_quaternion, quaternion_from_matrix
 from embodied_transfer.ros.conversions import ConversionError, make_header, stamp_to_ns
-
-#: /tf_static, as tf2_ros: reliable, transient local (latched), keep last 1 per publisher.
-TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                           reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
-#: /tf, as tf2_ros' listener: reliable, volatile, a deep queue.
-TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                    reliability=ReliabilityPolicy.RELIABLE,
-                    durability=DurabilityPolicy.VOLATILE)
+from embodied_transfer.ros.qos import TF_QOS, TF_STATIC_QOS
 
 
 class TransformError(ConversionError):
