@@ -142,3 +142,34 @@ def test_3d_path_matches_the_image_path_and_lifts(randomise):
 def test_grasp3d_is_a_plain_value():
     g = Grasp3D(np.zeros(3), np.eye(3), 0.05, 0.1)
     assert math.isnan(g.score) and g.orientation == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_grasp_3d_messages_round_trip_and_bad_ones_are_refused():
+    from embodied_transfer.ros.conversions import ConversionError, make_header
+    from embodied_transfer.ros.grasp_msgs import grasp_3d_to_msg, msg_to_grasp_3d
+
+    g = grasp_3d(Grasp(40.0, 30.0, 0.4, 20.0, 5.0), depth_scene(), K, score=0.5)
+    msg = grasp_3d_to_msg(g, make_header(7, "cam_optical_frame"))
+    back = msg_to_grasp_3d(msg)
+    np.testing.assert_allclose(back.position, g.position)
+    np.testing.assert_allclose(back.rotation, g.rotation, atol=1e-12)
+    assert (back.width, back.standoff, back.score) == (g.width, g.standoff, 0.5)
+
+    def broken(**change):
+        bad = grasp_3d_to_msg(g, make_header(7, "cam_optical_frame"))
+        for key, value in change.items():
+            if key == "frame":
+                bad.header.frame_id = value
+            elif key == "x":
+                bad.pose.position.x = value
+            elif key == "qw":
+                bad.pose.orientation.w = value
+            else:
+                setattr(bad, key, value)
+        return bad
+
+    for change, reason in (({"frame": ""}, "frame_id"), ({"x": float("nan")}, "not finite"),
+                           ({"qw": 3.0}, "unit quaternion"), ({"width": 0.0}, "width"),
+                           ({"width": float("nan")}, "width"), ({"standoff": -1.0}, "standoff")):
+        with pytest.raises(ConversionError, match=reason):
+            msg_to_grasp_3d(broken(**change))
