@@ -121,6 +121,19 @@ def test_repeated_timestamp_rows_merge_and_are_counted(tmp_path):
     assert rec.repetitions == 1
 
 
+def test_a_recording_without_uwb_is_read_with_uwb_missing(tmp_path):
+    """A watch without a UWB phone: no readings, UWB NaN at every IMU frame (the IMU-only
+    path scores it); each recording of a file on its own."""
+    from embodied_transfer.squat.signals import real_recording
+
+    path = write_csv(tmp_path / "watch_only.csv", [GOOD, row(0.1), row(0.0), row(0.1)])
+    first, second = read_real_csv(path)
+    assert first.uwb.size == 1 and second.uwb.size == 0 and second.uwb_t.size == 0
+    assert np.isnan(second.uwb_at_imu).all() and second.uwb_at_imu.shape == second.t.shape
+    x, _ = real_recording(second)
+    assert np.isnan(x[:, 6]).all() and np.isfinite(x[:, :6]).all()
+
+
 def test_uwb_interpolation_holds_the_ends(tmp_path):
     path = write_csv(tmp_path / "interp.csv", [
         row(0.0), row(1.0, uwb="1 m"), row(2.0), row(3.0, uwb="3000 mm"), row(4.0)])
@@ -173,10 +186,6 @@ BAD_INPUT = {
               "updown: unknown squat phase label 'Sideways'"),
     "exercise": ([GOOD, row(0.1, exercise=" Lunge")], HEADER, 3,
                  "ExcerciseType is ' Lunge', expected 'Squat'"),
-    "no_uwb": ([row(0.0), row(0.1)], HEADER, 2, "has no UWB reading, so UWB cannot be "
-                                                 "interpolated"),
-    "second_recording_no_uwb": ([GOOD, row(0.1), row(0.0), row(0.1)], HEADER, 4,
-                                r"recording .*#2 \(lines 4-5\) has no UWB reading"),
 }
 
 

@@ -66,6 +66,9 @@ def add_parsers(sub) -> None:
     evaluate.add_argument("--plots", default=None,
                           help="directory for confusion.png and timeline.png "
                                "(default: beside --json)")
+    evaluate.add_argument("--no-placement-check", dest="placement_check", action="store_false",
+                          help="feed the UWB range as recorded (no IMU-only path, no "
+                               "phone-above-the-wrist check)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         from embodied_transfer.squat import evaluate as ev
         from embodied_transfer.squat.pipeline import DEFAULT_MODELS
 
-        result = ev.evaluate(args.csv, args.models or DEFAULT_MODELS)
+        result = ev.evaluate(args.csv, args.models or DEFAULT_MODELS,
+                             placement_check=args.placement_check)
         print(ev.table(result))
         print(f"wrote {ev.write_json(result, args.json)}")
         for png in ev.plot(result, args.plots or Path(args.json).parent):
@@ -137,10 +141,15 @@ def _squat_training_data(args: argparse.Namespace):
     from dataclasses import fields
 
     from embodied_transfer.sim.dataset import SquatDataset, generate
+    from embodied_transfer.squat.errors import SquatDataError
     from embodied_transfer.squat.real import read_real_csv
     from embodied_transfer.squat.train import TrainConfig
 
     recordings = [rec for path in args.real for rec in read_real_csv(path)]
+    for rec in recordings:
+        if rec.uwb.size == 0:
+            raise SquatDataError(f"recording {rec.source} has no UWB reading; the converters "
+                                 "are fine-tuned on watch + UWB recordings")
     dataset = (SquatDataset.load(args.sim) if args.sim
                else generate(args.sim_squats, seed=args.seed))
     cfg = TrainConfig(seed=args.seed)

@@ -7,6 +7,12 @@ repetitions counted; pooled over all frames of all recordings given. Predictions
 those the nodes publish: the classifier's output through its phase filter (when the
 checkpoint has one); ``accuracy_unfiltered`` is the per-window argmax without it. Plots:
 confusion matrices per condition and a timeline of predicted against true phases.
+
+Each recording goes through :func:`~embodied_transfer.squat.placement.run_any_placement`
+(unless ``placement_check`` is off): a recording without UWB takes the IMU-only path, and a
+phone above the wrist is recognised from the data and its range mirrored. Each file's row
+says which path the proposed pipeline took (``mode``: uwb / imu_only; ``placement``:
+below / above, "" without UWB).
 """
 from __future__ import annotations
 
@@ -16,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from embodied_transfer.squat.config import MIN_REP, MIN_RUN
+from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import PHASE_NAMES, STOP, count_repetitions
 from embodied_transfer.squat.pipeline import DEFAULT_MODELS, RepCounter, load_pipelines
+from embodied_transfer.squat.placement import run_any_placement
 from embodied_transfer.squat.real import read_real_csv
 from embodied_transfer.squat.signals import real_recording
 
@@ -31,15 +39,16 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
 
 
 def evaluate(csv_paths: list[str | Path], models: str | Path = DEFAULT_MODELS,
-             min_run: int = MIN_RUN, min_rep: int = MIN_REP) -> dict:
+             min_run: int = MIN_RUN, min_rep: int = MIN_REP,
+             placement_check: bool = True) -> dict:
     """The evaluation record (see the module docstring) for ``csv_paths``."""
     recordings = [rec for path in csv_paths for rec in read_real_csv(path)]
-    return {**score(load_pipelines(models), recordings, min_run, min_rep),
+    return {**score(load_pipelines(models), recordings, min_run, min_rep, placement_check),
             "models": str(models)}
 
 
 def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN,
-          min_rep: int = MIN_REP) -> dict:
+          min_rep: int = MIN_REP, placement_check: bool = True) -> dict:
     """The evaluation record of ``pipelines`` (condition → :class:`~.pipeline.Pipeline`,
     e.g. from :func:`~.pipeline.load_pipelines`) on parsed real recordings."""
     truth_all, preds_all = [], {c: [] for c in CONDITIONS}
@@ -50,8 +59,17 @@ def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN,
         truth_all.append(y)
         row = {"file": rec.source, "true": count_repetitions(y)}
         timeline = {"file": rec.source, "t": rec.t - rec.t[0], "truth": y}
+        if not placement_check and rec.uwb.size == 0:
+            raise SquatDataError(f"recording {rec.source} has no UWB reading; only the "
+                                 "placement check's IMU-only path can score it")
         for name in CONDITIONS:
-            probs = pipelines[name].run(x, filtered=False)[1]
+            if placement_check:
+                _, probs, path = run_any_placement(pipelines[name], x, filtered=False)
+            else:
+                probs, path = pipelines[name].run(x, filtered=False)[1], None
+            if name == "proposed":
+                row["mode"] = path.mode if path else "uwb"
+                row["placement"] = path.placement if path else "below"
             unfiltered_all[name].append(probs.argmax(axis=1))
             pred = pipelines[name].classifier.filter(probs).argmax(axis=1)
             preds_all[name].append(pred)
@@ -84,9 +102,11 @@ def table(result: dict) -> str:
                f"{result['accuracy_3class'][c] * 100:>11.2f}%"
                f"{result['accuracy_unfiltered'][c] * 100:>11.2f}%" for c in CONDITIONS),
              "", f"{'recording':<48}{'true':>5}" + "".join(f"{c:>10}" for c in CONDITIONS)]
+    lines[-1] += "  path"
     for r in result["reps"]:
         lines.append(f"{r['file']:<48}{r['true']:>5}"
-                     + "".join(f"{r['counted_' + c]:>10}" for c in CONDITIONS))
+                     + "".join(f"{r['counted_' + c]:>10}" for c in CONDITIONS)
+                     + f"  {r['mode']}{' ' + r['placement'] if r['placement'] else ''}")
     return "\n".join(lines)
 
 

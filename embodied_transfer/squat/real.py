@@ -28,9 +28,10 @@ Skip rule — a row is dropped only for one of these reasons, each counted in
 
 Everything else that is wrong (wrong header, missing or extra columns, a non-numeric,
 NaN or infinite value, a UWB cell without a known unit or with a negative range, an
-unknown phase label, another exercise type, an empty file, a header without rows, a
-recording without any UWB reading — UWB cannot then be interpolated to the IMU times) raises
-:class:`SquatDataError` naming the file and line.
+unknown phase label, another exercise type, an empty file, a header without rows) raises
+:class:`SquatDataError` naming the file and line. A recording whose UWB column is empty (a
+watch without a UWB phone) is read with no UWB readings and ``uwb_at_imu`` all NaN: the
+IMU-only path (:mod:`embodied_transfer.squat.placement`) takes it.
 
 Note on the published recordings: no timestamp repeats exactly, but 36-40 % of the rows
 repeat the previous row's six IMU values (see :attr:`RealRecording.held_imu_rows`), most of
@@ -72,7 +73,7 @@ class RealRecording:
     gyro: np.ndarray  #: (N, 3) float64 rad/s, watch frame
     uwb_t: np.ndarray  #: (M,) float64 s, times of the rows that carried a new UWB range
     uwb: np.ndarray  #: (M,) float64 m
-    uwb_at_imu: np.ndarray  #: (N,) float64 m, UWB interpolated to ``t`` (ends held)
+    uwb_at_imu: np.ndarray  #: (N,) float64 m, UWB interpolated to ``t`` (ends held; NaN: none)
     phase: np.ndarray  #: (N,) int8 STOP/DOWN/UP
     lines: np.ndarray  #: (N,) int64 1-based CSV line of each kept row
     skipped: dict[str, int] = field(default_factory=dict)  #: dropped lines per reason
@@ -185,16 +186,13 @@ class _Builder:
         t = np.array(self.t, dtype=np.float64)
         imu = np.array(self.imu, dtype=np.float64).reshape(-1, 6)
         has_uwb = np.array([u is not None for u in self.uwb], dtype=bool)
-        if not has_uwb.any():
-            raise _error(path, self.lines[0],
-                         f"recording {source} (lines {self.lines[0]}-{self.lines[-1]}) has "
-                         "no UWB reading, so UWB cannot be interpolated to the IMU times")
         uwb_t = t[has_uwb]
         uwb = np.array([u for u in self.uwb if u is not None], dtype=np.float64)
+        at_imu = np.interp(t, uwb_t, uwb) if uwb.size else np.full(t.shape, np.nan)
         return RealRecording(
             source=source, t=t,
             accel=np.asarray(-g_to_mps2(imu[:, :3]), dtype=np.float64), gyro=imu[:, 3:].copy(),
-            uwb_t=uwb_t, uwb=uwb, uwb_at_imu=np.interp(t, uwb_t, uwb),
+            uwb_t=uwb_t, uwb=uwb, uwb_at_imu=at_imu,
             phase=np.array(self.phase, dtype=np.int8),
             lines=np.array(self.lines, dtype=np.int64),
             skipped=dict(self.skipped), conflicts=dict(self.conflicts))

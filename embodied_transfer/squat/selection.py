@@ -49,13 +49,18 @@ SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_st
 
 #: Stress tests of the left-out recording's UWB range r: ``uwb_mirrored`` = min + max - r (the
 #: wrist's descent reads as a rise, as from a phone on a table above the wrist),
-#: ``uwb_constant`` = its mean (no swing at all, e.g. a phone far away).
-UWB_STRESS: tuple[str, ...] = ("uwb_mirrored", "uwb_constant")
+#: ``uwb_constant`` = its mean (no swing at all, e.g. a phone far away), ``uwb_absent`` = no
+#: UWB reading at all (a watch without a UWB phone).
+UWB_STRESS: tuple[str, ...] = ("uwb_mirrored", "uwb_constant", "uwb_absent")
 
 
 def uwb_stressed(rec: RealRecording, mode: str) -> RealRecording:
     """``rec`` with its UWB range (readings and their interpolation) changed as ``mode`` of
     :data:`UWB_STRESS` says; ranges stay within the recording's own."""
+    if mode == "uwb_absent":
+        return replace(rec, uwb_t=rec.uwb_t[:0], uwb=rec.uwb[:0],
+                       uwb_at_imu=np.full_like(rec.uwb_at_imu, np.nan))
+
     def change(r: np.ndarray) -> np.ndarray:
         if mode == "uwb_mirrored":
             return rec.uwb.min() + rec.uwb.max() - r

@@ -20,15 +20,20 @@ FEATURE_CHANNELS: tuple[str, ...] = ("user_accel_x", "user_accel_y", "user_accel
                                      "gyro_x", "gyro_y", "gyro_z", "uwb_range")
 
 
-def stack(accel: np.ndarray, gyro: np.ndarray, uwb: np.ndarray) -> np.ndarray:
-    """(N, 7) float32 in CHANNELS order; rejects NaN/inf and mismatched lengths."""
+def stack(accel: np.ndarray, gyro: np.ndarray, uwb: np.ndarray,
+          uwb_missing: bool = False) -> np.ndarray:
+    """(N, 7) float32 in CHANNELS order; rejects NaN/inf and mismatched lengths.
+    ``uwb_missing``: the UWB channel may be all NaN (a recording without UWB)."""
     accel, gyro, uwb = (np.asarray(a, dtype=np.float64) for a in (accel, gyro, uwb))
     if accel.shape != gyro.shape or accel.ndim != 2 or accel.shape[1] != 3 \
             or uwb.shape != (len(accel),):
         raise SquatDataError(f"channel shapes disagree: accel {accel.shape}, gyro {gyro.shape}, "
                              f"uwb {uwb.shape}")
     x = np.column_stack([accel, gyro, uwb]).astype(np.float32)
-    if not np.all(np.isfinite(x)):
+    finite = np.isfinite(x)
+    if uwb_missing and np.all(np.isnan(x[:, -1])):
+        finite[:, -1] = True
+    if not np.all(finite):
         raise SquatDataError("signals contain NaN or inf")
     return x
 
@@ -77,8 +82,9 @@ def twist(x: np.ndarray, angle: float) -> np.ndarray:
 
 
 def real_recording(rec) -> tuple[np.ndarray, np.ndarray]:
-    """(signals (N, 7), phase (N,)) of a RealRecording."""
-    return stack(rec.accel, rec.gyro, rec.uwb_at_imu), rec.phase.astype(np.int64)
+    """(signals (N, 7), phase (N,)) of a RealRecording (UWB all NaN when it has none)."""
+    return (stack(rec.accel, rec.gyro, rec.uwb_at_imu, uwb_missing=rec.uwb.size == 0),
+            rec.phase.astype(np.int64))
 
 
 @dataclass
