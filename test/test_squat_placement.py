@@ -28,7 +28,7 @@ def test_uwb_presence_mirroring_and_filling():
     x[:, 6] = [0.5, 0.7, 0.9, 0.8, 0.6, 0.5]
     assert has_uwb(x)
     np.testing.assert_allclose(mirrored(x)[:, 6], [0.9, 0.7, 0.5, 0.6, 0.8, 0.9], atol=1e-6)
-    assert not has_uwb(without_uwb(x, 1.2)) and (without_uwb(x, 1.2)[:, 6] == 1.2).all()
+    assert not has_uwb(without_uwb(x)) and np.isnan(without_uwb(x)[:, 6]).all()
     x[:, 6] = np.nan
     assert not has_uwb(x)
 

@@ -6,11 +6,10 @@ held up) makes it grow, and the classifier, which keys on that swing, reads the 
 ascent. Nothing outside the data says which placement a recording has, so
 :func:`run_any_placement` asks the data:
 
-1. **IMU only** first: the pipeline on the watch alone, the UWB channel held at a constant
-   (for the converters, whose per-stream input adaptation removes each channel's level, a
-   constant channel carries nothing; for the raw pipeline it sits at the simulator's mean
-   range). That is also the whole answer when the recording has no UWB (all NaN) or a range
-   that never moves (``mode`` ``imu_only``).
+1. **IMU only** first: the pipeline on the watch alone, the UWB channel marked missing
+   (NaN: the input adaptation leaves it out and the normalisers read it as their mean, as
+   the live converter does when UWB goes silent). That is also the whole answer when the
+   recording has no UWB (all NaN) or a range that never moves (``mode`` ``imu_only``).
 2. **Range trend**: the mean rate of change of the (smoothed) range over the frames the IMU-only
    pass calls Down (per-window argmax, before the phase filter), minus that over Up frames. Negative: the training placement (``below``);
    positive: ``above``, and the range is mirrored within its own span (min + max - r) before
@@ -49,10 +48,10 @@ def has_uwb(x: np.ndarray) -> bool:
     return finite.size >= 2 and float(finite.std()) > 1e-6
 
 
-def without_uwb(x: np.ndarray, fill: float) -> np.ndarray:
-    """A copy of the frames with the UWB channel held at ``fill`` (marked missing)."""
+def without_uwb(x: np.ndarray) -> np.ndarray:
+    """A copy of the frames with the UWB channel marked missing (NaN)."""
     out = np.array(x, dtype=np.float32, copy=True)
-    out[:, UWB] = fill
+    out[:, UWB] = np.nan
     return out
 
 
@@ -83,8 +82,7 @@ def run_any_placement(pipeline, x: np.ndarray, filtered: bool = True
     """Run a :class:`~embodied_transfer.squat.pipeline.Pipeline` on physical frames (N, 7)
     whatever the phone's placement, or without UWB: (sim-domain frames, probabilities,
     the path taken). See the module docstring."""
-    fill = float(pipeline.classifier.ckpt.normalizer.mean[UWB])
-    imu_sim, imu_probs = pipeline.run(without_uwb(x, fill), filtered=False)
+    imu_sim, imu_probs = pipeline.run(without_uwb(x), filtered=False)
     if not has_uwb(x):
         return (imu_sim, pipeline.classifier.filter(imu_probs) if filtered else imu_probs,
                 PathTaken("imu_only", "", float("nan")))

@@ -101,7 +101,9 @@ class Normalizer:
                    np.where(std > 1e-6, std, 1.0).astype(np.float32))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
+        """Standardised frames; a missing value (NaN: no UWB) becomes the mean (0)."""
+        z = ((x - self.mean) / self.std).astype(np.float32)
+        return np.where(np.isnan(z), np.float32(0.0), z)
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
         return (x * self.std + self.mean).astype(np.float32)
@@ -124,7 +126,8 @@ class InputAdaptation:
     The running statistics start from the normaliser's (worth ``prior_frames`` frames) and
     forget with a time constant of ``horizon_frames``; ``s_t`` never falls below
     ``min_std_ratio`` times the normaliser's std, so a channel that stops moving (UWB held
-    for seconds) is not blown up.
+    for seconds) is not blown up. A missing value (NaN: no UWB) stays missing and leaves its
+    channel's statistics as they were; the normaliser then reads it as the mean.
     """
 
     prior_frames: int = 25          # 1.25 s at 20 Hz
@@ -160,16 +163,24 @@ class AdaptiveStandardizer:
 
     def reset(self) -> None:
         n0 = float(self.adaptation.prior_frames)
-        self.weight = n0
+        self.weight = np.full(self.mean0.shape, n0)
         self.sum = n0 * self.mean0
         self.sum_sq = n0 * (self.std0 ** 2 + self.mean0 ** 2)
 
     def update(self, frame: np.ndarray) -> np.ndarray:
-        """Take one finite frame (C,) into the statistics; return it adapted (float32)."""
+        """Take one frame (C,) into the statistics (a NaN channel is skipped and stays NaN);
+        return it adapted (float32)."""
         x = np.asarray(frame, dtype=np.float64)
-        self.weight = self.decay * self.weight + 1.0
-        self.sum = self.decay * self.sum + x
-        self.sum_sq = self.decay * self.sum_sq + x * x
+        seen = ~np.isnan(x)
+        if seen.all():
+            self.weight = self.decay * self.weight + 1.0
+            self.sum = self.decay * self.sum + x
+            self.sum_sq = self.decay * self.sum_sq + x * x
+        else:
+            v = np.where(seen, x, 0.0)
+            self.weight = np.where(seen, self.decay * self.weight + 1.0, self.weight)
+            self.sum = np.where(seen, self.decay * self.sum + v, self.sum)
+            self.sum_sq = np.where(seen, self.decay * self.sum_sq + v * v, self.sum_sq)
         mean = self.sum / self.weight
         std = np.sqrt(np.maximum(self.sum_sq / self.weight - mean * mean, 0.0))
         std = np.maximum(std, self.adaptation.min_std_ratio * self.std0)
