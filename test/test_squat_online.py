@@ -147,7 +147,7 @@ def test_frames_wait_for_the_uwb_reading_after_them_and_get_np_interp():
     assert a.held == 0 and a.uwb_kept == 1
 
 
-def test_frames_before_the_first_reading_get_it_and_without_uwb_are_dropped():
+def test_frames_before_the_first_reading_get_it_and_without_uwb_go_imu_only():
     a = FrameAssembler(max_wait_s=0.5)
     imu(a, 0)
     imu(a, 100 * MS)
@@ -158,9 +158,20 @@ def test_frames_before_the_first_reading_get_it_and_without_uwb_are_dropped():
     emitted = []
     for i in range(40):                        # 2 s at 20 Hz, no UWB at all
         emitted += imu(b, i * 50 * MS)
-    assert emitted == [] and b.held <= 11      # held ≤ max wait, older ones dropped
-    assert b.rejected == {"no_uwb_yet": 40 - b.held}
-    assert b.flush() == [] and b.rejected["no_uwb_yet"] == 40
+    assert b.held <= 11 and len(emitted) == 40 - b.held   # held ≤ max wait, then IMU-only
+    emitted += b.flush()
+    assert [f.stamp_ns for f in emitted] == [i * 50 * MS for i in range(40)]
+    assert all(f.imu_only and np.isnan(f.values[6]) and not f.stale for f in emitted)
+    assert all(np.isfinite(f.values[:6]).all() for f in emitted)
+    assert b.rejected == {} and b.events["imu_only"] == 40 and "mode_switch" not in b.events
+    # the UWB starts late: IMU-only until then, interpolated from the first reading on
+    late = emitted[:0] + b.push_uwb(2000 * MS, 0.9)
+    for i in range(40, 60):
+        late += imu(b, i * 50 * MS)
+        if i % 4 == 0:
+            late += b.push_uwb(i * 50 * MS, 0.9)
+    assert late and not any(f.imu_only for f in late)
+    assert b.events["mode_switch"] == 1
 
 
 def test_nan_and_inf_imu_are_rejected_and_never_emitted():
@@ -232,16 +243,17 @@ def test_uwb_silent_for_3_s_frames_go_on_with_the_range_held():
     assert a.rejected == {}
 
 
-def test_uwb_lost_for_longer_than_its_max_age_drops_frames():
+def test_uwb_lost_for_longer_than_its_max_age_goes_imu_only_and_back():
     a = FrameAssembler(max_wait_s=1.0, max_uwb_age_s=5.0)
     frames = stream_20hz(a, 12.0, uwb_silent=[(1.0, 9.0)]) + a.flush()
-    lost = a.rejected["uwb_lost"]
     # readings at 0.8 s then 9.0 s: frames stamped more than 5 s after 0.8 s (from 5.85 s)
-    # are dropped when their 1 s wait runs out, up to 7.95 s; from 8.0 s the 9.0 s reading
+    # go IMU-only when their 1 s wait runs out, up to 7.95 s; from 8.0 s the 9.0 s reading
     # arrives within their wait and they are interpolated
-    assert lost == len(range(117, 160))
-    assert len(frames) == 240 - lost
-    assert all(np.all(np.isfinite(f.values)) for f in frames)
+    imu_only = [i for i, f in enumerate(frames) if f.imu_only]
+    assert imu_only == list(range(117, 160)) and len(frames) == 240
+    assert all(np.isnan(frames[i].values[6]) for i in imu_only)
+    assert all(np.all(np.isfinite(f.values)) for f in frames if not f.imu_only)
+    assert a.rejected == {} and a.events["mode_switch"] == 2      # to IMU-only and back
 
 
 def test_one_minute_of_1khz_imu_keeps_every_queue_bounded():
@@ -266,7 +278,7 @@ def test_one_minute_of_1khz_imu_keeps_every_queue_bounded():
         imu(b, i * MS)
         held.append(b.held)
     assert max(held) == 256 and b.events["queue_overflow"] > 0
-    assert b.rejected["uwb_lost"] > 0                        # 5 s after the last reading
+    assert b.events["imu_only"] > 0                          # 5 s after the last reading
 
 
 def test_a_full_hold_queue_releases_its_oldest_frame_as_stale():
@@ -373,6 +385,30 @@ def test_converter_stream_adapts_each_stream_afresh_as_convert_does(one_thread):
     np.testing.assert_allclose(np.stack(first), converter.convert(scaled), atol=1e-5)
     np.testing.assert_array_equal(np.stack(first), np.stack(again))
     assert stream.events == {"new_stream": 1}
+
+
+def test_imu_only_frames_convert_as_the_offline_imu_only_pass(one_thread):
+    """A watch-only stretch in the middle of a stream: the UWB channel NaN leaves the input
+    adaptation's UWB statistics alone and reads as the normaliser's mean, frame by frame
+    as in Converter.convert; the IMU channels still adapt."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(90, 7)).astype(np.float32) * 2 + 0.5
+    x[30:60, 6] = np.nan
+    converter, classifier = small_models(np.nan_to_num(x))
+    stream = ConverterStream(converter)
+    online = np.stack([stream.push(i * 50 * MS, x[i]) for i in range(90)])
+    offline = converter.convert(x)
+    assert np.isfinite(offline).all() and stream.rejected == {}
+    np.testing.assert_allclose(online, offline, atol=1e-5)
+    # the missing channel is the mean, not a number the adaptation ever saw
+    adapted = converter.ckpt.adaptation.apply(x, converter.ckpt.normalizer)
+    assert np.isnan(adapted[30:60, 6]).all() and np.isfinite(adapted[60:, 6]).all()
+    assert (converter.ckpt.normalizer(adapted)[30:60, 6] == 0).all()
+    # an infinite range is still a bad frame
+    assert stream.push(10_000 * MS, np.append(x[0, :6], np.inf)) is None
+    assert stream.rejected == {"non_finite": 1}
+    probs = classifier.probabilities(offline)
+    assert np.isfinite(probs).all()
 
 
 def test_classifier_stream_labels_each_frame_future_frames_late_with_offline_padding():

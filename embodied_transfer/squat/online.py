@@ -18,10 +18,14 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
       real recordings (0.50 s), so none of their frames is stale. A stale frame differs
       from the offline result only if a UWB reading stamped before it arrives later.
     * **Before the first UWB reading** frames are held too (``np.interp`` gives them the
-      first reading); if none arrives within ``max_wait_s`` they are *dropped* (reason
-      ``no_uwb_yet``): without any range there is nothing to build the 7th channel from.
+      first reading); if none arrives within ``max_wait_s`` they are emitted **IMU-only**:
+      the UWB channel NaN (missing), which the converter leaves out (a watch without a UWB
+      phone, or one whose UWB starts late). ``Frame.imu_only`` says so; each such frame
+      counts ``events["imu_only"]``.
     * **UWB lost.** A frame whose last UWB reading is more than ``max_uwb_age_s`` older
-      than it is dropped (``uwb_lost``) instead of being published with an ancient range.
+      than it is emitted IMU-only too, instead of with an ancient range. When readings
+      return, frames use them again; every change between the two paths counts
+      ``events["mode_switch"]``.
     * **New stream.** An IMU frame stamped more than ``new_stream_gap_s`` after the last
       accepted one starts a new stream: held frames are flushed, UWB readings of the old
       stream are forgotten (so a bag of recordings laid end to end gives each recording
@@ -38,7 +42,7 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
       last accepted IMU stamp), ``imu_repeated_stamp`` (equal to it); ``uwb_invalid``
       (NaN, negative or a finite value outside [min_range, max_range]), ``uwb_too_far``
       (+inf) and ``uwb_too_close`` (-inf) per REP-117, ``uwb_out_of_order``,
-      ``uwb_repeated_stamp``; and the dropped frames ``no_uwb_yet``, ``uwb_lost``.
+      ``uwb_repeated_stamp``.
       Strictly increasing stamps are accepted however close: the real recordings have
       rows 20-300 µs apart, and they are frames of the dataset.
     * **Bounds.** At most ``queue_size`` held frames and ``queue_size`` UWB readings are
@@ -89,6 +93,7 @@ class Frame(NamedTuple):
     values: np.ndarray
     tag: Any = None       # passed through from push_imu (the nodes: the IMU frame_id)
     stale: bool = False   # UWB held from an older reading after the wait ran out
+    imu_only: bool = False  # no usable UWB: values[6] is NaN (missing)
 
 
 class Label(NamedTuple):
@@ -170,6 +175,7 @@ class FrameAssembler(_Counts):
         self.last_imu_ns: int | None = None              # last accepted IMU stamp
         self.last_uwb_ns: int | None = None              # last accepted UWB stamp
         self.max_hold_ns = 0                             # longest stamp-time hold so far
+        self.imu_only: bool | None = None                # path of the last emitted frame
 
     # --- state for diagnostics and tests ------------------------------------------------
     @property
@@ -321,23 +327,15 @@ class FrameAssembler(_Counts):
         newest = self.last_imu_ns
         while self._held:
             stamp, imu, tag = self._held[0]
+            missing = False
             if self._uwb and self._uwb[-1][0] >= stamp:
                 value, stale = self._interp(stamp), False
             elif force > 0 or newest - stamp > self.max_wait_ns:
                 stale = not flushing
-                if not self._uwb:
-                    self._held.popleft()
-                    force -= 1
-                    self._reject("no_uwb_yet", f"IMU at {stamp} ns dropped: no UWB reading "
-                                               "has arrived yet")
-                    continue
-                last_t, value = self._uwb[-1]
-                if stamp - last_t > self.max_uwb_age_ns:
-                    self._held.popleft()
-                    force -= 1
-                    self._reject("uwb_lost", f"IMU at {stamp} ns dropped: last UWB reading is "
-                                             f"{(stamp - last_t) / 1e9:.2f} s old")
-                    continue
+                if not self._uwb or stamp - self._uwb[-1][0] > self.max_uwb_age_ns:
+                    value, stale, missing = math.nan, False, True      # IMU-only
+                else:
+                    value = self._uwb[-1][1]
                 if stale:
                     self._event("uwb_stale")
             else:
@@ -345,7 +343,13 @@ class FrameAssembler(_Counts):
             self._held.popleft()
             force -= 1
             self.max_hold_ns = max(self.max_hold_ns, newest - stamp)
-            out.append(Frame(stamp, np.append(imu, value).astype(np.float32), tag, stale))
+            if missing:
+                self._event("imu_only")
+            if self.imu_only is not None and missing != self.imu_only:
+                self._event("mode_switch")
+            self.imu_only = missing
+            out.append(Frame(stamp, np.append(imu, value).astype(np.float32), tag, stale,
+                             missing))
         self._prune()
         return out
 
@@ -375,10 +379,11 @@ class ConverterStream(_Counts):
         self.last_ns: int | None = None
 
     def push(self, stamp_ns: int, values: np.ndarray) -> np.ndarray | None:
-        """(7,) physical frame → (7,) float32 simulator-domain frame (None if rejected)."""
+        """(7,) physical frame → (7,) float32 simulator-domain frame (None if rejected).
+        A NaN UWB value (the last channel) marks it missing: the IMU-only path."""
         stamp_ns = int(stamp_ns)
         x = np.asarray(values, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(x)):
+        if not (np.all(np.isfinite(x[:-1])) and not np.isinf(x[-1])):
             self._reject("non_finite", f"frame at {stamp_ns} ns has NaN/inf")
             return None
         if self._jumped_back(stamp_ns, self.last_ns):
