@@ -405,3 +405,44 @@ def test_end_of_stream_flush_follows_the_node_clock(rclpy_context, models):
     finally:
         started.shutdown()
         io.node.destroy_node()
+
+
+def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_context, models):
+    """UWB silent for 3 s in the middle, then back: every IMU frame still gives features
+    and a label; those made without a usable range say imu_only, in the features, in
+    SquatPhase and on /diagnostics, and the switches are counted."""
+    started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
+        "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3,
+                               "imu_includes_gravity": False, "max_uwb_wait_s": 0.5,
+                               "max_uwb_age_s": 1.0},
+        "squat_phase_classifier": {"model_path": models["classifier_path"],
+                                   "flush_after_s": 0.6}})
+    io = Io(rclpy_context)
+    started.executor.add_node(io.node)
+    converter = started.nodes[0]
+    try:
+        spin(started, 5.0, until=lambda: io.imu.get_subscription_count() >= 1
+             and io.uwb.get_subscription_count() >= 1 and io.phases_ready()
+             and converter._pub.get_subscription_count() >= 2)
+        t, accel, gyro, uwb_t, uwb = recorded_stream()
+        gap = (uwb_t > t[40]) & (uwb_t < t[40] + 3 * 1_000_000_000)
+        send(started, io, sensor_messages(io, t, accel, gyro, uwb_t[~gap], uwb[~gap]))
+        spin(started, 5.0, until=lambda: len(io.phases) >= len(t))
+        assert len(io.features) == len(io.phases) == len(t)
+        modes = [f.mode for f in io.features]
+        silent_from = int(uwb_t[~gap][uwb_t[~gap] <= t[40]].max())
+        expected = ["imu_only" if s - silent_from > 1_000_000_000 and s < uwb_t[gap].max()
+                    else "uwb" for s in t.tolist()]
+        first = expected.index("imu_only")
+        assert "imu_only" in modes and modes[:first] == expected[:first]
+        assert modes[-1] == "uwb" and modes.count("imu_only") >= 20
+        assert [p.mode for p in io.phases] == modes                 # label ↔ its frame
+        assert all(np.isfinite(f.values).all() for f in io.features)
+        values = diagnostics(started, io, "real2sim_converter",
+                             until=lambda v: v.get("events_mode_switch") == "2")
+        assert values["events_mode_switch"] == "2" and values["mode"] == "uwb"
+        assert int(values["events_imu_only"]) == modes.count("imu_only")
+        assert "rejected_uwb_lost" not in values and "rejected_no_uwb_yet" not in values
+    finally:
+        started.shutdown()
+        io.node.destroy_node()

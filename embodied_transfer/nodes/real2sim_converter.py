@@ -14,7 +14,10 @@ released when a UWB reading arrives are not dropped.
 UWB is interpolated to each IMU stamp as the offline pipeline does (np.interp), which
 holds every frame until a UWB reading stamped at or after it arrives — at most
 ``max_uwb_wait_s`` of stamp time, after which the last range is held (counted as stale).
-The rules, bounds and rejection reasons are those of
+With no usable range (none yet, or the last one older than ``max_uwb_age_s``: a watch
+without a UWB phone, a radio switched off) frames go on from the watch alone, the range
+marked missing (``mode`` ``imu_only`` in the features, on /diagnostics as a WARN and in the
+log at each switch); they use the range again as soon as readings return. The rules, bounds and rejection reasons are those of
 :class:`~embodied_transfer.squat.online.FrameAssembler`; the converter itself is
 :class:`~embodied_transfer.squat.online.ConverterStream`. When no input has arrived for
 ``flush_after_s`` (on the node's clock, or on the wall clock once that clock stands still:
@@ -66,6 +69,7 @@ class Real2SimConverter(ManagedNode):
         self.health.warning = self._warning
         self.assembler = self.stream = self._gravity = None
         self._last_stale = False
+        self._mode = ""                    # "uwb" / "imu_only": path of the last frame out
         self._accel_norm = 0.0
         self._accel_frames = 0
 
@@ -110,6 +114,7 @@ class Real2SimConverter(ManagedNode):
 
     def _release(self) -> None:
         self.assembler = self.stream = self._gravity = None
+        self._mode = ""
 
     # --- input -------------------------------------------------------------------------
     def _on_imu(self, msg: Imu) -> None:
@@ -170,9 +175,16 @@ class Real2SimConverter(ManagedNode):
                                                   f"frame at {frame.stamp_ns} ns")
                 continue
             self._last_stale = frame.stale
+            mode = "imu_only" if frame.imu_only else "uwb"
+            if mode != self._mode:
+                self.get_logger().info(
+                    "no usable UWB range: converting from the watch alone (imu_only)"
+                    if frame.imu_only else "UWB range in use (uwb)")
+                self._mode = mode
             msg = SimDomainFeatures(header=make_header(frame.stamp_ns,
                                                        self.config.frame_id or frame.tag or ""),
-                                    channels=list(FEATURE_CHANNELS), values=y.tolist())
+                                    channels=list(FEATURE_CHANNELS), values=y.tolist(),
+                                    mode=mode)
             self._pub.publish(msg)
             self.health.output(time.perf_counter() - start)
 
@@ -181,7 +193,7 @@ class Real2SimConverter(ManagedNode):
         a = self.assembler
         if a is None:
             return []
-        return [("imu_stamp_rate_hz", f"{a.imu_rate_hz:.2f}"),
+        return [("mode", self._mode), ("imu_stamp_rate_hz", f"{a.imu_rate_hz:.2f}"),
                 ("held_frames", str(a.held)), ("uwb_readings_kept", str(a.uwb_kept)),
                 ("max_hold_ms", f"{a.max_hold_ns / 1e6:.1f}"),
                 ("accel_norm_mean", f"{self._accel_norm:.3f}")] \
@@ -197,6 +209,8 @@ class Real2SimConverter(ManagedNode):
             return f"IMU stamp rate {a.imu_rate_hz:.0f} Hz is above max_imu_rate_hz"
         if self._last_stale:
             return "UWB stale: frames emitted with the last range held"
+        if self._mode == "imu_only":
+            return "no usable UWB range: converting from the watch alone (imu_only)"
         if self._accel_frames >= 50:
             with_g = self.config.imu_includes_gravity
             if not with_g and self._accel_norm > GRAVITY_SUSPECT:

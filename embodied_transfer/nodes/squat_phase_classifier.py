@@ -57,6 +57,7 @@ class SquatPhaseClassifier(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("squat_phase_classifier", **kwargs)
         self.stream = None
+        self._mode: str | None = None      # input path of the last features (their mode)
 
     # --- lifecycle ---------------------------------------------------------------------
     def _load(self, config: ClassifierNodeConfig) -> list:
@@ -96,7 +97,7 @@ class SquatPhaseClassifier(ManagedNode):
         self._publish(self.stream.flush(), time.perf_counter())
 
     def _release(self) -> None:
-        self.stream = None
+        self.stream, self._mode = None, None
 
     # --- input -------------------------------------------------------------------------
     def _check(self, msg: SimDomainFeatures, stamp: int) -> tuple[str, str]:
@@ -122,7 +123,13 @@ class SquatPhaseClassifier(ManagedNode):
                 self._reject(reason, detail)
                 return
             values = np.asarray(msg.values, dtype=np.float32)
-            self._publish(self.stream.push(stamp, values, tag=msg.header.frame_id), start)
+            if msg.mode != self._mode:
+                if self._mode is not None:
+                    self.get_logger().info(f"input path changed: {self._mode or '(unsaid)'} -> "
+                                           f"{msg.mode or '(unsaid)'}")
+                self._mode = msg.mode
+            self._publish(self.stream.push(stamp, values, tag=(msg.header.frame_id, msg.mode)),
+                          start)
 
     def _on_reset_count(self, request, response):
         with self._lock:
@@ -137,16 +144,17 @@ class SquatPhaseClassifier(ManagedNode):
     # --- output ------------------------------------------------------------------------
     def _publish(self, labels, start: float) -> None:
         for label in labels:
-            self._pub.publish(SquatPhase(header=make_header(label.stamp_ns, label.tag or ""),
+            frame_id, mode = label.tag or ("", "")
+            self._pub.publish(SquatPhase(header=make_header(label.stamp_ns, frame_id),
                                          phase=label.phase, confidence=label.confidence,
-                                         rep_count=label.rep_count))
+                                         rep_count=label.rep_count, mode=mode))
             self.health.output(time.perf_counter() - start)
 
     def _extra_values(self) -> list[tuple[str, str]]:
         s = self.stream
         if s is None:
             return []
-        return [("rep_count", str(s.rep_count)),
+        return [("rep_count", str(s.rep_count)), ("mode", self._mode or ""),
                 ("suppressed_reps", str(s.counter.suppressed)),
                 ("pending_frames", str(s.pending))] \
             + count_values("rejected_", {**s.rejected, **self._rejected}) \

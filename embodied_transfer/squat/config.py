@@ -31,7 +31,9 @@ class ConverterNodeConfig(LifecycleSettings):
         1.0, "Longest an IMU frame waits (in stamp time) for a later UWB reading before it "
              "is emitted with the last range held")
     max_uwb_age_s: float = duration(
-        5.0, "Frames whose last UWB reading is older than this are dropped (UWB lost)")
+        5.0, "Frames whose last UWB reading is older than this (or that have none after "
+             "max_uwb_wait_s) are converted from the watch alone, the range marked missing "
+             "(mode imu_only)")
     queue_size: int = setting(256, "Most IMU frames held and UWB readings kept", low=1)
     new_stream_gap_s: float = duration(
         1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)")
