@@ -116,3 +116,25 @@ def test_select_command_bad_variant_is_one_line(tmp_path, cli):
                        "oops", "--json", str(tmp_path / "r.json"))
     assert rc == 2 and err.startswith("embodied-transfer: error:") and "Traceback" not in err
     assert "variant 'oops'" in err
+
+
+def test_each_condition_gets_its_own_best_settings_and_the_shipped_one_is_named():
+    from embodied_transfer.squat import selection
+
+    def variant(raw, vae, proposed):
+        loo = {"raw": raw, "vae": vae, "proposed": proposed}
+        return {"loo": loo, "loo_unfiltered": loo, "rep_errors": {"proposed": 0},
+                "loo_stress": {}}
+
+    result = {"variants": {"default": variant(0.88, 0.84, 0.91),
+                           "sharp": variant(0.92, 0.84, 0.895),
+                           "cyclic": variant(0.89, 0.86, 0.915)}}
+    best = selection.per_condition(result)
+    assert {c: b["variant"] for c, b in best.items()} == {"raw": "sharp", "vae": "cyclic",
+                                                           "proposed": "cyclic"}
+    text = selection.table(result)
+    assert "raw 92.0% (sharp), vae 86.0% (cyclic), proposed 91.5% (cyclic)" in text
+    assert "proposed does not beat raw when each has its own settings (91.5 vs 92.0%)" in text
+    assert "shipped: 'default'" in text and "0.5 points below" in text
+    result["variants"]["sharp"]["loo"]["raw"] = 0.90
+    assert "proposed beats raw" in selection.table(result)
