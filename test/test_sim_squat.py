@@ -331,7 +331,7 @@ def test_body_scale_and_mass():
 
 def test_phone_on_the_table_or_the_floor():
     for xy in ((1.2, 0.4), (-0.3, 2.5), (0.5, -1.0)):
-        model, data = standing(Body(phone_xy=xy, phone_on_table=True))
+        model, data = standing(Body(phone_xy=xy, phone_place="table"))
         phone = data.geom("phone")
         bottom = phone.xpos[2] - model.geom("phone").size[2]
         top = data.geom("table_top").xpos[2] + model.geom("table_top").size[2]
@@ -341,12 +341,59 @@ def test_phone_on_the_table_or_the_floor():
         half = model.geom("table_top").size[:2]
         assert np.all(np.abs(phone.xpos[:2] - data.geom("table_top").xpos[:2]) < half)
 
-        model, data = standing(Body(phone_xy=xy, phone_on_table=False))
+        model, data = standing(Body(phone_xy=xy, phone_place="floor"))
         bottom = data.geom("phone").xpos[2] - model.geom("phone").size[2]
         assert bottom == pytest.approx(0.0, abs=1e-3)
         np.testing.assert_allclose(data.site("phone_uwb").xpos[:2], xy, atol=1e-12)
         half = model.geom("table_top").size[:2]      # the table stands out of the way
         assert np.any(np.abs(xy - data.geom("table_top").xpos[:2]) > half + 0.1)
+
+
+def squat_pose(body: Body, depth: float = 1.6) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """The humanoid at the bottom of a squat (knee flexed by ``depth``), arms hanging."""
+    model = build_model(body)
+    data = mujoco.MjData(model)
+    targets = np.zeros(len(JOINTS))
+    targets[:3] = (0.42 * depth, depth, 0.35 * depth + 0.6 * depth)
+    reset_to(model, data, targets)
+    return model, data
+
+
+def test_phone_places_put_the_uwb_where_they_say_and_the_range_follows():
+    """Surface places at their heights, pocket and hand on their body parts; going down
+    shrinks the range to a phone below the wrist and grows it to one on a high shelf."""
+    def uwb_range(model, data):
+        return float(np.linalg.norm(data.site("watch_imu").xpos - data.site("phone_uwb").xpos))
+
+    xy = (0.6, 0.3)
+    heights = {"floor": 0.0, "table": 0.75, "bench": 0.45, "shelf": 1.15}
+    change = {}
+    for place, top in heights.items():
+        body = Body(phone_xy=xy, phone_place=place, phone_height=1.15 if place == "shelf" else 0)
+        model, data = standing(body)
+        bottom = data.geom("phone").xpos[2] - model.geom("phone").size[2]
+        assert bottom == pytest.approx(top, abs=1e-3), place
+        np.testing.assert_allclose(data.site("phone_uwb").xpos[:2], xy, atol=1e-12)
+        change[place] = uwb_range(*squat_pose(body)) - uwb_range(model, data)
+    assert change["floor"] < change["bench"] < 0 < change["shelf"]
+    for place, part in (("pocket", "thigh"), ("hand", "forearm_r")):
+        model, data = standing(Body(phone_place=place, scale=1.1))
+        site = model.site("phone_uwb")
+        assert model.body(site.bodyid[0]).name == part
+        assert model.site("phone_uwb_unused").bodyid[0] == model.body("phone").id
+    with pytest.raises(SimError, match="unknown phone place 'car'"):
+        Body(phone_place="car")
+
+
+def test_body_sample_draws_the_phone_places_asked_for():
+    rng = np.random.default_rng(3)
+    bodies = [Body.sample(rng, ("shelf", "pocket")) for _ in range(200)]
+    places = {b.phone_place for b in bodies}
+    assert places == {"shelf", "pocket"}
+    shelves = [b.phone_height for b in bodies if b.phone_place == "shelf"]
+    assert min(shelves) >= 0.95 and max(shelves) <= 1.2
+    with pytest.raises(SimError, match="unknown phone places"):
+        Body.sample(rng, ("roof",))
 
 
 def test_body_sample_ranges():
@@ -356,7 +403,7 @@ def test_body_sample_ranges():
     assert scales.min() >= 0.9 and scales.max() <= 1.1
     assert scales.min() < 0.91 and scales.max() > 1.09
     distance = np.array([np.hypot(*b.phone_xy) for b in bodies])
-    table = np.array([b.phone_on_table for b in bodies])
+    table = np.array([b.phone_place == "table" for b in bodies])
     assert distance[~table].min() >= 0.3 - 1e-9 and distance[~table].max() <= 1.5 + 1e-9
     assert distance[table].min() >= 0.8 - 1e-9 and distance[table].max() <= 2.0 + 1e-9
     assert 0.08 < table.mean() < 0.25

@@ -16,6 +16,10 @@ def add_parsers(sub) -> None:
     simulate = commands.add_parser("simulate", help="generate a simulated squat dataset (.npz)")
     simulate.add_argument("--squats", type=int, default=3000, help="episodes (one squat each)")
     simulate.add_argument("--reps", type=int, default=1, help="repetitions per episode")
+    simulate.add_argument("--phone-places", nargs="+", default=[], metavar="PLACE",
+                          help="where the phone may be, drawn uniformly per episode: floor, "
+                               "table, bench, shelf, pocket, hand (default: the recording "
+                               "app's setup, floor or sometimes a table)")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--workers", type=int, default=None,
                           help="processes (default: all cores)")
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
         start = time.monotonic()
         dataset = generate(args.squats, seed=args.seed, workers=args.workers,
-                           config=EpisodeConfig(reps=args.reps))
+                           config=EpisodeConfig(reps=args.reps,
+                                                phone_places=tuple(args.phone_places)))
         path = dataset.save(args.out)
         elapsed = time.monotonic() - start
         print(f"wrote {path}: {dataset.episodes} episodes, {len(dataset.rep_frames)} squats, "

@@ -30,6 +30,9 @@ class EpisodeConfig:
 
     reps: int = 1
     frame_dt: float = FRAME_DT
+    #: Phone places to draw from (``sim.squat.PHONE_PLACES``); empty: the recording app's
+    #: setup (floor, sometimes a table), what the shipped models were trained on.
+    phone_places: tuple[str, ...] = ()
     imu: ImuModel = field(default_factory=ImuModel)
     uwb: UwbModel = field(default_factory=UwbModel)
 
@@ -72,7 +75,7 @@ def simulate_episode(seed: np.random.SeedSequence | int,
                      config: EpisodeConfig = EpisodeConfig()) -> Episode:
     """Sample a person and ``config.reps`` repetitions from ``seed`` and simulate them."""
     rng_body, rng_motion, rng_sensor = _rngs(seed)
-    body = Body.sample(rng_body)
+    body = Body.sample(rng_body, config.phone_places)
     plan = SquatPlan(sway=Sway.sample(rng_motion))
     for _ in range(config.reps):
         plan.append(RepMotion.sample(rng_motion, plan.reps[-1] if plan.reps else None))
@@ -155,7 +158,7 @@ class LiveSquat:
         if seed is not None:
             self.seed = seed
         rng_body, self._rng_motion, self._rng_sensor = _rngs(self.seed)
-        self.body = self._body or Body.sample(rng_body)
+        self.body = self._body or Body.sample(rng_body, self.config.phone_places)
         self.model = build_model(self.body)
         self.data = mujoco.MjData(self.model)
         self.layout = SensorLayout.of(self.model)

@@ -49,6 +49,14 @@ TABLE_TOP = 0.75          # m, top surface of the table in the XML
 PHONE_HALF_THICKNESS = 0.004
 PHONE_FLOOR_DISTANCE = (0.3, 1.5)   # m from the feet, phone on the floor
 PHONE_TABLE_DISTANCE = (0.8, 2.0)   # m, phone on the table (which then stands clear of the body)
+BENCH_TOP = 0.45          # m, a bench beside the person (the table lowered)
+SHELF_TOP = (0.95, 1.2)   # m, a high surface: above the wrist even when standing
+#: Where the phone can be (``Body.phone_place``): on the floor, the table, a bench or a high
+#: shelf near the person (0.3-1.5 m away; the table 0.8-2 m), in the right front trouser
+#: pocket, or in the right hand (the watch is on the left wrist).
+PHONE_PLACES: tuple[str, ...] = ("floor", "table", "bench", "shelf", "pocket", "hand")
+#: Where a pocket or hand phone sits on its body part (m, nominal body, in that part's frame).
+PHONE_ON_BODY = {"pocket": ("thigh", (0.08, -0.1, 0.3)), "hand": ("forearm_r", (0.0, 0.0, -0.31))}
 
 
 @dataclass(frozen=True)
@@ -57,28 +65,42 @@ class Body:
 
     scale: float = 1.0                    # every length of the humanoid
     mass_scale: float = 1.0               # every mass of the humanoid
-    phone_xy: tuple[float, float] = (1.0, 0.5)   # m, world frame
-    phone_on_table: bool = False
+    phone_xy: tuple[float, float] = (1.0, 0.5)   # m, world frame (surface placements)
+    phone_place: str = "floor"                   # one of PHONE_PLACES
+    phone_height: float = 0.0                    # m, top of the shelf (phone_place "shelf")
     watch_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)   # m, forearm frame
     watch_rotvec: tuple[float, float, float] = (0.0, 0.0, 0.0)   # rad, in the watch frame
 
+    def __post_init__(self) -> None:
+        if self.phone_place not in PHONE_PLACES:
+            raise SimError(f"unknown phone place {self.phone_place!r}; expected one of "
+                           f"{', '.join(PHONE_PLACES)}")
+
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "Body":
+    def sample(cls, rng: np.random.Generator, places: tuple[str, ...] = ()) -> "Body":
         """A random person (±10 % size and mass) and phone/watch placement.
 
-        The phone lies near the person, as in the recording app's setup (the real data's
-        README: "a phone lying near the person"): mostly on the floor 0.3-1.5 m from the
-        feet, sometimes (15 %) on a table 0.8-2 m away.
+        By default the phone lies near the person, as in the recording app's setup (the real
+        data's README: "a phone lying near the person"): mostly on the floor 0.3-1.5 m from
+        the feet, sometimes (15 %) on a table 0.8-2 m away. ``places`` (of
+        :data:`PHONE_PLACES`) draws the place uniformly among them instead.
         """
-        on_table = bool(rng.random() < 0.15)
-        near, far = PHONE_TABLE_DISTANCE if on_table else PHONE_FLOOR_DISTANCE
+        if places:
+            unknown = [p for p in places if p not in PHONE_PLACES]
+            if unknown:
+                raise SimError(f"unknown phone places {unknown}; expected {PHONE_PLACES}")
+            place = places[int(rng.integers(len(places)))]
+        else:
+            place = "table" if rng.random() < 0.15 else "floor"
+        near, far = PHONE_TABLE_DISTANCE if place == "table" else PHONE_FLOOR_DISTANCE
         distance = float(np.exp(rng.uniform(np.log(near), np.log(far))))
         bearing = rng.uniform(-2.0, 2.0)           # rad from straight ahead
+        height = float(rng.uniform(*SHELF_TOP)) if place == "shelf" else 0.0
         return cls(
             scale=float(rng.uniform(0.9, 1.1)),
             mass_scale=float(rng.uniform(0.9, 1.1)),
             phone_xy=(float(distance * np.cos(bearing)), float(distance * np.sin(bearing))),
-            phone_on_table=on_table,
+            phone_place=place, phone_height=height,
             watch_offset=tuple(float(v) for v in rng.uniform(-0.01, 0.01, 3)),
             watch_rotvec=tuple(float(v) for v in rng.normal(0.0, WATCH_TILT_STD)),
         )
@@ -284,12 +306,19 @@ def build_spec(body: Body | None = None, xml: str | Path = MODEL_XML) -> mujoco.
     watch.quat = turned
     x, y = body.phone_xy
     table = spec.body("table")
-    if body.phone_on_table:
-        table.pos = [x, y, 0.0]
-        spec.body("phone").pos = [x, y, TABLE_TOP + PHONE_HALF_THICKNESS]
+    top = {"table": TABLE_TOP, "bench": BENCH_TOP, "shelf": body.phone_height}.get(
+        body.phone_place)
+    if top is not None:                         # the table, raised or lowered to ``top``
+        table.pos = [x, y, top - TABLE_TOP]
+        spec.body("phone").pos = [x, y, top + PHONE_HALF_THICKNESS]
     else:
         table.pos = [x + 1.2 * np.sign(x or 1.0), y, 0.0]   # out of the way
         spec.body("phone").pos = [x, y, PHONE_HALF_THICKNESS]
+    if body.phone_place in PHONE_ON_BODY:       # the UWB moves with a body part
+        part, pos = PHONE_ON_BODY[body.phone_place]
+        spec.site("phone_uwb").name = "phone_uwb_unused"
+        spec.body(part).add_site(name="phone_uwb", size=[0.01],
+                                 pos=np.asarray(pos) * body.scale)
     return spec
 
 
