@@ -13,6 +13,7 @@ from embodied_transfer.app import bringup
 from embodied_transfer.app.bringup import NodeSpec
 from embodied_transfer.app.bringup import BringupError
 from embodied_transfer.squat.signals import FEATURE_CHANNELS
+from conftest import require_real_data
 from ros_helpers import spin
 
 pytestmark = pytest.mark.ros
@@ -122,7 +123,7 @@ def graph(rclpy_context, models, request):
     gravity = getattr(request, "param", False)
     started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
         "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3,
-                               "imu_includes_gravity": gravity},
+                               "imu_includes_gravity": gravity, "placement_check": False},
         "squat_phase_classifier": {"model_path": models["classifier_path"],
                                    "flush_after_s": 0.6}})
     io = Io(rclpy_context)
@@ -414,7 +415,7 @@ def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_con
     started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
         "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3,
                                "imu_includes_gravity": False, "max_uwb_wait_s": 0.5,
-                               "max_uwb_age_s": 1.0},
+                               "max_uwb_age_s": 1.0, "placement_check": False},
         "squat_phase_classifier": {"model_path": models["classifier_path"],
                                    "flush_after_s": 0.6}})
     io = Io(rclpy_context)
@@ -443,6 +444,45 @@ def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_con
         assert values["events_mode_switch"] == "2" and values["mode"] == "uwb"
         assert int(values["events_imu_only"]) == modes.count("imu_only")
         assert "rejected_uwb_lost" not in values and "rejected_no_uwb_yet" not in values
+    finally:
+        started.shutdown()
+        io.node.destroy_node()
+
+
+def test_the_converter_finds_a_phone_above_the_wrist_and_mirrors_the_range(rclpy_context):
+    """The shipped models on recording_1 with its range mirrored (a phone above the wrist):
+    the placement check decides 'above', says so on /diagnostics, and from then on the
+    features are those of the recording as recorded (0.04 apart without the check)."""
+    from embodied_transfer.squat.pipeline import load_pipelines
+    from embodied_transfer.squat.real import load_real_csv
+    from embodied_transfer.squat.selection import uwb_stressed
+    from embodied_transfer.squat.signals import real_recording
+
+    rec = load_real_csv(require_real_data(REAL))
+    mirrored = uwb_stressed(rec, "uwb_mirrored")
+    started = bringup.bring_up([CONVERTER], overrides={"real2sim_converter": {
+        "flush_after_s": 0.3, "imu_includes_gravity": False}})
+    io = Io(rclpy_context)
+    started.executor.add_node(io.node)
+    converter = started.nodes[0]
+    try:
+        spin(started, 5.0, until=lambda: io.imu.get_subscription_count() >= 1
+             and converter._pub.get_subscription_count() >= 1)
+        t = START_NS + np.round(mirrored.t * 1e9).astype(np.int64)
+        uwb_t = START_NS + np.round(mirrored.uwb_t * 1e9).astype(np.int64)
+        send(started, io, sensor_messages(io, t, mirrored.accel, mirrored.gyro, uwb_t,
+                                          mirrored.uwb))
+        spin(started, 5.0, until=lambda: len(io.features) >= len(t))
+        assert len(io.features) == len(t)
+        values = diagnostics(started, io, "real2sim_converter",
+                             until=lambda v: v.get("placement") == "above")
+        assert values["placement"] == "above"
+        # after the decision (and the adaptation's horizon), close to the unmirrored run
+        x, _ = real_recording(rec)
+        offline = load_pipelines()["proposed"].converter.convert(x)
+        online = np.array([f.values for f in io.features])
+        late = slice(len(t) // 2, None)
+        assert np.median(np.abs(online[late] - offline[late])) < 0.01 * np.std(offline)
     finally:
         started.shutdown()
         io.node.destroy_node()

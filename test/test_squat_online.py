@@ -509,3 +509,52 @@ def test_classifier_stream_labels_a_replay_as_it_labelled_the_first_pass(one_thr
     assert [lab.stamp_ns for lab in again] == [i * 50 * MS for i in range(80)]
     np.testing.assert_array_equal([lab.phase for lab in again],
                                   [lab.phase for lab in first + tail])
+
+
+def test_mirroring_a_converter_stream_midway_is_exact(one_thread):
+    """mirror_uwb() after k frames, then mirrored ranges: the outputs from there on equal
+    those of a stream fed the mirrored ranges from the start."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(80, 7)).astype(np.float32) * 1.5 + 0.8
+    converter, _ = small_models(x)
+    mean0 = float(converter.ckpt.normalizer.mean[6])
+    mirrored = x.copy()
+    mirrored[:, 6] = 2 * mean0 - x[:, 6]
+    reference = ConverterStream(converter)
+    expected = np.stack([reference.push(i * 50 * MS, mirrored[i]) for i in range(80)])
+    stream = ConverterStream(converter)
+    for i in range(30):
+        stream.push(i * 50 * MS, x[i])
+    stream.mirror_uwb()
+    after = np.stack([stream.push(i * 50 * MS, mirrored[i]) for i in range(30, 80)])
+    np.testing.assert_allclose(after, expected[30:], atol=1e-4)
+    one = ConverterStream(converter)          # the first frame fills the window: still exact
+    one.push(0, x[0])
+    one.mirror_uwb()
+    np.testing.assert_allclose(one.push(50 * MS, mirrored[1]), expected[1], atol=1e-4)
+
+
+def test_placement_check_tells_a_mirrored_real_recording(one_thread):
+    """The shipped converter and classifier: recording_1 as recorded is 'below', with its
+    range mirrored 'above', decided within the first minute; IMU-only frames are skipped."""
+    from embodied_transfer.squat.online import PlacementCheck
+    from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Classifier, Converter
+    from embodied_transfer.squat.real import load_real_csv
+    from embodied_transfer.squat.selection import uwb_stressed
+
+    converter = Converter.load(DEFAULT_MODELS / "multi_encoder_vae")
+    classifier = Classifier.load(DEFAULT_MODELS / "classifier")
+    rec = load_real_csv(real_file())
+    for recording, expected in ((rec, "below"), (uwb_stressed(rec, "uwb_mirrored"), "above")):
+        check = PlacementCheck(converter, classifier)
+        decided_at = None
+        for f in feed_recording(recording, FrameAssembler()):
+            if check.push(f) and decided_at is None:
+                decided_at = f.stamp_ns / 1e9 - rec.t[0]
+        assert check.placement == expected and decided_at < 60.0, (expected, decided_at)
+    skipped = PlacementCheck(converter, classifier)
+    frame = feed_recording(rec, FrameAssembler())[0]
+    assert skipped.push(frame._replace(imu_only=True)) == "" and skipped.counts == {"down": 0,
+                                                                                   "up": 0}
+    with pytest.raises(ValueError, match="min_frames"):
+        PlacementCheck(converter, classifier, min_frames=0)

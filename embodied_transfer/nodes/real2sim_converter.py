@@ -67,7 +67,7 @@ class Real2SimConverter(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("real2sim_converter", **kwargs)
         self.health.warning = self._warning
-        self.assembler = self.stream = self._gravity = None
+        self.assembler = self.stream = self._gravity = self.placement = None
         self._last_stale = False
         self._mode = ""                    # "uwb" / "imu_only": path of the last frame out
         self._accel_norm = 0.0
@@ -75,8 +75,9 @@ class Real2SimConverter(ManagedNode):
 
     # --- lifecycle ---------------------------------------------------------------------
     def _load(self, config: ConverterNodeConfig) -> list:
-        from embodied_transfer.squat.online import ConverterStream, FrameAssembler
-        from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Converter
+        from embodied_transfer.squat.online import (ConverterStream, FrameAssembler,
+                                                    PlacementCheck)
+        from embodied_transfer.squat.pipeline import DEFAULT_MODELS, Classifier, Converter
 
         path = Path(config.model_path or DEFAULT_MODELS / "multi_encoder_vae")
         if not config.flush_after_s > 0:
@@ -93,6 +94,17 @@ class Real2SimConverter(ManagedNode):
                                       on_reject=self._on_reject)
         self._gravity = GravityTracker(config.gravity_time_constant_s,
                                        new_stream_gap_s=config.new_stream_gap_s)
+        self.placement = None
+        if config.placement_check:
+            cls_path = Path(config.placement_classifier_path or DEFAULT_MODELS / "classifier")
+            try:
+                classifier = Classifier.load(cls_path)
+            except SquatDataError as exc:
+                raise SquatDataError(f"cannot load the placement check's classifier: "
+                                     f"{exc}") from None
+            self.placement = PlacementCheck(converter, classifier,
+                                            config.placement_min_frames)
+        self._uwb_mean = float(converter.ckpt.normalizer.mean[-1])
         ad = converter.ckpt.adaptation
         self.health.model_info = (
             f"{converter.ckpt.cfg.kind} (past {converter.past}; input adaptation "
@@ -104,7 +116,8 @@ class Real2SimConverter(ManagedNode):
                 self.create_subscription(Range, "uwb/range", self._on_uwb, SENSOR_STREAM_QOS)]
 
     def _streams(self) -> list:
-        return [self.assembler, self.stream, self._gravity]
+        return [s for s in (self.assembler, self.stream, self._gravity, self.placement)
+                if s is not None]
 
     def _pending(self) -> int:
         return self.assembler.held
@@ -113,7 +126,7 @@ class Real2SimConverter(ManagedNode):
         self._emit(self.assembler.flush())
 
     def _release(self) -> None:
-        self.assembler = self.stream = self._gravity = None
+        self.assembler = self.stream = self._gravity = self.placement = None
         self._mode = ""
 
     # --- input -------------------------------------------------------------------------
@@ -167,7 +180,8 @@ class Real2SimConverter(ManagedNode):
     def _emit(self, frames) -> None:
         for frame in frames:
             start = time.perf_counter()
-            y = self.stream.push(frame.stamp_ns, frame.values)
+            values = self._placed(frame)
+            y = self.stream.push(frame.stamp_ns, values)
             if y is None:
                 continue
             if not np.all(np.isfinite(y)):
@@ -188,12 +202,35 @@ class Real2SimConverter(ManagedNode):
             self._pub.publish(msg)
             self.health.output(time.perf_counter() - start)
 
+    def _placed(self, frame):
+        """The frame's values, its range mirrored once the placement check has found the
+        phone above the wrist (the converter's state mirrored at that moment, exactly)."""
+        check = self.placement
+        if check is None:
+            return frame.values
+        if not check.placement and check.push(frame):
+            self.get_logger().info(
+                f"placement check: phone {check.placement} the wrist (range trend "
+                f"{check.trend * 1000:+.2f} mm/frame over {check.counts['down']} Down and "
+                f"{check.counts['up']} Up frames)"
+                + ("; the range is mirrored from now on" if check.placement == "above" else ""))
+            if check.placement == "above":
+                self.stream.mirror_uwb()
+        if check.placement != "above" or frame.imu_only:
+            return frame.values
+        values = np.array(frame.values, dtype=np.float32)
+        values[-1] = 2 * self._uwb_mean - values[-1]
+        return values
+
     # --- diagnostics -------------------------------------------------------------------
     def _extra_values(self) -> list[tuple[str, str]]:
         a = self.assembler
         if a is None:
             return []
-        return [("mode", self._mode), ("imu_stamp_rate_hz", f"{a.imu_rate_hz:.2f}"),
+        placement = ("off" if self.placement is None
+                     else self.placement.placement or "deciding")
+        return [("mode", self._mode), ("placement", placement),
+                ("imu_stamp_rate_hz", f"{a.imu_rate_hz:.2f}"),
                 ("held_frames", str(a.held)), ("uwb_readings_kept", str(a.uwb_kept)),
                 ("max_hold_ms", f"{a.max_hold_ns / 1e6:.1f}"),
                 ("accel_norm_mean", f"{self._accel_norm:.3f}")] \

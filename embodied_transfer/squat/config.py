@@ -51,6 +51,16 @@ class ConverterNodeConfig(LifecycleSettings):
               "input is user acceleration already (the real watch's CSV and its bags)")
     gravity_time_constant_s: float = duration(
         0.5, "Time constant of the gravity filter for IMUs without orientation")
+    placement_check: bool = setting(
+        True, "Tell from the stream whether the phone lies above the wrist (the range grows "
+              "going down) and then mirror the range, as squat evaluate does; runs a "
+              "watch-only converter + classifier beside the stream until it has decided")
+    placement_classifier_path: str = setting(
+        "", "Classifier checkpoint of the placement check; empty: the package's "
+            "models/squat/classifier")
+    placement_min_frames: int = setting(
+        40, "Down and Up frames each the placement check waits for before it decides",
+        unit="frames", low=1)
 
 
 @dataclass

@@ -378,6 +378,21 @@ class ConverterStream(_Counts):
         self._adapter = self.converter.adapter()
         self.last_ns: int | None = None
 
+    def mirror_uwb(self) -> None:
+        """From now on the stream is as if its UWB range had been mirrored about the
+        converter's normaliser mean from the start (m0 + m0 - r): the input adaptation's
+        statistics and the window's adapted values are mirrored exactly, so the caller
+        feeds mirrored ranges from here on (the phone lies above the wrist)."""
+        mean0 = float(self.converter.ckpt.normalizer.mean[-1])
+        if self._adapter is not None:
+            self._adapter.mirror(len(self.converter.ckpt.normalizer.mean) - 1)
+        window = []
+        for x in self._window:
+            x = x.copy()
+            x[-1] = 2 * mean0 - x[-1]
+            window.append(x)
+        self._window = deque(window, maxlen=self.size)
+
     def push(self, stamp_ns: int, values: np.ndarray) -> np.ndarray | None:
         """(7,) physical frame → (7,) float32 simulator-domain frame (None if rejected).
         A NaN UWB value (the last channel) marks it missing: the IMU-only path."""
@@ -404,6 +419,67 @@ class ConverterStream(_Counts):
         else:
             self._window.append(x)
         return self.converter.convert_windows(np.stack(self._window)[None])[0]
+
+
+class PlacementCheck:
+    """The phone-placement check of :mod:`~.placement`, frame by frame, for a live stream.
+
+    Beside the real pipeline it runs the converter and the classifier on the watch alone
+    (the UWB channel marked missing) and sums the range's frame-to-frame change over the
+    frames that pass labels Down and over those it labels Up. Once both counts reach
+    ``min_frames`` the sign decides: ``placement`` becomes "below" or "above" and the side
+    pipeline stops (no cost after that). :meth:`reset` starts over (a new stream).
+    """
+
+    def __init__(self, converter, classifier, min_frames: int = 40) -> None:
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        self.converter, self.classifier, self.min_frames = converter, classifier, min_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self.placement = ""                 # "" until decided
+        self._conv = ConverterStream(self.converter, new_stream_gap_s=None)
+        self._cls = ClassifierStream(self.classifier, min_run=1, min_rep=0,
+                                     new_stream_gap_s=None)
+        self._rate: dict[int, float] = {}   # frame stamp → range change since the last frame
+        self._last_uwb: float | None = None
+        self.sums = {"down": 0.0, "up": 0.0}
+        self.counts = {"down": 0, "up": 0}
+
+    @property
+    def trend(self) -> float:
+        """Mean range change per frame over Down minus over Up frames so far (m)."""
+        if not self.counts["down"] or not self.counts["up"]:
+            return 0.0
+        return self.sums["down"] / self.counts["down"] - self.sums["up"] / self.counts["up"]
+
+    def push(self, frame: Frame) -> str:
+        """Take an assembled frame (IMU-only frames are skipped); returns the placement
+        ("" while undecided)."""
+        from embodied_transfer.squat.phases import DOWN, UP
+
+        if self.placement or frame.imu_only:
+            return self.placement
+        uwb = float(frame.values[-1])
+        rate = 0.0 if self._last_uwb is None else uwb - self._last_uwb
+        self._last_uwb = uwb
+        self._rate[frame.stamp_ns] = rate
+        x = np.array(frame.values, dtype=np.float32)
+        x[-1] = np.nan
+        y = self._conv.push(frame.stamp_ns, x)
+        if y is None:
+            return self.placement
+        for label in self._cls.push(frame.stamp_ns, y):
+            r = self._rate.pop(label.stamp_ns, 0.0)
+            key = "down" if label.phase == DOWN else "up" if label.phase == UP else ""
+            if key:
+                self.sums[key] += r
+                self.counts[key] += 1
+        if min(self.counts.values()) >= self.min_frames and self.trend != 0.0:
+            self.placement = "above" if self.trend > 0 else "below"
+            self._rate.clear()
+        return self.placement
 
 
 class ClassifierStream(_Counts):

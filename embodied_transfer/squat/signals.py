@@ -167,6 +167,14 @@ class AdaptiveStandardizer:
         self.sum = n0 * self.mean0
         self.sum_sq = n0 * (self.std0 ** 2 + self.mean0 ** 2)
 
+    def mirror(self, channel: int) -> None:
+        """The statistics of ``channel`` as if every value taken so far had been mirrored
+        about the normaliser's mean (m0 + m0 - x); the prior is unchanged by that."""
+        c, w = self.mean0[channel], self.weight[channel]
+        s, q = self.sum[channel], self.sum_sq[channel]
+        self.sum[channel] = 2 * c * w - s
+        self.sum_sq[channel] = 4 * c * c * w - 4 * c * s + q
+
     def update(self, frame: np.ndarray) -> np.ndarray:
         """Take one frame (C,) into the statistics (a NaN channel is skipped and stays NaN);
         return it adapted (float32)."""
