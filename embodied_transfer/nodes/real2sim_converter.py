@@ -17,14 +17,21 @@ holds every frame until a UWB reading stamped at or after it arrives — at most
 With no usable range (none yet, or the last one older than ``max_uwb_age_s``: a watch
 without a UWB phone, a radio switched off) frames go on from the watch alone, the range
 marked missing (``mode`` ``imu_only`` in the features, on /diagnostics as a WARN and in the
-log at each switch); they use the range again as soon as readings return. The rules, bounds and rejection reasons are those of
+log at each switch); they use the range again as soon as readings return. The rules,
+bounds and rejection reasons are those of
 :class:`~embodied_transfer.squat.online.FrameAssembler`; the converter itself is
 :class:`~embodied_transfer.squat.online.ConverterStream`. When no input has arrived for
 ``flush_after_s`` (on the node's clock, or on the wall clock once that clock stands still:
 :mod:`~embodied_transfer.nodes.lifecycle`) the held frames are flushed, so the end of a
-stream is not lost. Nothing is published for a rejected input; /diagnostics reports every rejection
-(with per-reason counts), stale frames, the IMU stamp rate, hold time and per-frame
-processing latency.
+stream is not lost. Nothing is published for a rejected input; /diagnostics reports every
+rejection (with per-reason counts), stale frames, the IMU stamp rate, hold time and
+per-frame processing latency.
+
+With ``placement_check`` (default) a :class:`~embodied_transfer.squat.online.PlacementCheck`
+runs a watch-only converter + classifier beside the stream until it can tell whether the
+phone lies below the wrist (as in training) or above it; in the second case the range is
+mirrored from then on, with the converter's state mirrored at that moment, and the log and
+/diagnostics (``placement``: deciding / below / above / off) say so.
 
 Lifecycle: configure loads the converter checkpoint (a missing or wrong model fails the
 transition), activate starts processing, deactivate flushes held frames, cleanup frees the
