@@ -11,8 +11,9 @@ Publishes ``grasp`` (GraspPose: the rectangle in the image; the image's header),
 with the jaw opening and pre-grasp standoff in metres; only when a depth image of the same
 size and CameraInfo are present), ``grasp_pose`` (geometry_msgs/PoseStamped: the same pose,
 for RViz) and ``grasp_image`` (the image with the grasp drawn). Serves ``plan_grasp``
-(PlanGrasp.srv; its response carries both grasps). Inference runs on a worker thread; the service callback is a
-coroutine that awaits it, so the executor keeps serving topics and other requests.
+(PlanGrasp.srv; its response carries both grasps). Inference runs on a worker thread; the
+service callback is a coroutine that awaits it, so the executor keeps serving topics and
+other requests.
 
 Bad input (empty or unsupported images, depth/colour size mismatch, uncalibrated or missing
 CameraInfo, empty instruction) and unparseable model output publish nothing on ``grasp``,

@@ -10,10 +10,12 @@ ascent. Nothing outside the data says which placement a recording has, so
    (NaN: the input adaptation leaves it out and the normalisers read it as their mean, as
    the live converter does when UWB goes silent). That is also the whole answer when the
    recording has no UWB (all NaN) or a range that never moves (``mode`` ``imu_only``).
-2. **Range trend**: the mean rate of change of the (smoothed) range over the frames the IMU-only
-   pass calls Down (per-window argmax, before the phase filter), minus that over Up frames. Negative: the training placement (``below``);
-   positive: ``above``, and the range is mirrored within its own span (min + max - r) before
-   the full pipeline runs (``mode`` ``uwb``).
+2. **Range trend**: the mean rate of change of the (smoothed) range over the frames the
+   IMU-only pass calls Down (per-window argmax, before the phase filter), minus that over
+   Up frames. Negative: the training placement (``below``); positive: ``above``, and the
+   range is mirrored within its own span (min + max - r) before the full pipeline runs
+   (``mode`` ``uwb``). :class:`~embodied_transfer.squat.online.PlacementCheck` does the same
+   frame by frame in the converter node.
 
 The decision uses a sign, no tuned threshold; :data:`SMOOTH_FRAMES` only steadies the rate.
 """
