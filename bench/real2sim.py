@@ -42,6 +42,7 @@ def _case(r: dict) -> dict:
     return {"accuracy": r["accuracy"], "accuracy_3class": r["accuracy_3class"],
             "accuracy_unfiltered": r["accuracy_unfiltered"],
             "reps_true": r["reps"][0]["true"], "reps_counted": r["reps"][0]["counted"],
+            "mode": r["reps"][0]["mode"],
             "reps_counted_all": {k: r["reps"][0][f"counted_{k}"] for k in r["accuracy"]}}
 
 
@@ -58,9 +59,7 @@ def accuracy() -> dict:
     pipelines, held_rec = load_pipelines(), load_real_csv(REAL / HELD_OUT)
     for mode in UWB_STRESS:
         stressed = uwb_stressed(held_rec, mode)
-        cases[f"{HELD_OUT} (held out), {mode}"] = {
-            **_case(score(pipelines, [stressed])),
-            "mode": score(pipelines, [stressed])["reps"][0]["mode"]}
+        cases[f"{HELD_OUT} (held out), {mode}"] = _case(score(pipelines, [stressed]))
         if mode != "uwb_absent":
             cases[f"{HELD_OUT} (held out), {mode}, no placement check"] = _case(
                 score(pipelines, [stressed], placement_check=False))

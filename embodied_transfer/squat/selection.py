@@ -189,15 +189,17 @@ def table(result: dict) -> str:
     """One line per variant: LOO Down/Up accuracy per condition, repetition miscounts, and
     the proposed pipeline under each UWB stress; then each condition with its own best
     settings, and which variant the shipped models use."""
+    stress = [m for m in UWB_STRESS            # results written before a stress existed
+              if all(m in v["loo_stress"] for v in result["variants"].values())]
     lines = [f"{'variant':<24}" + "".join(f"{c:>10}" for c in CONDITIONS)
              + f"{'proposed unfiltered':>21}{'rep errors (proposed)':>23}"
-             + "".join(f"{'proposed ' + m:>23}" for m in UWB_STRESS)]
+             + "".join(f"{'proposed ' + m:>23}" for m in stress)]
     for name, v in result["variants"].items():
         lines.append(f"{name:<24}" + "".join(f"{v['loo'][c] * 100:>9.1f}%" for c in CONDITIONS)
                      + f"{v['loo_unfiltered']['proposed'] * 100:>20.1f}%"
                      + f"{v['rep_errors']['proposed']:>23}"
                      + "".join(f"{v['loo_stress'][m]['proposed'] * 100:>22.1f}%"
-                               for m in UWB_STRESS if m in v["loo_stress"]))
+                               for m in stress))
     best = per_condition(result)
     lines += ["", "each condition with its own best settings (LOO): " + ", ".join(
         f"{c} {best[c]['loo'] * 100:.1f}% ({best[c]['variant']})" for c in CONDITIONS)]
