@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from embodied_transfer.core.geometry import matrix_from_quaternion
+
 G = 9.80665          # m/s², standard gravity
 
 
@@ -19,8 +21,7 @@ def gravity_from_orientation(quat_xyzw, g: float = G) -> np.ndarray:
     """What an accelerometer at rest with orientation ``quat_xyzw`` (sensor in a z-up world
     frame, REP-103, as ``sensor_msgs/Imu.orientation``) reads: +g along world z in the sensor
     frame (m/s²)."""
-    x, y, z, w = np.asarray(quat_xyzw, dtype=float) / np.linalg.norm(quat_xyzw)
-    return g * np.array([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+    return g * matrix_from_quaternion(quat_xyzw)[2]      # world z seen in the sensor frame
 
 
 class GravityTracker:
