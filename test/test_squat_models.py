@@ -374,6 +374,32 @@ def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
     assert any(not torch.equal(v, weights[1.0][k]) for k, v in weights[0.0].items())
 
 
+def test_uwb_dropout_marks_the_range_missing_in_real_and_simulated_batches(monkeypatch):
+    """uwb_dropout: a share of the real windows and of the simulated consistency windows
+    get the UWB channel of a missing range (0 once standardised), IMU channels untouched."""
+    from embodied_transfer.core.plotting import Curves
+    from embodied_transfer.squat import train as train_module
+
+    x = torch.randn(2000, 6, 7, generator=torch.Generator().manual_seed(1)) + 3.0
+    out = train_module._uwb_missing(x, 0.3, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[..., :6], x[..., :6], rtol=0, atol=0)
+    dropped = (out[..., -1] == 0).all(dim=1)
+    assert 0.25 < dropped.float().mean() < 0.35
+    torch.testing.assert_close(out[~dropped], x[~dropped], rtol=0, atol=0)
+
+    calls, original = [], train_module._uwb_missing
+    monkeypatch.setattr(train_module, "_uwb_missing",
+                        lambda x, share, gen: calls.append((len(x), share))
+                        or original(x, share, gen))
+    for share in (0.0, 0.5):
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, uwb_dropout=share)
+        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
+        train_module.finetune_content(model, classifier, sim, xs, ys, real,
+                                      Normalizer.fit(real[0][0]), cfg, Curves(),
+                                      torch.Generator().manual_seed(0), show=False)
+    assert calls == [(4, 0.5)] * 4                 # real and simulated half-batches, 2 steps
+
+
 def test_fine_tuning_soup_averages_members_trained_from_the_same_start():
     """finetune_soup=2: two members from the same content weights, each with its own
     batches (the generator runs on), and the content encoder ends as their mean."""

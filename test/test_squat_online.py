@@ -115,25 +115,55 @@ def test_real_recording_gives_the_offline_pipeline_result(one_thread):
 @pytest.mark.parametrize("name", ["recording_1.csv", "recording_2.csv", "recording_3.csv"])
 @pytest.mark.parametrize("uwb_first", [False, True])
 def test_uwb_is_np_interp_at_every_imu_stamp_with_bounded_hold(name, uwb_first):
-    """Default max wait (1 s) exceeds every UWB gap of the recordings: no frame is stale,
-    whichever topic's message of a row arrives first."""
+    """A max wait above every gap between accepted UWB readings (0.5 s; 1.02 s in
+    recording_2 once its multipath readings are left out): no frame is stale, whichever
+    topic's message of a row arrives first."""
     from embodied_transfer.squat.real import load_real_csv
     from embodied_transfer.squat.signals import real_recording
 
     rec = load_real_csv(real_file(name))
     x, _ = real_recording(rec)
-    assembler = FrameAssembler()
+    assembler = FrameAssembler(max_wait_s=1.5)
     frames = feed_recording(rec, assembler, uwb_first)
     np.testing.assert_array_equal(np.stack([f.values for f in frames]), x)
-    assert assembler.rejected == {} and "uwb_stale" not in assembler.events
-    gaps = np.diff(rec.uwb_t).max()
-    assert gaps < 1.0 and assembler.max_hold_ns <= gaps * NS_PER_S + 1
+    multipath = int(rec.uwb_multipath.sum())     # recording_2's jumps, rejected as offline
+    assert assembler.rejected == ({"uwb_multipath": multipath} if multipath else {})
+    assert "uwb_stale" not in assembler.events
+    gaps = np.diff(rec.uwb_t[~rec.uwb_multipath]).max()
+    assert gaps < 1.5 and assembler.max_hold_ns <= gaps * NS_PER_S + 1
 
 
 # --- FrameAssembler rules -------------------------------------------------------------
 
 def imu(assembler, stamp_ns, value=0.0):
     return assembler.push_imu(stamp_ns, [value, 0.0, 0.0], [0.0, 0.0, value])
+
+
+def test_range_gate_rejects_jumps_of_metres_and_follows_a_real_change_of_place():
+    from embodied_transfer.squat.range_gate import RangeGate, multipath_mask
+
+    ranges = [1.0, 1.1, 0.9, 1.0, 3.5, 1.05, 2.9, 0.95] + [3.0] * 8    # then the phone moved
+    mask = multipath_mask(ranges)
+    assert mask.tolist() == [False] * 4 + [True, False, True, False] + [True] * 3 + [False] * 5
+    assert not multipath_mask(ranges, max_jump_m=0).any()
+    with pytest.raises(ValueError, match="max_jump_m"):
+        RangeGate(-1.0)
+
+
+def test_multipath_readings_are_rejected_and_frames_use_the_readings_around_them():
+    a = FrameAssembler()
+    reasons = []
+    a.on_reject = lambda reason, detail: reasons.append((reason, detail))
+    frames = []
+    for k, r in enumerate([1.0, 1.1, 0.9, 1.0, 3.5, 1.2]):
+        frames += imu(a, k * 100_000_000)
+        frames += a.push_uwb(k * 100_000_000 + 50_000_000, r)
+    frames += a.flush()
+    assert a.rejected == {"uwb_multipath": 1} and reasons[0][0] == "uwb_multipath"
+    assert "multipath" in reasons[0][1]
+    uwb = [float(f.values[-1]) for f in frames]
+    assert len(frames) == 6 and max(uwb) <= 1.2 + 1e-6       # nothing made from the 3.5 m
+    assert uwb[4] == pytest.approx(1.0 + (1.2 - 1.0) * 0.05 / 0.2, abs=1e-6)  # 1.0 → 1.2
 
 
 def test_frames_wait_for_the_uwb_reading_after_them_and_get_np_interp():

@@ -72,9 +72,14 @@ def test_real_recording_matches_readme(name):
     magnitude = np.linalg.norm(rec.accel, axis=1)
     assert 1.0 < magnitude.max() < 15.0 and np.median(magnitude) < 2.0
     assert np.abs(rec.gyro).max() < 5.0
-    # UWB: interpolated values hit the raw readings at their own times, ends held.
-    np.testing.assert_array_equal(np.interp(rec.uwb_t, rec.t, rec.uwb_at_imu), rec.uwb)
+    # UWB: interpolated values hit the accepted readings at their own times, ends held;
+    # multipath readings (recording_2 jumps by metres) are kept in uwb but left out.
+    ok = ~rec.uwb_multipath
+    assert rec.uwb_multipath.shape == rec.uwb.shape
+    assert rec.uwb_multipath.sum() == (7 if name == "recording_2.csv" else 0)
+    np.testing.assert_array_equal(np.interp(rec.uwb_t[ok], rec.t, rec.uwb_at_imu), rec.uwb[ok])
     assert np.all((rec.uwb > 0.1) & (rec.uwb < 5.0))
+    assert rec.uwb_at_imu.max() < 3.0 < rec.uwb.max() or name != "recording_2.csv"
     first = np.searchsorted(rec.t, rec.uwb_t[0])
     assert np.all(rec.uwb_at_imu[:first + 1] == rec.uwb[0])
     # Values are the file's, converted: compare against a plain csv read of kept rows.

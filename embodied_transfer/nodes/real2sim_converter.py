@@ -92,7 +92,8 @@ class Real2SimConverter(ManagedNode):
         self.assembler = FrameAssembler(
             max_wait_s=config.max_uwb_wait_s, max_uwb_age_s=config.max_uwb_age_s,
             queue_size=config.queue_size, new_stream_gap_s=config.new_stream_gap_s,
-            max_rate_hz=config.max_imu_rate_hz, on_reject=self._on_reject)
+            max_rate_hz=config.max_imu_rate_hz, on_reject=self._on_reject,
+            max_uwb_jump_m=config.max_uwb_jump_m)
         try:
             converter = Converter.load(path)
         except SquatDataError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embodied_transfer.core.config import LifecycleSettings, duration, setting
+from embodied_transfer.squat.range_gate import MAX_JUMP_M
 
 #: Frames (at 20 Hz) a phase must last before it counts towards a repetition: 0.4 s, chosen
 #: on the fine-tuning recordings 1-2 (fewest miscounts over raw, vae and proposed with the
@@ -34,6 +35,10 @@ class ConverterNodeConfig(LifecycleSettings):
         5.0, "Frames whose last UWB reading is older than this (or that have none after "
              "max_uwb_wait_s) are converted from the watch alone, the range marked missing "
              "(mode imu_only)")
+    max_uwb_jump_m: float = setting(
+        MAX_JUMP_M, "A UWB range further than this from the median of the last readings is "
+                    "rejected as multipath (uwb_multipath); 0: keep every reading",
+        unit="m", low=0.0)
     queue_size: int = setting(256, "Most IMU frames held and UWB readings kept", low=1)
     new_stream_gap_s: float = duration(
         1.0, "An IMU stamp gap longer than this starts a new stream (windows restart)")

@@ -15,7 +15,9 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
     * **Bounded wait.** A held frame is released once an accepted IMU frame is stamped more
       than ``max_wait_s`` after it: it is emitted with the last UWB reading held (counted
       in ``events["uwb_stale"]``). The default 1.0 s exceeds the largest UWB gap in the
-      real recordings (0.50 s), so none of their frames is stale. A stale frame differs
+      real recordings (0.50 s), so none of their frames is stale, but one of recording_2:
+      its accepted readings are 1.02 s apart where multipath readings are left out (the
+      frame gets the last range held, 3e-5 m from the offline value). A stale frame differs
       from the offline result only if a UWB reading stamped before it arrives later.
     * **Before the first UWB reading** frames are held too (``np.interp`` gives them the
       first reading); if none arrives within ``max_wait_s`` they are emitted **IMU-only**:
@@ -42,7 +44,10 @@ a replayed recording is what :class:`~.pipeline.Pipeline` computes offline for t
       last accepted IMU stamp), ``imu_repeated_stamp`` (equal to it); ``uwb_invalid``
       (NaN, negative or a finite value outside [min_range, max_range]), ``uwb_too_far``
       (+inf) and ``uwb_too_close`` (-inf) per REP-117, ``uwb_out_of_order``,
-      ``uwb_repeated_stamp``.
+      ``uwb_repeated_stamp``; ``uwb_multipath``: a range further than ``max_uwb_jump_m``
+      from the median of the last readings (:class:`~.range_gate.RangeGate`, the rule
+      :func:`~.real.read_real_csv` applies offline); frames use the accepted readings
+      around it, or the IMU-only path when none is recent enough.
       Strictly increasing stamps are accepted however close: the real recordings have
       rows 20-300 µs apart, and they are frames of the dataset.
     * **Bounds.** At most ``queue_size`` held frames and ``queue_size`` UWB readings are
@@ -78,6 +83,8 @@ from collections import deque
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+
+from embodied_transfer.squat.range_gate import MAX_JUMP_M, RangeGate
 
 NS_PER_S = 1_000_000_000
 RATE_WINDOW = 64  # IMU stamps the rate estimate is taken over
@@ -152,7 +159,8 @@ class FrameAssembler(_Counts):
 
     def __init__(self, max_wait_s: float = 1.0, max_uwb_age_s: float = 5.0,
                  queue_size: int = 256, new_stream_gap_s: float | None = 1.0,
-                 max_rate_hz: float = 200.0, on_reject: RejectHook | None = None) -> None:
+                 max_rate_hz: float = 200.0, on_reject: RejectHook | None = None,
+                 max_uwb_jump_m: float = MAX_JUMP_M) -> None:
         super().__init__(on_reject)
         if not max_wait_s >= 0 or not max_uwb_age_s > 0 or queue_size < 1 \
                 or not max_rate_hz > 0 or (new_stream_gap_s is not None
@@ -165,6 +173,7 @@ class FrameAssembler(_Counts):
         self.queue_size = int(queue_size)
         self.gap_ns = _seconds_to_ns(new_stream_gap_s)
         self.max_rate_hz = float(max_rate_hz)
+        self._gate = RangeGate(max_uwb_jump_m)
         self.reset()
 
     def reset(self) -> None:
@@ -176,6 +185,7 @@ class FrameAssembler(_Counts):
         self.last_uwb_ns: int | None = None              # last accepted UWB stamp
         self.max_hold_ns = 0                             # longest stamp-time hold so far
         self.imu_only: bool | None = None                # path of the last emitted frame
+        self._gate.reset()
 
     # --- state for diagnostics and tests ------------------------------------------------
     @property
@@ -259,13 +269,22 @@ class FrameAssembler(_Counts):
         if self._jumped_back(stamp_ns, self.last_uwb_ns):
             out += self.flush()            # the old timeline's frames, with its readings
             self._uwb.clear()
+            self._gate.reset()
             self.last_uwb_ns = None
         if self.last_uwb_ns is not None and stamp_ns <= self.last_uwb_ns:
             reason = "uwb_repeated_stamp" if stamp_ns == self.last_uwb_ns else "uwb_out_of_order"
             self._reject(reason, f"UWB stamp {stamp_ns} ns is not after the last "
                                  f"({self.last_uwb_ns} ns)")
             return out
+        if self.gap_ns is not None and self.last_uwb_ns is not None \
+                and stamp_ns - self.last_uwb_ns > self.gap_ns:
+            self._gate.reset()             # a new stream of readings
         self.last_uwb_ns = stamp_ns
+        deviation = self._gate.deviation(value)
+        if not self._gate.accept(value):
+            self._reject("uwb_multipath", f"UWB {value:.3f} m at {stamp_ns} ns is "
+                                          f"{deviation:.2f} m from the recent median (multipath)")
+            return out
         if len(self._uwb) >= self.queue_size:
             self._uwb.popleft()
             self._event("uwb_overflow")
@@ -287,6 +306,7 @@ class FrameAssembler(_Counts):
         out = self.flush()
         self._uwb = deque(r for r in self._uwb if r[0] <= stamp_ns + (self.gap_ns or 0))
         self.last_uwb_ns = self._uwb[-1][0] if self._uwb else None
+        self._gate.reset()
         self._imu_stamps.clear()
         self.last_imu_ns = None
         return out

@@ -33,6 +33,10 @@ unknown phase label, another exercise type, an empty file, a header without rows
 watch without a UWB phone) is read with no UWB readings and ``uwb_at_imu`` all NaN: the
 IMU-only path (:mod:`embodied_transfer.squat.placement`) takes it.
 
+UWB readings that jump by metres from the recent ones (multipath, see
+:mod:`~.range_gate`) are kept in ``uwb`` as logged, flagged in ``uwb_multipath``, and left
+out of ``uwb_at_imu``, as the live converter leaves them out.
+
 Note on the published recordings: no timestamp repeats exactly, but 36-40 % of the rows
 repeat the previous row's six IMU values (see :attr:`RealRecording.held_imu_rows`), most of
 them logged 20-300 µs after it (often right after a row carrying a UWB range): the app
@@ -53,6 +57,7 @@ import numpy as np
 from embodied_transfer.core.units import g_to_mps2
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.phases import count_repetitions, phase_from_name
+from embodied_transfer.squat.range_gate import MAX_JUMP_M, multipath_mask
 
 COLUMNS: tuple[str, ...] = ("timestamp", "UWB", "accel_x", "accel_y", "accel_z",
                             "gyro_x", "gyro_y", "gyro_z", "updown", "ExcerciseType")
@@ -73,11 +78,14 @@ class RealRecording:
     gyro: np.ndarray  #: (N, 3) float64 rad/s, watch frame
     uwb_t: np.ndarray  #: (M,) float64 s, times of the rows that carried a new UWB range
     uwb: np.ndarray  #: (M,) float64 m
-    uwb_at_imu: np.ndarray  #: (N,) float64 m, UWB interpolated to ``t`` (ends held; NaN: none)
+    uwb_at_imu: np.ndarray  #: (N,) float64 m, accepted UWB interpolated to ``t`` (ends held;
+                            #: NaN: none)
     phase: np.ndarray  #: (N,) int8 STOP/DOWN/UP
     lines: np.ndarray  #: (N,) int64 1-based CSV line of each kept row
     skipped: dict[str, int] = field(default_factory=dict)  #: dropped lines per reason
     conflicts: dict[str, int] = field(default_factory=dict)  #: merged rows whose values differed
+    #: (M,) bool, readings rejected as multipath (:class:`~.range_gate.RangeGate`); None: none
+    uwb_multipath: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -182,20 +190,23 @@ class _Builder:
         self.phase.append(phase)
         self.lines.append(line)
 
-    def build(self, source: str, path: Path) -> RealRecording:
+    def build(self, source: str, max_uwb_jump_m: float) -> RealRecording:
         t = np.array(self.t, dtype=np.float64)
         imu = np.array(self.imu, dtype=np.float64).reshape(-1, 6)
         has_uwb = np.array([u is not None for u in self.uwb], dtype=bool)
         uwb_t = t[has_uwb]
         uwb = np.array([u for u in self.uwb if u is not None], dtype=np.float64)
-        at_imu = np.interp(t, uwb_t, uwb) if uwb.size else np.full(t.shape, np.nan)
+        multipath = multipath_mask(uwb, max_uwb_jump_m)
+        ok = ~multipath
+        at_imu = (np.interp(t, uwb_t[ok], uwb[ok]) if ok.any()
+                  else np.full(t.shape, np.nan))
         return RealRecording(
             source=source, t=t,
             accel=np.asarray(-g_to_mps2(imu[:, :3]), dtype=np.float64), gyro=imu[:, 3:].copy(),
             uwb_t=uwb_t, uwb=uwb, uwb_at_imu=at_imu,
             phase=np.array(self.phase, dtype=np.int8),
             lines=np.array(self.lines, dtype=np.int64),
-            skipped=dict(self.skipped), conflicts=dict(self.conflicts))
+            skipped=dict(self.skipped), conflicts=dict(self.conflicts), uwb_multipath=multipath)
 
 
 def _read_text(path: Path) -> str:
@@ -220,8 +231,10 @@ def _check_header(header: list[str] | None, path: Path) -> None:
                               f"expected {','.join(COLUMNS)!r}")
 
 
-def read_real_csv(path: str | Path) -> list[RealRecording]:
-    """All recordings in ``path``, split where the timestamp decreases (see module doc)."""
+def read_real_csv(path: str | Path, max_uwb_jump_m: float = MAX_JUMP_M
+                  ) -> list[RealRecording]:
+    """All recordings in ``path``, split where the timestamp decreases (see module doc);
+    ``max_uwb_jump_m``: the multipath gate's threshold (0: keep every reading)."""
     path = Path(path)
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
@@ -258,13 +271,13 @@ def read_real_csv(path: str | Path) -> list[RealRecording]:
     if not builders:
         raise _error(path, reader.line_num, "no data rows after the header")
     if len(builders) == 1:
-        return [builders[0].build(str(path), path)]
-    return [b.build(f"{path}#{k}", path) for k, b in enumerate(builders, start=1)]
+        return [builders[0].build(str(path), max_uwb_jump_m)]
+    return [b.build(f"{path}#{k}", max_uwb_jump_m) for k, b in enumerate(builders, start=1)]
 
 
-def load_real_csv(path: str | Path) -> RealRecording:
+def load_real_csv(path: str | Path, max_uwb_jump_m: float = MAX_JUMP_M) -> RealRecording:
     """The one recording in ``path``; raises if the file holds several."""
-    recordings = read_real_csv(path)
+    recordings = read_real_csv(path, max_uwb_jump_m)
     if len(recordings) > 1:
         starts = ", ".join(str(r.lines[0]) for r in recordings[1:])
         raise SquatDataError(f"{path}: holds {len(recordings)} recordings (timestamp restarts "

@@ -58,7 +58,7 @@ def uwb_stressed(rec: RealRecording, mode: str) -> RealRecording:
     """``rec`` with its UWB range (readings and their interpolation) changed as ``mode`` of
     :data:`UWB_STRESS` says; ranges stay within the recording's own."""
     if mode == "uwb_absent":
-        return replace(rec, uwb_t=rec.uwb_t[:0], uwb=rec.uwb[:0],
+        return replace(rec, uwb_t=rec.uwb_t[:0], uwb=rec.uwb[:0], uwb_multipath=None,
                        uwb_at_imu=np.full_like(rec.uwb_at_imu, np.nan))
 
     def change(r: np.ndarray) -> np.ndarray:

@@ -82,6 +82,8 @@ class TrainConfig:
                                   # +a and -a rad about the forearm (0: none)
     uwb_aug: float = 0.0          # fine-tuning: share of real windows whose UWB swing about
                                   # the stream's mean is scaled by U(-1, 1) (phone placement)
+    uwb_dropout: float = 0.0      # fine-tuning: share of real and simulated consistency
+                                  # windows whose UWB channel is marked missing (no UWB phone)
     # converters' per-stream input adaptation (prior 0: none) and its time constant, frames
     adapt_prior_frames: int = InputAdaptation.prior_frames
     adapt_horizon_frames: int = InputAdaptation.horizon_frames
@@ -184,6 +186,15 @@ def _uwb_swing(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Ten
     scaled = torch.rand(len(x), generator=gen) < share
     out = x.clone()
     out[scaled, :, _UWB] *= factor[scaled, None]
+    return out
+
+
+def _uwb_missing(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Normalised windows (B, T, C) whose UWB channel, in a random ``share`` of them, is
+    marked missing: 0, the value a missing range (NaN) standardises to in the converter."""
+    dropped = torch.rand(len(x), generator=gen) < share
+    out = x.clone()
+    out[dropped, :, _UWB] = 0.0
     return out
 
 
@@ -298,7 +309,9 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
     each real recording and each of those episodes is first adapted as a stream (with
     ``speed_aug``, time-warped copies of the recordings join them first, and with
     ``twist_aug`` copies with the watch turned about the forearm; ``uwb_aug`` rescales the
-    UWB swing of a share of the real windows). With
+    UWB swing of a share of the real windows, and ``uwb_dropout`` marks the UWB channel
+    missing in a share of the real and simulated consistency windows, so that the watch alone
+    gives the codes when there is no range). With
     ``finetune_soup`` > 1, that many members are fine-tuned from the same starting weights,
     each on its own batches, and the content encoder keeps their mean weights.
     """
@@ -333,6 +346,8 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
             xb_r = _gain_and_noise(xr[ir], cfg.gain_aug, cfg.noise, gen)
             if cfg.uwb_aug:
                 xb_r = _uwb_swing(xb_r, cfg.uwb_aug, gen)
+            if cfg.uwb_dropout:
+                xb_r = _uwb_missing(xb_r, cfg.uwb_dropout, gen)
             z_r, z_s = content(xb_r), content(xs[isim])
             zr, yb = z_r[:, past:], yr[ir, past:]          # frames with a full window behind them
             real_loss = F.cross_entropy(content.head(zr).reshape(-1, 3), yb.reshape(-1))
@@ -347,7 +362,8 @@ def finetune_content(model: MultiEncoderVAE, classifier: PhaseClassifier, sim, x
             # consistency: the sim classifier labels the converted window's centre frame
             cons = consistency(xb_r, yr[ir], z_r)
             il = torch.randint(0, len(xl), (half,), generator=gen)
-            cons_sim = consistency(xl[il], yl[il])
+            xb_l = _uwb_missing(xl[il], cfg.uwb_dropout, gen) if cfg.uwb_dropout else xl[il]
+            cons_sim = consistency(xb_l, yl[il])
             loss = (real_loss + sim_loss + cfg.align_weight * align + cfg.consistency_weight * cons
                     + cfg.sim_consistency_weight * cons_sim)
             opt.zero_grad()
