@@ -455,9 +455,11 @@ def test_plain_vae_denoises_gain_without_moving_the_shared_generator():
 
 
 def test_train_then_evaluate_end_to_end(tmp_path, cli):
-    """Tiny training run through the commands; evaluate writes what the issue names."""
+    """Tiny training run through the commands; evaluate writes what the issue names, each
+    pipeline through its own phase filter."""
     require_real_data(REAL)
     from embodied_transfer.sim.dataset import generate
+    from embodied_transfer.squat.train import TrainConfig
 
     generate(6, seed=2, workers=1, progress=False).save(tmp_path / "sim.npz")
     rc, out, err = cli("squat", "train", "--sim", str(tmp_path / "sim.npz"), "--real",
@@ -470,6 +472,13 @@ def test_train_then_evaluate_end_to_end(tmp_path, cli):
     window = json.loads((tmp_path / "models" / "classifier" / "config.json").read_text())
     assert (window["config"]["past"], window["config"]["future"]) == (10, 3)
     assert (tmp_path / "models" / "training_curves.png").stat().st_size > 5000
+    filters = json.loads((tmp_path / "models" / "phase_filters.json").read_text())
+    assert set(filters) == {"raw", "vae", "proposed"}
+    assert filters["proposed"] == window["phase_filter"]          # the node's own
+    defaults = TrainConfig()
+    for c in ("raw", "vae"):
+        sharpness = getattr(defaults, f"{c}_phase_filter_sharpness")
+        assert (filters[c] or {}).get("sharpness", 0.0) == sharpness
     rc, out, err = cli("squat", "evaluate", "--csv", str(REAL / "recording_3.csv"),
                        "--models", str(tmp_path / "models"), "--json",
                        str(tmp_path / "eval" / "result.json"), timeout=300)
@@ -479,6 +488,7 @@ def test_train_then_evaluate_end_to_end(tmp_path, cli):
         assert set(result[key]) == {"raw", "vae", "proposed"}
         assert all(0.0 <= v <= 1.0 for v in result[key].values())
     assert result["reps"][0]["true"] == 14 and isinstance(result["reps"][0]["counted"], int)
+    assert result["phase_filters"]["proposed"]["sharpness"] == defaults.phase_filter_sharpness
     assert "proposed" in out and (tmp_path / "eval" / "confusion.png").is_file()
     assert (tmp_path / "eval" / "timeline.png").is_file()
 
@@ -511,3 +521,35 @@ def test_evaluate_bad_input_is_one_line(tmp_path, cli):
     rc, out, err = cli("squat", "evaluate", "--csv", str(tmp_path / "missing.csv"),
                        "--models", str(tmp_path / "no_models"), "--json", str(tmp_path / "r.json"))
     assert rc == 2 and err.startswith("embodied-transfer: error:") and "Traceback" not in err
+
+
+def test_each_pipeline_takes_its_own_phase_filter_from_the_models_directory(tmp_path):
+    """phase_filters.json gives raw, plain VAE and proposed each their filter (None:
+    unfiltered); without it every pipeline uses the classifier's; a broken file is named."""
+    import shutil
+
+    from embodied_transfer.squat.phases import (PhaseFilter, read_phase_filters,
+                                                write_phase_filters)
+    from embodied_transfer.squat.pipeline import DEFAULT_MODELS, load_pipelines
+
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT_MODELS, models, ignore=shutil.ignore_patterns("training_curves*"))
+    (models / "phase_filters.json").unlink(missing_ok=True)
+    pipelines = load_pipelines(models)
+    own = pipelines["proposed"].classifier.phase_filter
+    assert own is not None and all(p.phase_filter is own for p in pipelines.values())
+    labels = [np.array([0] * 20 + [1] * 15 + [2] * 15 + [0] * 10)] * 3
+    sharp02 = PhaseFilter.fit(labels, 0.2)
+    write_phase_filters({"raw": sharp02, "vae": None, "proposed": own}, models)
+    assert read_phase_filters(models)["raw"].settings == {"sharpness": 0.2, "cyclic": False}
+    pipelines = load_pipelines(models)
+    assert pipelines["raw"].phase_filter.sharpness == 0.2
+    assert pipelines["vae"].phase_filter is None
+    assert pipelines["proposed"].phase_filter.to_dict() == own.to_dict()
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=50).astype(np.float32)
+    np.testing.assert_array_equal(pipelines["vae"].filter(probs), probs)
+    np.testing.assert_allclose(pipelines["raw"].filter(probs), sharp02.apply(probs))
+    assert not np.allclose(pipelines["raw"].filter(probs), own.apply(probs))
+    (models / "phase_filters.json").write_text('{"raw": {"prior": 3}}')
+    with pytest.raises(SquatDataError, match="phase_filters.json: not a phase filter file"):
+        load_pipelines(models)

@@ -409,9 +409,10 @@ def test_end_of_stream_flush_follows_the_node_clock(rclpy_context, models):
 
 
 def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_context, models):
-    """UWB silent for 3 s in the middle, then back: every IMU frame still gives features
-    and a label; those made without a usable range say imu_only, in the features, in
-    SquatPhase and on /diagnostics, and the switches are counted."""
+    """UWB silent for 3 s in the middle, then back, and two readings metres off
+    (multipath): every IMU frame still gives features and a label; those made without a
+    usable range say imu_only, in the features, in SquatPhase and on /diagnostics, the
+    switches are counted and the multipath readings rejected."""
     started = bringup.bring_up([CONVERTER, CLASSIFIER], overrides={
         "real2sim_converter": {"model_path": models["converter_path"], "flush_after_s": 0.3,
                                "imu_includes_gravity": False, "max_uwb_wait_s": 0.5,
@@ -427,6 +428,8 @@ def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_con
              and converter._pub.get_subscription_count() >= 2)
         t, accel, gyro, uwb_t, uwb = recorded_stream()
         gap = (uwb_t > t[40]) & (uwb_t < t[40] + 3 * 1_000_000_000)
+        uwb = uwb.copy()
+        uwb[[3, -4]] += 2.5                                  # multipath, before and after
         send(started, io, sensor_messages(io, t, accel, gyro, uwb_t[~gap], uwb[~gap]))
         spin(started, 5.0, until=lambda: len(io.phases) >= len(t))
         assert len(io.features) == len(io.phases) == len(t)
@@ -444,6 +447,7 @@ def test_uwb_dropping_out_switches_to_imu_only_and_back_losing_nothing(rclpy_con
         assert values["events_mode_switch"] == "2" and values["mode"] == "uwb"
         assert int(values["events_imu_only"]) == modes.count("imu_only")
         assert "rejected_uwb_lost" not in values and "rejected_no_uwb_yet" not in values
+        assert values["rejected_uwb_multipath"] == "2"
     finally:
         started.shutdown()
         io.node.destroy_node()

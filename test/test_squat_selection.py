@@ -25,7 +25,8 @@ def test_variants_parse_typed_and_reject_what_they_cannot_change():
     for bad, words in (("nocolon", "NAME:field"), ("x:bogus=1", "not field=value"),
                        ("x:gain_aug", "not field=value"), ("x:gain_aug=high", "not a float"),
                        ("x:phase_filter_cyclic=maybe", "not a bool"),
-                       ("x:classifier_steps=10", "simulated stages")):
+                       ("x:classifier_steps=10", "simulated stages"),
+                       ("x:raw_phase_filter_sharpness=0.2", "chosen per pipeline")):
         with pytest.raises(SquatDataError, match=words):
             parse_variant(bad)
 

@@ -71,7 +71,7 @@ def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN,
                 row["mode"] = path.mode if path else "uwb"
                 row["placement"] = path.placement if path else "below"
             unfiltered_all[name].append(probs.argmax(axis=1))
-            pred = pipelines[name].classifier.filter(probs).argmax(axis=1)
+            pred = pipelines[name].filter(probs).argmax(axis=1)
             preds_all[name].append(pred)
             timeline[name] = pred
             counter = RepCounter(min_run, min_rep)
@@ -84,7 +84,9 @@ def score(pipelines: dict, recordings: list, min_run: int = MIN_RUN,
     moving = truth != STOP
     result = {"accuracy": {}, "accuracy_3class": {}, "accuracy_unfiltered": {},
               "confusion": {}, "reps": reps,
-              "frames": int(len(truth)), "moving_frames": int(moving.sum())}
+              "frames": int(len(truth)), "moving_frames": int(moving.sum()),
+              "phase_filters": {c: pipelines[c].phase_filter.settings
+                                if pipelines[c].phase_filter else None for c in CONDITIONS}}
     for name in CONDITIONS:
         pred = np.concatenate(preds_all[name])
         result["accuracy"][name] = float(np.mean(pred[moving] == truth[moving]))

@@ -5,6 +5,9 @@ labels with them too); they are re-exported here for the squat modules.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from embodied_transfer.core.phases import DOWN, PHASE_NAMES, STOP, UP  # noqa: F401
@@ -112,6 +115,11 @@ class PhaseFilter:
         return np.stack([state.update(p) for p in probabilities]) if len(probabilities) \
             else np.asarray(probabilities, dtype=np.float32)
 
+    @property
+    def settings(self) -> dict:
+        """The choices behind it: ``sharpness`` and ``cyclic``."""
+        return {"sharpness": self.sharpness, "cyclic": len(self.state_phase) == len(CYCLIC_STATES)}
+
     def to_dict(self) -> dict:
         return {"transitions": self.transitions.tolist(), "prior": self.prior.tolist(),
                 "sharpness": self.sharpness, "state_phase": list(self.state_phase)}
@@ -120,6 +128,33 @@ class PhaseFilter:
     def from_dict(cls, d: dict) -> "PhaseFilter":
         return cls(d["transitions"], d["prior"], d["sharpness"],
                    d.get("state_phase", (STOP, DOWN, UP)))
+
+
+#: File in a models directory with the phase filter of each pipeline ``squat evaluate``
+#: scores (raw / vae / proposed; null: unfiltered), each chosen by the leave-one-out for its
+#: own pipeline. The proposed one is the classifier checkpoint's (what the node applies).
+PHASE_FILTERS = "phase_filters.json"
+
+
+def write_phase_filters(filters: dict, models: str | Path) -> Path:
+    """Write ``{pipeline: PhaseFilter | None}`` to ``models/phase_filters.json``."""
+    path = Path(models) / PHASE_FILTERS
+    path.write_text(json.dumps({c: f.to_dict() if f else None for c, f in filters.items()},
+                               indent=1) + "\n")
+    return path
+
+
+def read_phase_filters(models: str | Path) -> dict:
+    """``{pipeline: PhaseFilter | None}`` from ``models/phase_filters.json`` ({} when the
+    directory has none: every pipeline then uses the classifier's filter)."""
+    path = Path(models) / PHASE_FILTERS
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {c: PhaseFilter.from_dict(d) if d else None for c, d in data.items()}
+    except (ValueError, KeyError, TypeError, AttributeError, SquatDataError) as exc:
+        raise SquatDataError(f"{path}: not a phase filter file: {exc}") from None
 
 
 class PhaseFilterState:

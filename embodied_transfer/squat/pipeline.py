@@ -18,7 +18,7 @@ from embodied_transfer.squat.config import MIN_REP, MIN_RUN
 from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.inference import ClassifierNet, ConverterNet, softmax
 from embodied_transfer.squat.models import Checkpoint
-from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter
+from embodied_transfer.squat.phases import DOWN, STOP, UP, PhaseFilter, read_phase_filters
 from embodied_transfer.squat.signals import AdaptiveStandardizer, windows
 
 #: Shipped checkpoints (reproduce with the command in their MODEL_CARD.md).
@@ -142,22 +142,39 @@ class RepCounter:
         return self.count
 
 
-class Pipeline:
-    """Converter (or none: raw) → classifier, for whole recordings."""
+#: Pipeline(phase_filter=...) default: the classifier checkpoint's own filter.
+CLASSIFIERS_FILTER = "classifier"
 
-    def __init__(self, classifier: Classifier, converter: Converter | None = None) -> None:
+
+class Pipeline:
+    """Converter (or none: raw) → classifier → phase filter, for whole recordings. The
+    filter is the classifier checkpoint's unless the pipeline is given its own (a
+    :class:`~.phases.PhaseFilter`, or None for none)."""
+
+    def __init__(self, classifier: Classifier, converter: Converter | None = None,
+                 phase_filter: PhaseFilter | None | str = CLASSIFIERS_FILTER) -> None:
         self.classifier, self.converter = classifier, converter
+        self.phase_filter = (classifier.phase_filter if phase_filter == CLASSIFIERS_FILTER
+                             else phase_filter)
+
+    def filter(self, probabilities: np.ndarray) -> np.ndarray:
+        """One stream's per-frame probabilities through this pipeline's filter (if any)."""
+        pf = self.phase_filter
+        return pf.apply(probabilities) if pf is not None else probabilities
 
     def run(self, x: np.ndarray, filtered: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Physical frames (N, 7) → (sim-domain frames, probabilities (N, 3))."""
         sim = self.converter.convert(x) if self.converter else x
-        return sim, self.classifier.probabilities(sim, filtered=filtered)
+        probs = self.classifier.probabilities(sim, filtered=False)
+        return sim, self.filter(probs) if filtered else probs
 
 
 def load_pipelines(models: str | Path = DEFAULT_MODELS) -> dict[str, Pipeline]:
-    """``raw``, ``vae`` and ``proposed`` pipelines from a models directory."""
+    """``raw``, ``vae`` and ``proposed`` pipelines from a models directory, each with its
+    own phase filter from ``phase_filters.json`` where the directory has one."""
     models = Path(models)
     classifier = Classifier.load(models / "classifier")
-    return {"raw": Pipeline(classifier),
-            "vae": Pipeline(classifier, Converter.load(models / "plain_vae")),
-            "proposed": Pipeline(classifier, Converter.load(models / "multi_encoder_vae"))}
+    filters = read_phase_filters(models)
+    converters = {"raw": None, **{c: Converter.load(models / d) for c, d in CONVERTERS.items()}}
+    return {c: Pipeline(classifier, conv, filters.get(c, CLASSIFIERS_FILTER))
+            for c, conv in converters.items()}

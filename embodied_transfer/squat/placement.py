@@ -86,7 +86,7 @@ def run_any_placement(pipeline, x: np.ndarray, filtered: bool = True
     the path taken). See the module docstring."""
     imu_sim, imu_probs = pipeline.run(without_uwb(x), filtered=False)
     if not has_uwb(x):
-        return (imu_sim, pipeline.classifier.filter(imu_probs) if filtered else imu_probs,
+        return (imu_sim, pipeline.filter(imu_probs) if filtered else imu_probs,
                 PathTaken("imu_only", "", float("nan")))
     # per-window phases, so that the path does not depend on the phase filter's settings
     trend = range_trend(x[:, UWB], imu_probs.argmax(axis=1))

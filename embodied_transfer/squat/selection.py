@@ -45,6 +45,11 @@ SIM_STAGE_FIELDS = frozenset({"seed", "lr", "batch", "classifier_steps", "vae_st
                               "vae_gain_aug", "content_steps", "style_steps", "beta_kld",
                               "lambda_mine", "code_noise", "past", "stride", "cls_past",
                               "cls_future", "threads"})
+#: TrainConfig fields that give the raw and plain-VAE pipelines of ``squat evaluate`` their
+#: own phase filter: chosen from the variants' ``phase_filter_*`` by :func:`per_condition`
+#: (the leave-one-out applies a variant's filter to all three pipelines), not set by one.
+PER_PIPELINE_FIELDS = frozenset({"raw_phase_filter_sharpness", "raw_phase_filter_cyclic",
+                                 "vae_phase_filter_sharpness", "vae_phase_filter_cyclic"})
 
 
 #: Stress tests of the left-out recording's UWB range r: ``uwb_mirrored`` = min + max - r (the
@@ -83,6 +88,9 @@ def parse_variant(text: str) -> tuple[str, dict]:
         if not eq or key not in known:
             raise SquatDataError(f"variant {name!r}: {item!r} is not field=value of a "
                                  f"TrainConfig field")
+        if key in PER_PIPELINE_FIELDS:
+            raise SquatDataError(f"variant {name!r}: {key} is chosen per pipeline from the "
+                                 f"variants' phase_filter_* settings")
         if key in SIM_STAGE_FIELDS:
             raise SquatDataError(f"variant {name!r}: {key} is read by the simulated stages, "
                                  f"which all variants share")

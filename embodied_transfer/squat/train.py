@@ -48,7 +48,7 @@ from tqdm import tqdm
 from embodied_transfer.core.plotting import Curves, plot_curves
 from embodied_transfer.squat.models import (Checkpoint, ModelConfig, MultiEncoderVAE,
                                             PhaseClassifier, PlainVAE, mine_lower_bound)
-from embodied_transfer.squat.phases import PhaseFilter
+from embodied_transfer.squat.phases import PhaseFilter, write_phase_filters
 from embodied_transfer.squat.signals import (CHANNELS, InputAdaptation, Normalizer, time_warp,
                                              twist, windows)
 
@@ -89,6 +89,13 @@ class TrainConfig:
     adapt_horizon_frames: int = InputAdaptation.horizon_frames
     phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
     phase_filter_cyclic: bool = False  # ... with the bottom pause a state of its own
+    # the same for the raw and plain-VAE pipelines of ``squat evaluate`` (phase_filters.json);
+    # the two above are the proposed pipeline's, which the classifier checkpoint (and node)
+    # carries. Each pipeline's own are chosen by the leave-one-out (selection.per_condition).
+    raw_phase_filter_sharpness: float = 1.0
+    raw_phase_filter_cyclic: bool = False
+    vae_phase_filter_sharpness: float = 1.0
+    vae_phase_filter_cyclic: bool = False
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
@@ -105,12 +112,15 @@ def input_adaptation(cfg: TrainConfig) -> InputAdaptation | None:
     return InputAdaptation(cfg.adapt_prior_frames, cfg.adapt_horizon_frames)
 
 
-def phase_filter(sim, cfg: TrainConfig) -> PhaseFilter | None:
-    """The classifier's phase filter: transitions counted on the simulated labels."""
-    if not cfg.phase_filter_sharpness:
+def phase_filter(sim, cfg: TrainConfig, condition: str = "proposed") -> PhaseFilter | None:
+    """The phase filter of ``condition``'s pipeline (raw / vae / proposed, the classifier's
+    own): transitions counted on the simulated labels."""
+    prefix = "" if condition == "proposed" else f"{condition}_"
+    sharpness = getattr(cfg, f"{prefix}phase_filter_sharpness")
+    if not sharpness:
         return None
-    return PhaseFilter.fit([y for _, y in sim], cfg.phase_filter_sharpness,
-                           cyclic=cfg.phase_filter_cyclic)
+    return PhaseFilter.fit([y for _, y in sim], sharpness,
+                           cyclic=getattr(cfg, f"{prefix}phase_filter_cyclic"))
 
 
 def _window_set(episodes, norm: Normalizer, past: int, future: int, stride: int):
@@ -418,6 +428,8 @@ def train_all(sim, real, out: str | Path, cfg: TrainConfig = TrainConfig(),
         "multi_encoder_vae": Checkpoint(multi, real_norm, sim_norm, info, adaptation).save(
             out / "multi_encoder_vae"),
     }
+    filters = {c: phase_filter(sim, cfg, c) for c in ("raw", "vae", "proposed")}
+    paths["phase_filters"] = write_phase_filters(filters, out)
     (out / "training_curves.json").write_text(json.dumps(curves.data) + "\n")
     paths["curves"] = plot_curves(curves, out / "training_curves.png")
     return paths
