@@ -5,8 +5,9 @@
   once, then for each recording the content encoder fine-tuned on the other two and raw,
   plain VAE and proposed scored on it, as recorded and with its UWB range mirrored (a phone
   above the wrist), held constant and absent (``squat.selection.UWB_STRESS``), through the
-  placement check of ``squat evaluate``. Targets on the mean over the folds: proposed ≥ 85 %
-  of Down/Up frames with every repetition count exact, ≥ 80 % mirrored and absent, counts
+  placement check of ``squat evaluate``, each pipeline through its own phase filter.
+  Targets on the mean over the folds: proposed ≥ 85 % of Down/Up frames with every
+  repetition count exact, ≥ 80 % mirrored and absent, counts
   within one repetition per recording without UWB. The ordering raw < vae < proposed is
   reported, not a target. (The shipped models have seen all three recordings, so scoring
   them there would measure nothing; held-out recordings outside the repository do.)
@@ -49,7 +50,7 @@ def accuracy(sim_squats: int = 3000) -> tuple[dict, dict]:
     recordings = [load_real_csv(p) for p in sorted(REAL.glob("recording_*.csv"))]
     cfg = TrainConfig(threads=1)
     loo = leave_one_out(sim_episodes(generate(sim_squats, seed=cfg.seed)), recordings, {},
-                        cfg, show=False)["variants"]["default"]
+                        cfg, show=False, own_filters=True)["variants"]["default"]
     cases = {}
     for fold in loo["folds"]:
         name = Path(fold["held_out"]).name + " (left out)"

@@ -87,6 +87,26 @@ def test_each_fold_fine_tunes_on_the_other_recordings_only(tiny_sim, monkeypatch
     json.dumps(result)          # the command writes it as JSON
 
 
+def test_own_filters_give_raw_and_vae_the_phase_filters_they_ship_with(tiny_sim):
+    """own_filters=True (the bench): raw and plain VAE through raw_/vae_phase_filter_*, the
+    proposed pipeline through the classifier's; without it all three share the variant's."""
+    require_real_data(REAL)
+    from embodied_transfer.squat.real import read_real_csv
+
+    recordings = [rec for name in ("recording_1.csv", "recording_3.csv")
+                  for rec in read_real_csv(REAL / name)]
+    cfg = TrainConfig(classifier_steps=2, vae_steps=2, content_steps=2, style_steps=2,
+                      finetune_steps=2, batch=16, raw_phase_filter_sharpness=0.0,
+                      vae_phase_filter_sharpness=0.0)
+    own = leave_one_out(tiny_sim, recordings, {}, cfg, show=False,
+                        own_filters=True)["variants"]["default"]
+    shared = leave_one_out(tiny_sim, recordings, {}, cfg, show=False)["variants"]["default"]
+    for c in ("raw", "vae"):
+        assert own["loo"][c] == own["loo_unfiltered"][c]            # unfiltered, as asked
+        assert shared["loo"][c] != shared["loo_unfiltered"][c]      # the classifier's filter
+    assert own["loo"]["proposed"] == shared["loo"]["proposed"]
+
+
 def test_uwb_stress_mirrors_or_flattens_the_range_within_its_own_span():
     require_real_data(REAL)
     from embodied_transfer.squat.real import load_real_csv

@@ -29,7 +29,7 @@ from embodied_transfer.squat.errors import SquatDataError
 from embodied_transfer.squat.evaluate import CONDITIONS, score
 from embodied_transfer.squat.models import Checkpoint
 from embodied_transfer.squat.config import MIN_REP, MIN_RUN
-from embodied_transfer.squat.pipeline import Classifier, Converter, Pipeline
+from embodied_transfer.squat.pipeline import CLASSIFIERS_FILTER, Classifier, Converter, Pipeline
 from embodied_transfer.squat.real import RealRecording
 from embodied_transfer.squat.signals import Normalizer, real_recording
 from embodied_transfer.squat.train import (TrainConfig, finetune_content, input_adaptation,
@@ -113,9 +113,11 @@ def _boolean(text: str) -> bool:
 
 def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                   cfg: TrainConfig = TrainConfig(), min_run: int = MIN_RUN,
-                  min_rep: int = MIN_REP, show: bool = True) -> dict:
+                  min_rep: int = MIN_REP, show: bool = True, own_filters: bool = False) -> dict:
     """LOO scores of each variant (name → TrainConfig overrides) over ``recordings``
-    (parsed real recordings, at least two); see the module docstring."""
+    (parsed real recordings, at least two); see the module docstring. ``own_filters``: the
+    raw and plain-VAE pipelines get their own phase filters (``raw_phase_filter_*``,
+    ``vae_phase_filter_*``, as ``squat train`` ships them) instead of the variant's."""
     if len(recordings) < 2:
         raise SquatDataError("leave-one-out needs at least two real recordings")
     torch.manual_seed(cfg.seed)
@@ -149,9 +151,11 @@ def leave_one_out(sim, recordings: list, variants: dict[str, dict],
                                  Curves(), torch.Generator().manual_seed(vcfg.seed), show)
                 finetuned[key, k] = model.eval(), real_norm
             model, real_norm = finetuned[key, k]
-            pipelines = {"raw": Pipeline(classify), **{
+            own = {c: phase_filter(sim, vcfg, c) if own_filters and c != "proposed"
+                   else CLASSIFIERS_FILTER for c in CONDITIONS}
+            pipelines = {"raw": Pipeline(classify, phase_filter=own["raw"]), **{
                 cond: Pipeline(classify, Converter(Checkpoint(net, real_norm, sim_norm,
-                                                              adaptation=adaptation)))
+                                                              adaptation=adaptation)), own[cond])
                 for cond, net in (("vae", plain), ("proposed", model))}}
             r = score(pipelines, [held], min_run, min_rep)
             stress = {mode: score(pipelines, [uwb_stressed(held, mode)], min_run, min_rep)
