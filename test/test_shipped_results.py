@@ -3,7 +3,7 @@
 Each test runs ``python -m embodied_transfer ...`` in a child process with the shipped models
 (no ``--model`` / ``--models``) and compares the JSON it writes with a committed file:
 
-* ``squat evaluate`` on the held-out real recording_3 vs ``models/squat/heldout_recording_3.json``
+* ``squat evaluate`` on the real recording_3 vs ``models/squat/evaluate_recording_3.json``
 * ``tactile evaluate`` vs ``models/tactile/heldout_eval.json``
 * ``grasp evaluate`` (cnn on the plain samples, tiny-vlm on the instructed ones) of a fixed
   set of exported tabletop scenes vs ``models/grasp/pinned_eval.json``, which this file
@@ -41,7 +41,7 @@ from embodied_transfer.squat.data import real_squat_dir
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "embodied_transfer" / "models"
-SQUAT_PINNED = MODELS / "squat" / "heldout_recording_3.json"
+SQUAT_PINNED = MODELS / "squat" / "evaluate_recording_3.json"
 TACTILE_PINNED = MODELS / "tactile" / "heldout_eval.json"
 GRASP_PINNED = MODELS / "grasp" / "pinned_eval.json"
 
@@ -150,7 +150,7 @@ def squat_rule(frames: int):
     return rule
 
 
-def test_shipped_squat_models_on_heldout_recording_3(tmp_path):
+def test_shipped_squat_models_on_recording_3(tmp_path):
     """``squat evaluate --csv recording_3.csv``: accuracies within ACC_TOL, repetition
     counts and frame counts exact."""
     csv = require_real_data(real_squat_dir() / "recording_3.csv")

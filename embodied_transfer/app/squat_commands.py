@@ -44,8 +44,8 @@ def add_parsers(sub) -> None:
     select = commands.add_parser("select", help="leave-one-out between real recordings: "
                                                 "fine-tuning variants scored on the left-out one")
     for p, real_help in ((train, "real recordings for fine-tuning the content encoder"),
-                         (select, "development recordings (at least two; never the "
-                                  "held-out one)")):
+                         (select, "development recordings (at least two), each left out "
+                                  "in turn")):
         p.add_argument("--real", nargs="+", required=True, metavar="CSV", help=real_help)
         p.add_argument("--sim", help="simulated dataset (.npz); default: simulate --sim-squats")
         p.add_argument("--sim-squats", type=int, default=3000)

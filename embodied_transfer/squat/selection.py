@@ -1,12 +1,13 @@
-"""Leave-one-out selection of the Real2Sim fine-tuning settings, held-out data untouched.
+"""Leave-one-out selection of the Real2Sim fine-tuning and conversion settings.
 
 ``embodied-transfer squat select`` trains the simulated stages once (classifier, plain VAE,
 content encoder on simulated labels, style encoder + decoder with MINE), then for every
 variant of the fine-tuning settings and every development recording fine-tunes a copy of
 the content encoder on the *other* recordings (input normaliser fitted on them too) and
 scores the raw, plain-VAE and proposed pipelines on the one left out. The mean over the
-folds ("LOO") is what the recipe's settings are chosen by; the recording held out for the
-final report is never given to it.
+folds ("LOO") is what the recipe's settings are chosen by, each pipeline's by its own score
+(:func:`per_condition`); the shipped models are then fine-tuned on all the recordings, and
+recordings outside the repository measure them.
 
 Each fold also scores the left-out recording with its UWB range as a phone placed elsewhere
 could see it (:data:`UWB_STRESS`): the development recordings show one placement, and a
