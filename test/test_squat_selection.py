@@ -142,20 +142,62 @@ def test_select_command_bad_variant_is_one_line(tmp_path, cli):
 def test_each_condition_gets_its_own_best_settings_and_the_shipped_one_is_named():
     from embodied_transfer.squat import selection
 
-    def variant(raw, vae, proposed):
+    def variant(raw, vae, proposed, overrides, stress=(0.85, 0.85)):
         loo = {"raw": raw, "vae": vae, "proposed": proposed}
         return {"loo": loo, "loo_unfiltered": loo, "rep_errors": {"proposed": 0},
-                "loo_stress": {}}
+                "overrides": overrides,
+                "loo_stress": {m: {"proposed": s} for m, s in zip(("uwb_mirrored",
+                                                                  "uwb_absent"), stress)}}
 
-    result = {"variants": {"default": variant(0.88, 0.84, 0.91),
-                           "sharp": variant(0.92, 0.84, 0.895),
-                           "cyclic": variant(0.89, 0.86, 0.915)}}
+    result = {"base_config": {"phase_filter_sharpness": 1.0, "phase_filter_cyclic": False},
+              "variants": {"default": variant(0.88, 0.84, 0.91, {}),
+                           "sharp": variant(0.92, 0.84, 0.895,
+                                            {"phase_filter_sharpness": 0.2}),
+                           "cyclic": variant(0.89, 0.86, 0.915, {"phase_filter_cyclic": True},
+                                             (0.85, 0.79)),
+                           "drop": variant(0.88, 0.84, 0.905, {"uwb_dropout": 0.4})}}
     best = selection.per_condition(result)
     assert {c: b["variant"] for c, b in best.items()} == {"raw": "sharp", "vae": "cyclic",
                                                            "proposed": "cyclic"}
     text = selection.table(result)
     assert "raw 92.0% (sharp), vae 86.0% (cyclic), proposed 91.5% (cyclic)" in text
     assert "proposed does not beat raw when each has its own settings (91.5 vs 92.0%)" in text
-    assert "shipped: 'default'" in text and "0.5 points below" in text
+    # cyclic is best but below 80 % without UWB: the recipe is the best of the others
+    assert selection.recipe(result) == {
+        "variant": "default", "reason": "best proposed LOO among the variants at >= 80% with "
+                                        "the range mirrored and without UWB",
+        "settings": {"raw_phase_filter_sharpness": 0.2, "raw_phase_filter_cyclic": False,
+                     "vae_phase_filter_sharpness": 1.0, "vae_phase_filter_cyclic": True}}
+    assert "shipped: 'default' (best proposed LOO among" in text
+    assert "raw and plain VAE through their own phase filters (sharpness 0.2 / 1)" in text
+    for v in result["variants"].values():
+        v["loo_stress"]["uwb_absent"]["proposed"] = 0.7
+    result["variants"]["drop"]["loo_stress"]["uwb_absent"]["proposed"] = 0.78
+    assert selection.recipe(result)["variant"] == "drop"          # best mean
+    assert "no variant reaches 80%" in selection.recipe(result)["reason"]
     result["variants"]["sharp"]["loo"]["raw"] = 0.90
     assert "proposed beats raw" in selection.table(result)
+
+
+def test_the_shipped_models_use_the_recipe_the_selection_chose():
+    """``squat train``'s defaults are what :func:`recipe` picks from the shipped
+    selection_loo.json (everything else as the selection ran), and the shipped phase
+    filters are those settings."""
+    from embodied_transfer.squat.phases import read_phase_filters
+    from embodied_transfer.squat.pipeline import DEFAULT_MODELS
+    from embodied_transfer.squat.selection import recipe
+
+    result = json.loads((DEFAULT_MODELS / "selection_loo.json").read_text())
+    assert len(result["recordings"]) == 3
+    chosen, cfg = recipe(result), TrainConfig()
+    for key, value in chosen["settings"].items():
+        assert getattr(cfg, key) == value, key
+    for key, value in result["base_config"].items():
+        if key not in chosen["settings"]:
+            assert getattr(cfg, key) == value, key
+    filters = read_phase_filters(DEFAULT_MODELS)
+    for c, prefix in (("raw", "raw_"), ("vae", "vae_"), ("proposed", "")):
+        want = getattr(cfg, f"{prefix}phase_filter_sharpness")
+        assert (filters[c].settings if filters[c] else {"sharpness": 0.0})["sharpness"] == want
+        if filters[c]:
+            assert filters[c].settings["cyclic"] == getattr(cfg, f"{prefix}phase_filter_cyclic")

@@ -186,13 +186,14 @@ def _squat_train(args: argparse.Namespace) -> int:
 def _squat_select(args: argparse.Namespace) -> int:
     from embodied_transfer.squat.evaluate import write_json
     from embodied_transfer.squat.selection import (leave_one_out, parse_variant,
-                                                  per_condition, table)
+                                                  per_condition, recipe, table)
     from embodied_transfer.squat.signals import sim_episodes
 
     variants = dict(parse_variant(v) for v in args.variant)     # before any slow work
     recordings, dataset, cfg = _squat_training_data(args)
     result = leave_one_out(sim_episodes(dataset), recordings, variants, cfg)
     result["per_condition"] = per_condition(result)
+    result["recipe"] = recipe(result)
     print(table(result))
     print(f"wrote {write_json(result, args.json)}")
     return 0

@@ -276,9 +276,6 @@ class FrameAssembler(_Counts):
             self._reject(reason, f"UWB stamp {stamp_ns} ns is not after the last "
                                  f"({self.last_uwb_ns} ns)")
             return out
-        if self.gap_ns is not None and self.last_uwb_ns is not None \
-                and stamp_ns - self.last_uwb_ns > self.gap_ns:
-            self._gate.reset()             # a new stream of readings
         self.last_uwb_ns = stamp_ns
         deviation = self._gate.deviation(value)
         if not self._gate.accept(value):
