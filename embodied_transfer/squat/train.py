@@ -87,15 +87,15 @@ class TrainConfig:
     # converters' per-stream input adaptation (prior 0: none) and its time constant, frames
     adapt_prior_frames: int = InputAdaptation.prior_frames
     adapt_horizon_frames: int = InputAdaptation.horizon_frames
-    phase_filter_sharpness: float = 1.0  # classifier output through an HMM filter (0: none)
-    phase_filter_cyclic: bool = False  # ... with the bottom pause a state of its own
+    phase_filter_sharpness: float = 0.5  # classifier output through an HMM filter (0: none)
+    phase_filter_cyclic: bool = True   # ... with the bottom pause a state of its own
     # the same for the raw and plain-VAE pipelines of ``squat evaluate`` (phase_filters.json);
     # the two above are the proposed pipeline's, which the classifier checkpoint (and node)
     # carries. Each pipeline's own are chosen by the leave-one-out (selection.per_condition).
-    raw_phase_filter_sharpness: float = 1.0
+    raw_phase_filter_sharpness: float = 0.2
     raw_phase_filter_cyclic: bool = False
-    vae_phase_filter_sharpness: float = 1.0
-    vae_phase_filter_cyclic: bool = False
+    vae_phase_filter_sharpness: float = 0.5
+    vae_phase_filter_cyclic: bool = True
     code_noise: float = 0.1       # decoder training: noise on z_c, so nearby codes decode too
     noise: float = 0.05           # std of input noise augmentation (normalised units)
     past: int = 15                # converter window
