@@ -29,7 +29,9 @@ KEYS = {
 }
 
 #: Declared without a direct import, and why.
-RUN_TIME_ONLY = {"lifecycle_msgs": "the lifecycle services every node serves (rclpy.lifecycle)"}
+RUN_TIME_ONLY = {"lifecycle_msgs": "the lifecycle services every node serves (rclpy.lifecycle)",
+                 "python3-gymnasium-robotics-pip": "the Shadow Hand's model files "
+                                                   "(sim/shadow_hand.py finds them by path)"}
 
 
 def imported_modules() -> set[str]:
