@@ -1,0 +1,137 @@
+"""Paired tactile frames from physical contacts: the Shadow Hand grasping objects in MuJoCo.
+
+The robot hand's domain is the hand's own touch sensors (:mod:`embodied_transfer.sim.shadow_hand`)
+on the palmar side (pads, tips, palm: the ``*_back_*`` sites of the phalanges are left out,
+as the canonical surface is palmar), each reading ``1 - exp(-F / ROBOT_SCALE_N)``.
+The glove's domain is a human hand wearing the 137-taxel glove and making the same grasp:
+every hand-object contact of the frame is retargeted to the canonical (human) surface by
+anatomy: the phalanx it touches (Shadow ``ff/mf/rf/lf`` proximal/middle/distal → index ...
+little, ``thmiddle``/``thdistal`` → the thumb's two phalanges; palm, little-finger
+metacarpal and ``thproximal`` → the palm and its thenar corner), along the phalanx (``t``)
+and around it (``s``, from the thumb side); the glove then reads the contacts as pressure
+patches through its own response model (:class:`~.data.Device`), as for the synthetic
+patches. Both readings come from the same simulation step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from embodied_transfer.sim.hand_grasp import HandEpisode, generate
+from embodied_transfer.tactile.data import Device, Episode, TactileSet
+from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.layouts import GLOVE
+from embodied_transfer.tactile.surface import segment_index
+
+#: Force [N] at which a robot touch reading reaches 1 - 1/e.
+ROBOT_SCALE_N = 2.0
+#: Total robot touch force [N] of a frame counted as holding (TactileSet.envelope ≥ HOLD).
+HOLD_FORCE_N = 1.0
+FINGER_NAMES = {"ff": "index", "mf": "middle", "rf": "ring", "lf": "little"}
+#: Shadow phalanx body → (canonical segment, extent along its z axis in m).
+PHALANGES: dict[str, tuple[str, float]] = {
+    **{f"{k}{p}": (f"{v}_{p}", length) for k, v in FINGER_NAMES.items()
+       for p, length in (("proximal", 0.045), ("middle", 0.025), ("distal", 0.031))},
+    "thmiddle": ("thumb_proximal", 0.032), "thdistal": ("thumb_distal", 0.031),
+}
+#: Palm-frame extent of the Shadow palm (x across, thumb side +x; z towards the fingers), m.
+PALM_X = (-0.043, 0.043)
+PALM_Z = (-0.011, 0.087)
+#: Bodies whose contacts land on the palm segment, and their origin in the palm frame (m):
+#: the little finger's metacarpal and the thumb's base phalanx (the thenar eminence).
+PALM_BODIES = {"palm": (0.0, 0.0, 0.0), "lfmetacarpal": (-0.017, 0.0, 0.044),
+               "thproximal": (0.034, -0.009, 0.029)}
+
+
+def contact_st(body: str, point) -> tuple[int, float, float] | None:
+    """A contact on Shadow ``body`` at ``point`` (its frame, m) → (canonical segment
+    index, s, t), or None when it is on the back of a phalanx (not on the palmar surface)."""
+    x, y, z = (float(v) for v in point)
+    if body in PALM_BODIES:
+        ox, _, oz = PALM_BODIES[body]
+        s = (PALM_X[1] - (x + ox)) / (PALM_X[1] - PALM_X[0])
+        t = ((z + oz) - PALM_Z[0]) / (PALM_Z[1] - PALM_Z[0])
+        return segment_index("palm"), float(np.clip(s, 0, 1)), float(np.clip(t, 0, 1))
+    if body not in PHALANGES:
+        raise TactileError(f"no canonical segment for Shadow body {body!r}")
+    name, length = PHALANGES[body]
+    angle = math.atan2(x, -y)                 # 0 on the pad, +π/2 on the thumb side
+    if abs(angle) > math.pi / 2:
+        return None
+    return (segment_index(name), float(np.clip(0.5 - angle / math.pi, 0, 1)),
+            float(np.clip(z / length, 0, 1)))
+
+
+def retargeted_episode(ep: HandEpisode) -> tuple[Episode, int]:
+    """The grasp's contacts on the canonical surface as a tactile :class:`~.data.Episode`
+    (one patch per contact, present in its own frame only; patch radius from the force,
+    Hertz-like: 2.5 mm · F^(1/3), 1.5-8 mm), and the number of contacts dropped (on the back
+    of a phalanx)."""
+    rows, dropped = [], 0
+    for k, body, point, force in zip(ep.contact_frame, ep.contact_body, ep.contact_point,
+                                     ep.contact_force):
+        place = contact_st(body, point)
+        if place is None:
+            dropped += 1
+            continue
+        rows.append((int(k), *place, float(force)))
+    frames, count = ep.frames, len(rows)
+    frame = np.array([r[0] for r in rows], dtype=np.int64)
+    force = np.array([r[4] for r in rows], dtype=np.float64)
+    radius = np.clip(2.5 * np.cbrt(force), 1.5, 8.0)
+    tremor = np.zeros((frames, count))
+    tremor[frame, np.arange(count)] = 1.0     # each patch in its own frame only
+    return Episode(ep.label, np.array([r[1] for r in rows], dtype=np.int64),
+                   np.array([r[2:4] for r in rows], dtype=np.float64).reshape(-1, 2),
+                   np.stack([radius, radius], axis=-1), np.zeros(count), force,
+                   np.ones(frames), np.zeros((count, 2)), tremor, ep.seed), dropped
+
+
+def robot_readings(ep: HandEpisode, sensors: np.ndarray) -> np.ndarray:
+    """The robot domain's readings (T, len(sensors)) in [0, 1] of the touch sensors ``sensors``."""
+    return (1.0 - np.exp(-ep.touch[:, sensors] / ROBOT_SCALE_N)).astype(np.float32)
+
+
+@dataclass
+class PhysicalSet:
+    """Paired glove / robot frames of simulated grasps, and what was lost on the way."""
+
+    frames: TactileSet
+    sensors: list[str]            # names of the robot domain's touch sensors, reading order
+    held: np.ndarray              # (episodes,) bool: the object stayed in the hand
+    dropped_contacts: int         # contacts on the back of a phalanx (not on the glove)
+
+
+def palmar_sensors() -> tuple[np.ndarray, list[str]]:
+    """Indices and names of the Shadow Hand's touch sensors not on the back of a phalanx."""
+    from embodied_transfer.sim.shadow_hand import ShadowHand
+
+    sensors = ShadowHand("box").sensors
+    keep = [s for s in sensors if "_back_" not in s.name]
+    return np.array([s.index for s in keep]), [s.name for s in keep]
+
+
+def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0) -> PhysicalSet:
+    """``episodes`` grasps (300 × 80 frames = 10 min at 40 Hz) read by the glove and the
+    robot hand's palmar touch sensors; domains ``glove_137`` and ``shadow_palmar``."""
+    if episodes < 1:
+        raise TactileError(f"need at least one episode, got {episodes}")
+    index, names = palmar_sensors()
+    glove = Device.make(GLOVE, glove_unit)
+    rng = np.random.default_rng([seed, 7])
+    gloves, robots, labels, ep_ids, env, held, dropped = [], [], [], [], [], [], 0
+    for i, ep in enumerate(generate(episodes, seed)):
+        tactile, lost = retargeted_episode(ep)
+        dropped += lost
+        gloves.append(glove.read(tactile, rng, retarget=False))
+        robots.append(robot_readings(ep, index))
+        labels.append(np.full(ep.frames, ep.label))
+        ep_ids.append(np.full(ep.frames, i))
+        env.append(np.minimum(ep.touch.sum(axis=1) / HOLD_FORCE_N, 1.0))
+        held.append(ep.held)
+    frames = TactileSet({GLOVE: np.concatenate(gloves), "shadow_palmar": np.concatenate(robots)},
+                        np.concatenate(labels), np.concatenate(ep_ids),
+                        np.concatenate(env).astype(np.float32))
+    return PhysicalSet(frames, names, np.array(held), dropped)
