@@ -176,3 +176,11 @@ def test_bad_input_gives_one_line_errors(cli, tmp_path):
     rc, out, err = cli("tactile", "evaluate", "--json", str(tmp_path / "t.json"), "--model",
                        str(tmp_path / "no_tactile"))
     assert_one_line_error(rc, out, err, "no_tactile")
+    rc, out, err = cli("tactile", "evaluate", "--source", "mujoco", "--json",
+                       str(tmp_path / "t.json"), "--png", str(tmp_path / "t.png"))
+    assert_one_line_error(rc, out, err, "not with --source mujoco")
+    rc, out, err = cli("tactile", "skill", "--json", str(tmp_path / "s.json"), "--trials", "0")
+    assert_one_line_error(rc, out, err, "--trials must be at least 1")
+    rc, out, err = cli("tactile", "skill", "--json", str(tmp_path / "s.json"), "--model",
+                       "embodied_transfer/models/tactile")
+    assert_one_line_error(rc, out, err, "no shadow_palmar_62 domain")

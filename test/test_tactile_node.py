@@ -143,3 +143,30 @@ def test_missing_model_or_unknown_stream_target_fails_configure(rclpy_context, t
         bringup.bring_up([TACTILE_ALIGNMENT], overrides={
             "tactile_alignment": {"model_path": str(model_dir),
                                   "stream_target_domain": "octopus_arm"}})
+
+
+def test_a_glove_shadow_hand_model_serves_the_shadow_layout(rclpy_context, tmp_path):
+    from embodied_transfer.tactile.train import TrainConfig, train
+
+    train(tmp_path, TrainConfig(source="mujoco", paired_episodes=8), show=False)
+    started = bringup.bring_up([TACTILE_ALIGNMENT], overrides={"tactile_alignment": {
+        "model_path": str(tmp_path), "stream_target_domain": "shadow_palmar_62"}})
+    peer = Peer(rclpy_context)
+    started.executor.add_node(peer.node)
+    try:
+        spin(started, 5.0, until=lambda: peer.input.get_subscription_count() > 0)
+        ok = call(started, peer.client, peer.AlignTactile.Request(
+            frame=peer.frame(), target_domain="shadow_palmar_62"), wait_s=5.0)
+        assert ok.success and len(ok.converted.values) == 62, ok.message
+        wrong = call(started, peer.client, peer.AlignTactile.Request(
+            frame=peer.frame(domain="shadow_palmar_62", values=np.zeros(92))))
+        assert not wrong.success and "has 62 taxels, got 92" in wrong.message
+        old = call(started, peer.client, peer.AlignTactile.Request(
+            frame=peer.frame(), target_domain="robot_hand_1062"))
+        assert not old.success and "unknown target domain" in old.message
+        peer.input.publish(peer.frame(stamp_s=4))
+        spin(started, 3.0, until=lambda: peer.got["converted"])
+        assert [len(m.values) for m in peer.got["converted"]] == [62]
+    finally:
+        started.shutdown()
+        peer.node.destroy_node()

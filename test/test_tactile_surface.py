@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from embodied_transfer.tactile import TactileError
-from embodied_transfer.tactile.layouts import (FINGERTIPS, GLOVE, ROBOT, available,
+from embodied_transfer.tactile.layouts import (FINGERTIPS, GLOVE, ROBOT, SHADOW, available,
                                                build_layouts, load_layout)
 from embodied_transfer.tactile.surface import GROUPS, segment, segments, uv_grid
 
@@ -43,7 +43,7 @@ def test_layouts_have_the_documented_sizes_and_lie_on_the_hand():
 
 def test_layout_files_are_reproducible(tmp_path):
     build_layouts(tmp_path)
-    for layout_id in (GLOVE, ROBOT, FINGERTIPS):
+    for layout_id in (GLOVE, ROBOT, FINGERTIPS, SHADOW):
         assert load_layout(str(tmp_path / f"{layout_id}.json")).digest == \
             load_layout(layout_id).digest
 

@@ -1,4 +1,4 @@
-"""``embodied-transfer tactile ...``: train, evaluate (argparse glue)."""
+"""``embodied-transfer tactile ...``: train, evaluate, skill, serve (argparse glue)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,11 @@ from pathlib import Path
 from embodied_transfer.app.graph_commands import graph_args, run_graph
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.models import ENCODERS, ModelConfig
-from embodied_transfer.tactile.train import TrainConfig
+from embodied_transfer.tactile.train import SOURCES, TrainConfig, model_config_for
+
+SOURCE_HELP = ("where the paired frames come from: patches (synthetic contact patches; "
+               "glove, robot_hand_1062, fingertips_5x40) or mujoco (the Shadow Hand grasping "
+               "objects; glove, shadow_palmar_62)")
 
 
 def add_parsers(sub) -> None:
@@ -24,10 +28,18 @@ def add_parsers(sub) -> None:
     evaluate = tsub.add_parser("evaluate", help="retrieval, reconstruction and transfer "
                                                 "accuracy on held-out simulated grasps")
     evaluate.add_argument("--json", required=True, help="write the metrics here")
+    evaluate.add_argument("--source", choices=SOURCES, default="patches", help=SOURCE_HELP)
     evaluate.add_argument("--png", help="draw UV maps of a glove frame, the matching robot "
-                                        "frame and the converted frame here")
-    evaluate.add_argument("--model", default="", help="checkpoint dir (default: shipped)")
+                                        "frame and the converted frame here (patches only)")
+    evaluate.add_argument("--model", default="", help="checkpoint dir (default: the shipped "
+                                                      "one of the source)")
     evaluate.add_argument("--episodes", type=int, default=160, help="held-out grasps")
+    skill = tsub.add_parser("skill", help="transfer of skill: a policy trained on glove data "
+                                          "sorts objects the Shadow Hand holds, by touch")
+    skill.add_argument("--json", required=True, help="write the success rates here")
+    skill.add_argument("--model", default="", help="checkpoint dir with the glove and "
+                                                    "shadow_palmar_62 (default: shipped)")
+    skill.add_argument("--trials", type=int, default=160, help="held-out grasps")
     serve = tsub.add_parser("serve", help="bring up tactile_alignment (graph 'tactile')")
     graph_args(serve)
 
@@ -35,10 +47,10 @@ def add_parsers(sub) -> None:
 def run(args) -> int:
     """Dispatch ``embodied-transfer tactile <command>``."""
     if args.tactile_command == "train":
-        from embodied_transfer.tactile import DEFAULT_MODEL
+        from embodied_transfer.tactile import DEFAULT_MODEL, PHYSICAL_MODEL
         from embodied_transfer.tactile.train import train
 
-        out = args.out or DEFAULT_MODEL
+        out = args.out or (PHYSICAL_MODEL if args.source == "mujoco" else DEFAULT_MODEL)
         result = train(out, config_from_args(args), model_config_from_args(args),
                        show=not args.quiet,
                        command=f"embodied-transfer tactile train --out {out} "
@@ -46,26 +58,60 @@ def run(args) -> int:
         print(f"wrote {result['out']} in {result['seconds']:.0f} s")
         return 0
     if args.tactile_command == "evaluate":
-        from embodied_transfer.tactile.evaluate import evaluate
+        _positive_count(args.episodes, "--episodes")
+        if args.source == "mujoco":
+            from embodied_transfer.tactile.transfer import evaluate_physical
 
-        result = evaluate(args.model or None, episodes=args.episodes, png=args.png)
+            if args.png:
+                raise TactileError("--png draws synthetic patches: not with --source mujoco")
+            result = evaluate_physical(args.model or None, episodes=args.episodes)
+            extra = (f"; {result['retrieval_ceiling_ratio'] * 100:.0f} % of the perfect "
+                     f"converter's {result['retrieval_ceiling'] * 100:.1f} %")
+        else:
+            from embodied_transfer.tactile.evaluate import evaluate
+
+            result = evaluate(args.model or None, episodes=args.episodes, png=args.png)
+            extra = f", reconstruction MAE {result['reconstruction_error']:.4f}"
         t = result["transfer_accuracy"]
         print(f"retrieval top-1 {result['retrieval_top1'] * 100:.1f} % / top-5 "
-              f"{result['retrieval_top5'] * 100:.1f} % ({result['retrieval_gallery']} pairs), "
-              f"reconstruction MAE {result['reconstruction_error']:.4f}; transfer accuracy "
-              + ", ".join(f"{k} {v * 100:.1f} %" for k, v in t.items()))
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+              f"{result['retrieval_top5'] * 100:.1f} % ({result['retrieval_gallery']} pairs)"
+              f"{extra}; transfer accuracy " + _percentages(t))
+        _write_json(args.json, result)
         print(f"wrote {args.json}" + (f" and {args.png}" if args.png else ""))
+        return 0
+    if args.tactile_command == "skill":
+        from embodied_transfer.tactile.transfer import skill
+
+        _positive_count(args.trials, "--trials")
+        result = skill(args.model or None, trials=args.trials)
+        print(f"{result['task']}: success over {result['trials']} trials: "
+              + _percentages(result["success"]))
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
         return 0
     if args.tactile_command == "serve":
         return run_graph("tactile", args)
     raise TactileError(f"unknown tactile command {args.tactile_command!r}")
 
 
+def _percentages(values: dict) -> str:
+    return ", ".join(f"{k} {v * 100:.1f} %" for k, v in values.items())
+
+
+def _write_json(path: str, result: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _positive_count(value: int, flag: str) -> None:
+    if value < 1:
+        raise TactileError(f"{flag} must be at least 1, got {value}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="", help="output directory (default: the shipped "
-                                                  "model's directory)")
+                                                  "model's directory of the source)")
+    parser.add_argument("--source", choices=SOURCES, default="patches", help=SOURCE_HELP)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", choices=ENCODERS, default=None,
                         help=f"model family (default {ModelConfig().encoder}; see "
@@ -111,7 +157,7 @@ OPTION_FIELDS = ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_ep
 
 
 def config_from_args(args) -> TrainConfig:
-    cfg = TrainConfig(seed=args.seed)
+    cfg = TrainConfig(seed=args.seed, source=getattr(args, "source", "patches"))
     for name in OPTION_FIELDS:
         if getattr(args, name, None) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -122,11 +168,10 @@ def given_options(args) -> str:
     """The ``tactile train`` options of ``args`` that were given, as command-line text (for
     the checkpoint's recorded command)."""
     return " ".join([f"--seed {args.seed}"] + [
-        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("encoder",)
+        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("source", "encoder")
         + OPTION_FIELDS if getattr(args, name, None) is not None])
 
 
 def model_config_from_args(args) -> ModelConfig:
     """The ModelConfig ``tactile train`` options ask for (``--encoder``)."""
-    encoder = getattr(args, "encoder", None)
-    return ModelConfig(encoder=encoder) if encoder else ModelConfig()
+    return model_config_for(getattr(args, "source", "patches"), getattr(args, "encoder", None))

@@ -5,7 +5,8 @@ aligned in a shared latent space.
 Modules: :mod:`surface` (parametric hand, UV unwrap, validity mask), :mod:`layouts`
 (sensor layouts as data files), :mod:`data` (synthetic paired/unpaired grasp data),
 :mod:`models` (per-domain encoders/decoders, discriminator, baselines, :class:`Aligner`),
-:mod:`train` and :mod:`evaluate`.
+:mod:`train` and :mod:`evaluate`; :mod:`physical` (paired frames of the Shadow Hand grasping
+objects in MuJoCo) and :mod:`transfer` (evaluation on them, and the transfer-of-skill task).
 """
 from __future__ import annotations
 
@@ -14,5 +15,8 @@ from embodied_transfer.tactile.errors import TactileError
 
 #: The shipped checkpoint (``embodied-transfer tactile train`` writes it).
 DEFAULT_MODEL = shipped_model("tactile")
+#: The shipped checkpoint of the glove and the Shadow Hand in MuJoCo
+#: (``embodied-transfer tactile train --source mujoco`` writes it).
+PHYSICAL_MODEL = shipped_model("tactile_shadow")
 
-__all__ = ["DEFAULT_MODEL", "TactileError"]
+__all__ = ["DEFAULT_MODEL", "PHYSICAL_MODEL", "TactileError"]

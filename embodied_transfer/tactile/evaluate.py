@@ -113,13 +113,15 @@ def repeat_retrieval(held: TactileSet, frames: np.ndarray, domain: str,
     return retrieval(centred_unit(held.readings[domain][frames]), centred_unit(again))
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 600):
-    """A standardised 1-hidden-layer MLP; returns predict(features) → labels."""
+def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 600,
+                     classes: int = len(CLASSES), scores: bool = False):
+    """A standardised 1-hidden-layer MLP; returns predict(features) → labels (with
+    ``scores``: → (M, classes) log-probabilities)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     mean, std = x.mean(0), x.std(0) + 1e-3
     xt, yt = torch.from_numpy((x - mean) / std).float(), torch.from_numpy(y).long()
-    net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.GELU(), nn.Linear(64, len(CLASSES)))
+    net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.GELU(), nn.Linear(64, classes))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (256,), generator=gen)
@@ -131,7 +133,8 @@ def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, steps: int = 6
 
     def predict(features: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return net(torch.from_numpy((features - mean) / std).float()).argmax(1).numpy()
+            out = F.log_softmax(net(torch.from_numpy((features - mean) / std).float()), 1)
+        return out.numpy() if scores else out.argmax(1).numpy()
     return predict
 
 
@@ -139,6 +142,39 @@ def _index_resample(x: np.ndarray, size: int) -> np.ndarray:
     src = np.linspace(0, 1, x.shape[1])
     dst = np.linspace(0, 1, size)
     return np.stack([np.interp(dst, src, row) for row in x]).astype(np.float32)
+
+
+def representations(model: TactileAlignment, robot: str) -> dict:
+    """Method → (glove features, robot features): the four ways a glove-trained model can
+    read a robot hand's frames. ``none``: the robot's readings resampled by index onto the
+    glove's inputs (no geometry); ``uv_direct``: both projected on the canonical UV
+    surface; ``patch_match``: robot taxels averaged into their nearest glove taxel;
+    ``aligned``: the shared latent."""
+    res = model.cfg.resolution
+    p_glove = projection_matrix(model.layouts[GLOVE], res).T
+    p_robot = projection_matrix(model.layouts[robot], res).T
+    pm = patch_match_matrix(robot, GLOVE).T
+    glove_size = model.layouts[GLOVE].size
+    return {
+        "none": (lambda x: x, lambda x: _index_resample(x, glove_size)),
+        "uv_direct": (lambda x: x @ p_glove, lambda x: x @ p_robot),
+        "patch_match": (lambda x: x, lambda x: x @ pm),
+        "aligned": (lambda x: _embed(model, GLOVE, x), lambda x: _embed(model, robot, x)),
+    }
+
+
+def transfer_accuracy(model: TactileAlignment, robot: str, xg: np.ndarray, yg: np.ndarray,
+                      xr: np.ndarray, yr: np.ndarray, xg_test: np.ndarray,
+                      classes: int = len(CLASSES)) -> tuple[dict, dict]:
+    """Per method of :func:`representations`: the accuracy on robot frames ``xr`` (labels
+    ``yr``) of a classifier trained on glove frames ``xg`` (labels ``yg``), and on the glove's
+    own frames ``xg_test`` of the same grasps (the ceiling)."""
+    transfer, ceiling = {}, {}
+    for name, (glove, robot_features) in representations(model, robot).items():
+        predict = train_classifier(glove(xg), yg, classes=classes)
+        transfer[name] = float((predict(robot_features(xr)) == yr).mean())
+        ceiling[name] = float((predict(glove(xg_test)) == yr).mean())
+    return transfer, ceiling
 
 
 def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
@@ -189,23 +225,8 @@ def evaluate(model_dir: str | Path | None = None, episodes: int = 160,
     # transfer: classifier on glove data, tested on the robot hand
     train_idx = np.flatnonzero(human.holding)[::2]
     xg, yg = human.readings[GLOVE][train_idx], human.labels[train_idx]
-    xr, yr = r[hold], held.labels[hold]
-    xg_test = g[hold]
-    p_glove, p_robot = projection_matrix(model.layouts[GLOVE], res), projection_matrix(
-        model.layouts[ROBOT], res)
-    pm = patch_match_matrix(ROBOT, GLOVE)
-    features = {   # method → (glove train features, robot test features, glove test features)
-        "none": (xg, _index_resample(xr, xg.shape[1]), xg_test),
-        "uv_direct": (xg @ p_glove.T, xr @ p_robot.T, xg_test @ p_glove.T),
-        "patch_match": (xg, xr @ pm.T, xg_test),
-        "aligned": (_embed(model, GLOVE, xg), _embed(model, ROBOT, xr),
-                    _embed(model, GLOVE, xg_test)),
-    }
-    transfer, ceiling = {}, {}
-    for name, (train_x, test_x, glove_x) in features.items():
-        predict = train_classifier(train_x, yg)
-        transfer[name] = float((predict(test_x) == yr).mean())
-        ceiling[name] = float((predict(glove_x) == yr).mean())
+    transfer, ceiling = transfer_accuracy(model, ROBOT, xg, yg, r[hold], held.labels[hold],
+                                          g[hold])
 
     result = {
         "retrieval_top1": top1, "retrieval_top5": top5, "retrieval_gallery": len(per_grasp),

@@ -7,7 +7,9 @@ segment-normalised position ``(s, t)``, its UV coordinates and its sensing area 
 * ``glove_137``: a haptic glove, coarse (≈12 mm pitch) over palm, phalanges and thumb;
 * ``robot_hand_1062``: a robot hand with dense pads on fingertips, middle and proximal
   phalanges and the palm, with bare gaps over the joints and the pad edges;
-* ``fingertips_5x40``: five fingertip sensors of 5×8 taxels, nothing elsewhere.
+* ``fingertips_5x40``: five fingertip sensors of 5×8 taxels, nothing elsewhere;
+* ``shadow_palmar_62``: the Shadow Hand's 62 palmar touch sites in MuJoCo (read from the
+  hand's model files, :func:`~embodied_transfer.tactile.physical.shadow_taxels`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from embodied_transfer.tactile.surface import CANVAS_MM, segment, segments
 
 LAYOUT_DIR = Path(__file__).resolve().parent / "layouts"
 GLOVE, ROBOT, FINGERTIPS = "glove_137", "robot_hand_1062", "fingertips_5x40"
+SHADOW = "shadow_palmar_62"
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,19 @@ def _fingertips() -> list:
     return taxels                    # 5·40 = 200
 
 
+def _shadow() -> list:
+    from embodied_transfer.tactile.physical import shadow_taxels
+
+    return shadow_taxels()
+
+
 LAYOUT_SPECS = {
     GLOVE: (_glove, "haptic glove: 137 taxels, ≈12 mm pitch over palm, phalanges and thumb"),
     ROBOT: (_robot, "robot hand: 1062 taxels on fingertip, middle/proximal phalanx and palm "
                     "pads (≈2-5 mm pitch), bare over joints"),
     FINGERTIPS: (_fingertips, "five fingertip sensors, 5x8 taxels each (200), nothing else"),
+    SHADOW: (_shadow, "Shadow Hand in MuJoCo: its 62 palmar touch sites (pads, tips, palm; "
+                      "8-20 mm each)"),
 }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from embodied_transfer.sim.hand_grasp import HandEpisode, generate
 from embodied_transfer.tactile.data import Device, Episode, TactileSet
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import GLOVE
+from embodied_transfer.tactile.layouts import GLOVE, SHADOW
 from embodied_transfer.tactile.surface import segment_index
 
 #: Force [N] at which a robot touch reading reaches 1 - 1/e.
@@ -45,9 +45,17 @@ PALM_BODIES = {"palm": (0.0, 0.0, 0.0), "lfmetacarpal": (-0.017, 0.0, 0.044),
                "thproximal": (0.034, -0.009, 0.029)}
 
 
+#: Bodies with collision geometry but no glove underneath (the forearm, the wrist and the
+#: thumb's joint hubs): their contacts are dropped like those on the back of a phalanx.
+OFF_GLOVE = frozenset({"forearm", "wrist", "thbase", "thhub"})
+
+
 def contact_st(body: str, point) -> tuple[int, float, float] | None:
     """A contact on Shadow ``body`` at ``point`` (its frame, m) → (canonical segment
-    index, s, t), or None when it is on the back of a phalanx (not on the palmar surface)."""
+    index, s, t), or None when no glove taxel lies there (the back of a phalanx, or a body
+    in :data:`OFF_GLOVE`)."""
+    if body in OFF_GLOVE:
+        return None
     x, y, z = (float(v) for v in point)
     if body in PALM_BODIES:
         ox, _, oz = PALM_BODIES[body]
@@ -67,8 +75,8 @@ def contact_st(body: str, point) -> tuple[int, float, float] | None:
 def retargeted_episode(ep: HandEpisode) -> tuple[Episode, int]:
     """The grasp's contacts on the canonical surface as a tactile :class:`~.data.Episode`
     (one patch per contact, present in its own frame only; patch radius from the force,
-    Hertz-like: 2.5 mm · F^(1/3), 1.5-8 mm), and the number of contacts dropped (on the back
-    of a phalanx)."""
+    Hertz-like: 2.5 mm · F^(1/3), 1.5-8 mm), and the number of contacts dropped (where no
+    glove taxel lies: :func:`contact_st`)."""
     rows, dropped = [], 0
     for k, body, point, force in zip(ep.contact_frame, ep.contact_body, ep.contact_point,
                                      ep.contact_force):
@@ -101,37 +109,64 @@ class PhysicalSet:
     frames: TactileSet
     sensors: list[str]            # names of the robot domain's touch sensors, reading order
     held: np.ndarray              # (episodes,) bool: the object stayed in the hand
-    dropped_contacts: int         # contacts on the back of a phalanx (not on the glove)
+    dropped_contacts: int         # contacts where the glove has no taxel (contact_st)
+
+
+def palmar_touch_sensors() -> list:
+    """The Shadow Hand's touch sensors (:class:`~embodied_transfer.sim.shadow_hand.TouchSensor`)
+    not on the back of a phalanx, in reading order: the ``shadow_palmar_62`` layout."""
+    from embodied_transfer.sim.shadow_hand import ShadowHand
+
+    return [s for s in ShadowHand("box").sensors if "_back_" not in s.name]
 
 
 def palmar_sensors() -> tuple[np.ndarray, list[str]]:
     """Indices and names of the Shadow Hand's touch sensors not on the back of a phalanx."""
-    from embodied_transfer.sim.shadow_hand import ShadowHand
-
-    sensors = ShadowHand("box").sensors
-    keep = [s for s in sensors if "_back_" not in s.name]
+    keep = palmar_touch_sensors()
     return np.array([s.index for s in keep]), [s.name for s in keep]
+
+
+def shadow_taxels() -> list[tuple[str, float, float, float]]:
+    """The ``shadow_palmar_62`` layout: each palmar touch site as (canonical segment, s, t,
+    sensing area mm²), placed where :func:`contact_st` puts a contact at the site's centre;
+    the spherical ``*_tip`` sites, centred on the phalanx axis, at the middle of the
+    phalanx's far end. Area: the site's palmar face (boxes) or its disc (spheres)."""
+    from embodied_transfer.tactile.surface import segments
+
+    names = [seg.name for seg in segments()]
+    taxels = []
+    for sensor in palmar_touch_sensors():
+        body = sensor.body.removeprefix("robot0:")
+        place = contact_st(body, sensor.pos)
+        if place is None:                       # a tip sphere on the phalanx's axis
+            place = (segment_index(PHALANGES[body][0]), 0.5, 1.0)
+        size = np.asarray(sensor.size, dtype=float) * 1e3
+        area = math.pi * size[0] ** 2 if sensor.site_type == "sphere" else 4 * size[0] * size[2]
+        taxels.append((names[place[0]], place[1], place[2], float(area)))
+    return taxels
 
 
 def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0) -> PhysicalSet:
     """``episodes`` grasps (300 × 80 frames = 10 min at 40 Hz) read by the glove and the
-    robot hand's palmar touch sensors; domains ``glove_137`` and ``shadow_palmar``."""
+    robot hand's palmar touch sensors; domains ``glove_137`` and ``shadow_palmar_62``
+    (``frames.episodes``: each grasp's contacts on the canonical surface)."""
     if episodes < 1:
         raise TactileError(f"need at least one episode, got {episodes}")
     index, names = palmar_sensors()
     glove = Device.make(GLOVE, glove_unit)
     rng = np.random.default_rng([seed, 7])
-    gloves, robots, labels, ep_ids, env, held, dropped = [], [], [], [], [], [], 0
+    gloves, robots, labels, ep_ids, env, held, dropped, eps = [], [], [], [], [], [], 0, []
     for i, ep in enumerate(generate(episodes, seed)):
         tactile, lost = retargeted_episode(ep)
         dropped += lost
+        eps.append(tactile)
         gloves.append(glove.read(tactile, rng, retarget=False))
         robots.append(robot_readings(ep, index))
         labels.append(np.full(ep.frames, ep.label))
         ep_ids.append(np.full(ep.frames, i))
         env.append(np.minimum(ep.touch.sum(axis=1) / HOLD_FORCE_N, 1.0))
         held.append(ep.held)
-    frames = TactileSet({GLOVE: np.concatenate(gloves), "shadow_palmar": np.concatenate(robots)},
+    frames = TactileSet({GLOVE: np.concatenate(gloves), SHADOW: np.concatenate(robots)},
                         np.concatenate(labels), np.concatenate(ep_ids),
-                        np.concatenate(env).astype(np.float32))
+                        np.concatenate(env).astype(np.float32), eps)
     return PhysicalSet(frames, names, np.array(held), dropped)

@@ -49,7 +49,7 @@ from embodied_transfer.core.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, RESPONSES, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, SHADOW
 from embodied_transfer.tactile.models import (ENCODERS, ModelConfig, TactileAlignment,
                                               grad_reverse, ridge_weights, save_model,
                                               shrunk_precision)
@@ -64,6 +64,10 @@ class TrainConfig:
     """Data sizes, steps, batch sizes and loss weights (defaults: the shipped model)."""
 
     seed: int = 0
+    # where the paired frames come from: "patches" (synthetic contact patches on the UV
+    # surface, glove + robot_hand_1062 + fingertips_5x40) or "mujoco" (the Shadow Hand
+    # grasping objects, glove + shadow_palmar_62; paired frames only)
+    source: str = "patches"
     paired_episodes: int = 300      # 300 × 80 frames = 24 000 paired frames = 10 min at 40 Hz
     unpaired_episodes: int = 500    # per domain (20 min each at 40 Hz, 8.3 min for 3rd)
     stage1_steps: int = 500         # not glove_space (its stage 1 is closed form)
@@ -344,9 +348,28 @@ def plot_curves(curves: Curves, out: Path) -> Path:
     return plotting.plot_curves(curves, out, panels, dpi=90)
 
 
+SOURCES = ("patches", "mujoco")
+
+
+def model_config_for(source: str, encoder: str | None = None) -> ModelConfig:
+    """The default ModelConfig of a data source (its domains), with ``encoder`` if given."""
+    if source not in SOURCES:
+        raise TactileError(f"unknown data source {source!r} (known: {', '.join(SOURCES)})")
+    cfg = ModelConfig(domains=[GLOVE, SHADOW]) if source == "mujoco" else ModelConfig()
+    return replace(cfg, encoder=encoder) if encoder else cfg
+
+
 def make_data(cfg: TrainConfig, domains: list[str], show: bool = True):
-    """The training data of ``cfg.seed``: one paired set and one unpaired set per domain."""
+    """The training data of ``cfg.seed``: one paired set and one unpaired set per domain
+    (source ``mujoco``: the paired set alone)."""
     base = 1000 * cfg.seed
+    if cfg.source == "mujoco":
+        from embodied_transfer.tactile.physical import physical_paired_set
+
+        if set(domains) != {GLOVE, SHADOW}:
+            raise TactileError(f"source mujoco has the domains {GLOVE} and {SHADOW}, not "
+                               f"{', '.join(domains)}")
+        return physical_paired_set(cfg.paired_episodes, seed=base).frames, {}
     paired = paired_set(cfg.paired_episodes, seed=base, domains=domains, progress=show)
     unpaired = {d: unpaired_set(d, cfg.unpaired_episodes, seed=base + 1 + i, progress=show)
                 for i, d in enumerate(domains)}
@@ -358,7 +381,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), model_cfg: ModelCon
     """Simulate the data, train, and write the checkpoint and curves into ``out``."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model_cfg = model_cfg or ModelConfig()
+    model_cfg = model_cfg or model_config_for(cfg.source)
     cfg = resolved(cfg, model_cfg)
     start, cpu_start = time.perf_counter(), time.process_time()
     paired, unpaired = make_data(cfg, model_cfg.domains, show)
