@@ -17,7 +17,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 INTERFACE_SOURCES := $(wildcard interfaces/msg/*.msg interfaces/srv/*.srv) \
                      interfaces/CMakeLists.txt interfaces/package.xml interfaces/setup.py
 
-.PHONY: help setup demo test bench colcon-check clean models select grasp-models grasp-real-model
+.PHONY: help setup demo test bench colcon-check clean models select grasp-models grasp-real-model \
+  tactile-models
 help:
 	@echo "make demo   - bring up the simulated graph (embodied-transfer sim) for a bounded time"
 	@echo "make test   - run the test suite"
@@ -26,6 +27,7 @@ help:
 	@echo "make select - leave-one-out between the development recordings (Real2Sim settings)"
 	@echo "make grasp-models - re-render the tabletop data and retrain the shipped grasp models"
 	@echo "make grasp-real-model - fine-tune the shipped cnn on the real images (about 10 min)"
+	@echo "make tactile-models - retrain the shipped tactile models (about 2 min)"
 	@echo "make setup  - create $(VENV) and install everything (run by the targets above)"
 
 setup: $(STAMPS)/package
@@ -79,6 +81,7 @@ demo: setup
 	  --json $(DEMO_OUT)/grasp_tiny_vlm_unrefined.json --png $(DEMO_OUT)/grasp_tiny_vlm_unrefined.png
 	$(VENV)/bin/embodied-transfer tactile evaluate --json $(DEMO_OUT)/tactile.json \
 	  --png $(DEMO_OUT)/tactile_uv_maps.png
+	$(VENV)/bin/embodied-transfer tactile skill --json $(DEMO_OUT)/tactile_skill.json
 	rm -rf $(DEMO_OUT)/editing && $(PY) -m embodied_transfer.editing.tiny $(DEMO_OUT)/editing
 	$(VENV)/bin/embodied-transfer editing edit --image $(DEMO_OUT)/editing/inputs/image.png \
 	  --mask $(DEMO_OUT)/editing/inputs/mask.png --out $(DEMO_OUT)/editing/out \
@@ -175,6 +178,13 @@ grasp-models: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/embodied-transfer grasp train --backend tiny-vlm --numbers-only \
 	  --init $(GRASP_STEPS)/tiny_vlm_numbers_only $(TINY_VLM_MORE) \
 	  --out $(GRASP_MODELS)/tiny_vlm_numbers_only
+
+# The shipped tactile checkpoints: synthetic contact patches (models/tactile) and the Shadow
+# Hand grasping objects in MuJoCo, its touch-grid skin (models/tactile_shadow).
+tactile-models: setup
+	$(VENV)/bin/embodied-transfer tactile train --out embodied_transfer/models/tactile --seed 0 --quiet
+	$(VENV)/bin/embodied-transfer tactile train --source mujoco \
+	  --out embodied_transfer/models/tactile_shadow --seed 0 --quiet
 
 # Workstation-style build with colcon (from PyPI) against the venv's ROS wheels.
 colcon-check: setup

@@ -183,4 +183,4 @@ def test_bad_input_gives_one_line_errors(cli, tmp_path):
     assert_one_line_error(rc, out, err, "--trials must be at least 1")
     rc, out, err = cli("tactile", "skill", "--json", str(tmp_path / "s.json"), "--model",
                        "embodied_transfer/models/tactile")
-    assert_one_line_error(rc, out, err, "no shadow_palmar_62 domain")
+    assert_one_line_error(rc, out, err, "does not pair glove_137 with one Shadow Hand layout")

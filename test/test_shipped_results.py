@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "embodied_transfer" / "models"
 SQUAT_PINNED = MODELS / "squat" / "evaluate_recording_3.json"
 TACTILE_PINNED = MODELS / "tactile" / "heldout_eval.json"
+PHYSICAL_PINNED = {"evaluate": MODELS / "tactile_shadow" / "heldout_eval.json",
+                   "skill": MODELS / "tactile_shadow" / "skill_eval.json"}
 GRASP_PINNED = MODELS / "grasp" / "pinned_eval.json"
 
 ACC_TOL = 0.005
@@ -180,6 +182,16 @@ def test_shipped_tactile_model_heldout_eval(tmp_path):
     out = tmp_path / "tactile.json"
     run_cli("embodied-transfer tactile evaluate --json OUT", OUT=str(out))
     assert_matches(load(out), pinned, tactile_rule, "tactile evaluate")
+
+
+@pytest.mark.parametrize("command", ["evaluate --source mujoco", "skill"])
+def test_shipped_physical_tactile_model(tmp_path, command):
+    """``tactile evaluate --source mujoco`` and ``tactile skill`` on the shipped
+    tactile_shadow model: every score within ACC_TOL of its pinned file."""
+    pinned = load(PHYSICAL_PINNED[command.split()[0]])
+    out = tmp_path / "out.json"
+    run_cli(f"embodied-transfer tactile {command} --json OUT", OUT=str(out))
+    assert_matches(load(out), pinned, tactile_rule, f"tactile {command}")
 
 
 # grasp ----------------------------------------------------------------------------------------

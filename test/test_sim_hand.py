@@ -64,3 +64,17 @@ def test_bad_requests_name_the_cause(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SimError, match="gymnasium-robotics package, which is not installed"):
         build_spec(next(iter(SHAPES)))
+
+
+def test_touch_grids_read_the_same_grasp_without_changing_it():
+    from embodied_transfer.sim.hand_grasp import simulate_grasp
+    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
+
+    plain = simulate_grasp(6, seed=11)
+    gridded = simulate_grasp(6, seed=11, touch_grids=True)
+    assert plain.grid is None and gridded.grid.shape == (plain.frames, 600)
+    assert sum(g.size for g in TOUCH_GRIDS) == 600
+    np.testing.assert_array_equal(plain.touch, gridded.touch)       # sensors do not act
+    touched = np.isin(np.arange(plain.frames), plain.contact_frame)
+    assert gridded.grid[plain.touch.sum(1) > 1.0].sum(1).min() > 0     # it feels the hold
+    assert gridded.grid[~touched].sum() == 0                          # and nothing else

@@ -150,23 +150,23 @@ def test_a_glove_shadow_hand_model_serves_the_shadow_layout(rclpy_context, tmp_p
 
     train(tmp_path, TrainConfig(source="mujoco", paired_episodes=8), show=False)
     started = bringup.bring_up([TACTILE_ALIGNMENT], overrides={"tactile_alignment": {
-        "model_path": str(tmp_path), "stream_target_domain": "shadow_palmar_62"}})
+        "model_path": str(tmp_path), "stream_target_domain": "shadow_grid_600"}})
     peer = Peer(rclpy_context)
     started.executor.add_node(peer.node)
     try:
         spin(started, 5.0, until=lambda: peer.input.get_subscription_count() > 0)
         ok = call(started, peer.client, peer.AlignTactile.Request(
-            frame=peer.frame(), target_domain="shadow_palmar_62"), wait_s=5.0)
-        assert ok.success and len(ok.converted.values) == 62, ok.message
+            frame=peer.frame(), target_domain="shadow_grid_600"), wait_s=5.0)
+        assert ok.success and len(ok.converted.values) == 600, ok.message
         wrong = call(started, peer.client, peer.AlignTactile.Request(
-            frame=peer.frame(domain="shadow_palmar_62", values=np.zeros(92))))
-        assert not wrong.success and "has 62 taxels, got 92" in wrong.message
+            frame=peer.frame(domain="shadow_grid_600", values=np.zeros(62))))
+        assert not wrong.success and "has 600 taxels, got 62" in wrong.message
         old = call(started, peer.client, peer.AlignTactile.Request(
             frame=peer.frame(), target_domain="robot_hand_1062"))
         assert not old.success and "unknown target domain" in old.message
         peer.input.publish(peer.frame(stamp_s=4))
         spin(started, 3.0, until=lambda: peer.got["converted"])
-        assert [len(m.values) for m in peer.got["converted"]] == [62]
+        assert [len(m.values) for m in peer.got["converted"]] == [600]
     finally:
         started.shutdown()
         peer.node.destroy_node()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import GLOVE, SHADOW, load_layout
+from embodied_transfer.tactile.layouts import GLOVE, SHADOW, SHADOW_GRID, load_layout
 from embodied_transfer.tactile.surface import segments
 
 
@@ -41,25 +41,57 @@ def test_shadow_layout_puts_each_touch_site_on_its_phalanx():
     assert 20 < lay.area.min() and lay.area.max() < 3000          # mm², 5-50 mm across
 
 
+def test_touch_grid_bins_light_where_the_layout_puts_them():
+    """Each grid's force-weighted place on the hand (from the layout) follows the contacts
+    the simulation reports on that body in the same frame (placed by contact_st)."""
+    from embodied_transfer.sim.hand_grasp import simulate_grasp
+    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
+    from embodied_transfer.tactile.physical import contact_st
+
+    lay = load_layout(SHADOW_GRID)
+    assert lay.size == sum(g.size for g in TOUCH_GRIDS) == 600
+    ep = simulate_grasp(4, seed=2, touch_grids=True)           # a thin cylinder
+    start, checked = np.cumsum([0] + [g.size for g in TOUCH_GRIDS]), 0
+    for k in range(20, 60, 5):
+        for i, g in enumerate(TOUCH_GRIDS):
+            force = ep.grid[k, start[i]:start[i + 1]]
+            on = (ep.contact_frame == k) & (ep.contact_body == g.body)
+            places = [contact_st(g.body, p) for p in ep.contact_point[on]]
+            weights = [f for f, p in zip(ep.contact_force[on], places) if p is not None]
+            places = [p for p in places if p is not None]
+            if force.sum() < 0.05 or not places or g.body == "palm":
+                continue
+            seen = (lay.st[start[i]:start[i + 1]] * force[:, None]).sum(0) / force.sum()
+            true = np.average([p[1:] for p in places], axis=0, weights=weights)
+            assert np.abs(seen - true).max() < 0.25, (g.body, k, seen, true)
+            checked += 1
+    assert checked >= 5
+
+
 def test_training_on_physical_contacts_writes_a_glove_shadow_checkpoint(physical_model):
     from embodied_transfer.tactile.models import Aligner
 
     aligner = Aligner.load(physical_model)
-    assert aligner.domains == [GLOVE, SHADOW]
+    assert aligner.domains == [GLOVE, SHADOW_GRID]
     info = json.loads((physical_model / "config.json").read_text())["info"]
     assert info["train_config"]["source"] == "mujoco"
     assert info["data"]["paired_frames"] == 16 * 80 and info["data"]["unpaired_frames"] == {}
-    _, robot = aligner.align(GLOVE, np.full(137, 0.2), SHADOW)
-    assert robot.shape == (62,)
-    with pytest.raises(TactileError, match="has 62 taxels, got 72"):
-        aligner.align(SHADOW, np.zeros(72))
+    _, robot = aligner.align(GLOVE, np.full(137, 0.2), SHADOW_GRID)
+    assert robot.shape == (600,)
+    with pytest.raises(TactileError, match="has 600 taxels, got 62"):
+        aligner.align(SHADOW_GRID, np.zeros(62))
 
 
 def test_a_source_must_match_its_domains():
+    from embodied_transfer.tactile.physical import physical_paired_set
     from embodied_transfer.tactile.train import TrainConfig, make_data, model_config_for
 
     with pytest.raises(TactileError, match="unknown data source 'kinect'"):
         model_config_for("kinect")
+    with pytest.raises(TactileError, match="for source mujoco only"):
+        model_config_for("patches", robot=SHADOW)
+    with pytest.raises(TactileError, match="unknown Shadow Hand layout"):
+        physical_paired_set(1, robot="robot_hand_1062")
     with pytest.raises(TactileError, match="source mujoco has the domains"):
         make_data(TrainConfig(source="mujoco", paired_episodes=1), [GLOVE, "robot_hand_1062"])
 
@@ -89,7 +121,8 @@ def test_skill_scores_every_input_on_the_same_trials(physical_model):
 def test_a_model_without_the_shadow_hand_is_refused_by_name(tmp_path):
     from embodied_transfer.tactile.transfer import load_physical
 
-    with pytest.raises(TactileError, match="no shadow_palmar_62 domain .*--source mujoco"):
+    with pytest.raises(TactileError, match="does not pair glove_137 with one Shadow Hand "
+                                           "layout .*--source mujoco"):
         load_physical(_patches_model(tmp_path))
     with pytest.raises(TactileError, match="tactile model"):
         load_physical(tmp_path / "nowhere")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from embodied_transfer.app.graph_commands import graph_args, run_graph
 from embodied_transfer.tactile.errors import TactileError
+from embodied_transfer.tactile.layouts import SHADOW, SHADOW_GRID
 from embodied_transfer.tactile.models import ENCODERS, ModelConfig
 from embodied_transfer.tactile.train import SOURCES, TrainConfig, model_config_for
 
 SOURCE_HELP = ("where the paired frames come from: patches (synthetic contact patches; "
                "glove, robot_hand_1062, fingertips_5x40) or mujoco (the Shadow Hand grasping "
-               "objects; glove, shadow_palmar_62)")
+               "objects; glove and shadow_grid_600 or shadow_palmar_62)")
 
 
 def add_parsers(sub) -> None:
@@ -37,8 +38,8 @@ def add_parsers(sub) -> None:
     skill = tsub.add_parser("skill", help="transfer of skill: a policy trained on glove data "
                                           "sorts objects the Shadow Hand holds, by touch")
     skill.add_argument("--json", required=True, help="write the success rates here")
-    skill.add_argument("--model", default="", help="checkpoint dir with the glove and "
-                                                    "shadow_palmar_62 (default: shipped)")
+    skill.add_argument("--model", default="", help="checkpoint dir with the glove and a "
+                                                    "Shadow Hand layout (default: shipped)")
     skill.add_argument("--trials", type=int, default=160, help="held-out grasps")
     serve = tsub.add_parser("serve", help="bring up tactile_alignment (graph 'tactile')")
     graph_args(serve)
@@ -50,7 +51,8 @@ def run(args) -> int:
         from embodied_transfer.tactile import DEFAULT_MODEL, PHYSICAL_MODEL
         from embodied_transfer.tactile.train import train
 
-        out = args.out or (PHYSICAL_MODEL if args.source == "mujoco" else DEFAULT_MODEL)
+        physical = args.source == "mujoco"
+        out = args.out or (PHYSICAL_MODEL if physical else DEFAULT_MODEL)
         result = train(out, config_from_args(args), model_config_from_args(args),
                        show=not args.quiet,
                        command=f"embodied-transfer tactile train --out {out} "
@@ -111,7 +113,11 @@ def _positive_count(value: int, flag: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="", help="output directory (default: the shipped "
                                                   "model's directory of the source)")
-    parser.add_argument("--source", choices=SOURCES, default="patches", help=SOURCE_HELP)
+    parser.add_argument("--source", choices=SOURCES, default=None,
+                        help=SOURCE_HELP + " (default patches)")
+    parser.add_argument("--robot-layout", choices=(SHADOW_GRID, SHADOW), default=None,
+                        help=f"--source mujoco: the Shadow Hand's skin (default {SHADOW_GRID}: "
+                             f"MuJoCo touch grids; {SHADOW}: the model's own touch sites)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", choices=ENCODERS, default=None,
                         help=f"model family (default {ModelConfig().encoder}; see "
@@ -157,7 +163,7 @@ OPTION_FIELDS = ("stage1_steps", "stage2_steps", "paired_episodes", "unpaired_ep
 
 
 def config_from_args(args) -> TrainConfig:
-    cfg = TrainConfig(seed=args.seed, source=getattr(args, "source", "patches"))
+    cfg = TrainConfig(seed=args.seed, source=getattr(args, "source", None) or "patches")
     for name in OPTION_FIELDS:
         if getattr(args, name, None) is not None:
             setattr(cfg, name, getattr(args, name))
@@ -168,10 +174,13 @@ def given_options(args) -> str:
     """The ``tactile train`` options of ``args`` that were given, as command-line text (for
     the checkpoint's recorded command)."""
     return " ".join([f"--seed {args.seed}"] + [
-        f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("source", "encoder")
+        f"--{name.replace('_', '-')} {getattr(args, name)}"
+        for name in ("source", "robot_layout", "encoder")
         + OPTION_FIELDS if getattr(args, name, None) is not None])
 
 
 def model_config_from_args(args) -> ModelConfig:
     """The ModelConfig ``tactile train`` options ask for (``--encoder``)."""
-    return model_config_for(getattr(args, "source", "patches"), getattr(args, "encoder", None))
+    return model_config_for(getattr(args, "source", None) or "patches",
+                            getattr(args, "encoder", None),
+                            getattr(args, "robot_layout", None))

@@ -51,6 +51,7 @@ class HandEpisode:
     contact_force: np.ndarray       # (C,) N, normal force
     held: bool                      # the object stayed in the hand with >= 3 contacts
     seed: int = 0
+    grid: np.ndarray | None = None  # (T, 600) float32, N: the touch grids, when simulated
 
     @property
     def frames(self) -> int:
@@ -68,9 +69,10 @@ def grasp_controls(hand: ShadowHand, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = None,
-                   frames: int = FRAMES) -> HandEpisode:
+                   frames: int = FRAMES, touch_grids: bool = False) -> HandEpisode:
     """One episode of object class ``label`` from ``seed``; ``hands`` caches a scene per
-    shape across episodes."""
+    shape across episodes; ``touch_grids`` records the dense grids too (the same
+    trajectory: the sensors do not act on the physics)."""
     if not 0 <= label < len(CLASS_NAMES):
         raise SimError(f"object class {label} outside 0..{len(CLASS_NAMES) - 1}")
     if frames < 1:
@@ -78,8 +80,8 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
     shape, nominal = OBJECT_CLASSES[CLASS_NAMES[label]]
     hands = {} if hands is None else hands
     hand = hands.get(shape)
-    if hand is None:
-        hand = hands[shape] = ShadowHand(shape)
+    if hand is None or bool(hand.grids) != touch_grids:
+        hand = hands[shape] = ShadowHand(shape, touch_grids)
     rng = np.random.default_rng([seed, label])
     scale = nominal * rng.uniform(0.92, 1.08)
     hand.reset()
@@ -88,6 +90,7 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
     frame_steps = 1.0 / (RATE_HZ * hand.dt)
     duration = frames / RATE_HZ
     touch = np.zeros((frames, len(hand.sensors)), np.float32)
+    grid = np.zeros((frames, len(hand.touch_grid())), np.float32)
     rows: list[tuple] = []
     names = [hand.model.body(b).name.removeprefix("robot0:") for b in range(hand.model.nbody)]
     contacts_in_hold = []
@@ -97,6 +100,7 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
             * np.clip((duration - t) / RELEASE_S, 0.0, 1.0)
         hand.step(level * closed, int(round((k + 1) * frame_steps)) - int(round(k * frame_steps)))
         touch[k] = hand.touch()
+        grid[k] = hand.touch_grid()
         bodies, points, forces = hand.contacts()
         rows += [(k, names[b], p, f) for b, p, f in zip(bodies, points, forces)]
         if level >= 1.0:
@@ -107,11 +111,13 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
         np.array([r[0] for r in rows], dtype=np.int64),
         np.array([r[1] for r in rows], dtype=object),
         np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 3),
-        np.array([r[3] for r in rows], dtype=np.float64), held, seed)
+        np.array([r[3] for r in rows], dtype=np.float64), held, seed,
+        grid if touch_grids else None)
 
 
-def generate(episodes: int, seed: int = 0, frames: int = FRAMES) -> list[HandEpisode]:
+def generate(episodes: int, seed: int = 0, frames: int = FRAMES,
+             touch_grids: bool = False) -> list[HandEpisode]:
     """``episodes`` grasps, object classes in turn, episode ``i`` seeded ``seed * 100003 + i``."""
     hands: dict[str, ShadowHand] = {}
-    return [simulate_grasp(i % len(CLASS_NAMES), seed * 100003 + i, hands, frames)
+    return [simulate_grasp(i % len(CLASS_NAMES), seed * 100003 + i, hands, frames, touch_grids)
             for i in range(episodes)]

@@ -10,7 +10,8 @@ phalanges, 1 on the little finger's metacarpal, 15 on the thumb); each sums the 
 of the contacts inside its site volume, and the volumes overlap (a fingertip's ``tip`` and
 ``front`` sites often read the same contact). The model's finger-finger contact pairs are
 removed, so that the sensors read the object alone. The 5 extra ``ST_Tch_*tip`` sensors
-of the model are left out. :class:`ShadowHand` reads them, and the hand-object contacts
+of the model are left out. With ``touch_grids``, MuJoCo's ``touch_grid`` sensor plugin adds
+dense taxel grids on the phalanges and the palm (:data:`TOUCH_GRIDS`). :class:`ShadowHand` reads them, and the hand-object contacts
 (body, point in the body's frame, normal force) from which other skins are read
 (:mod:`~embodied_transfer.sim.hand_grasp`).
 """
@@ -40,6 +41,56 @@ SHAPES: dict[str, tuple[str, tuple[float, ...], tuple[float, ...], float]] = {
     "capsule": ("capsule", (0.015, 0.025), (0.7071068, 0.0, 0.7071068, 0.0), 0.015),
 }
 PALM_HALF_THICKNESS = 0.0111     # the palm's collision box, along its -y (the palmar side)
+TOUCH_GRID_PLUGIN = "mujoco.sensor.touch_grid"
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A dense taxel grid on one body: MuJoCo's ``touch_grid`` sensor plugin at a site on
+    the body's axis (``depth`` m behind a flat palmar face), half-way along it
+    (``centre_z``), looking at the palmar side (the site's -z is the body's -y; its x
+    the body's -x, its y the body's z). ``cols`` azimuth bins span ±``fov[0]``° around the
+    body, ``rows`` elevation bins ±``fov[1]``° along it; each bin sums the normal force of
+    the contacts seen in it (channel 0 of the plugin). ``surface``: the distance from the
+    body's axis to its palmar skin (m; the palm: its half-thickness), where the bins are
+    mapped onto the hand."""
+
+    body: str
+    centre_z: float
+    depth: float
+    cols: int
+    rows: int
+    fov: tuple[float, float]
+    surface: float
+    centre_x: float = 0.0      # the site's offset across the body (its palmar face's middle)
+    flat: bool = False         # a flat palmar face (palm, metacarpal), else round (phalanx)
+
+    @property
+    def name(self) -> str:
+        return f"grid_{self.body}"
+
+    @property
+    def size(self) -> int:
+        return self.cols * self.rows
+
+
+def _finger_grids(prefix: str) -> list[GridSpec]:
+    return [GridSpec(f"{prefix}proximal", 0.0225, 0.0, 4, 8, (90.0, 70.0), 0.010),
+            GridSpec(f"{prefix}middle", 0.0125, 0.0, 4, 5, (90.0, 60.0), 0.009),
+            GridSpec(f"{prefix}distal", 0.0155, 0.0, 5, 8, (90.0, 75.0), 0.008)]
+
+
+#: The dense layout: a grid on every phalanx (fingers and thumb), the palm and the little
+#: finger's metacarpal (600 taxels, 1.5-6 mm apart).
+TOUCH_GRIDS: tuple[GridSpec, ...] = (
+    *[g for f in ("ff", "mf", "rf", "lf") for g in _finger_grids(f)],
+    GridSpec("thproximal", 0.019, 0.0, 4, 6, (90.0, 65.0), 0.013),
+    GridSpec("thmiddle", 0.016, 0.0, 4, 6, (90.0, 65.0), 0.0095),
+    GridSpec("thdistal", 0.0155, 0.0, 5, 8, (90.0, 75.0), 0.009),
+    GridSpec("palm", 0.038, 0.03, 10, 12, (46.0, 50.0), PALM_HALF_THICKNESS, flat=True),
+    GridSpec("lfmetacarpal", 0.01, 0.02, 3, 8, (17.0, 39.0), PALM_HALF_THICKNESS, -0.0165,
+             flat=True),
+)
 
 
 def asset_dirs() -> tuple[Path, Path]:
@@ -57,29 +108,50 @@ def asset_dirs() -> tuple[Path, Path]:
     return assets, hand
 
 
-def build_spec(shape: str) -> mujoco.MjSpec:
+def _grid_sensor_xml(grids) -> tuple[str, str]:
+    """(extension, sensor) MJCF elements of the touch-grid sensors of ``grids``."""
+    if not grids:
+        return "", ""
+    sensors = "".join(
+        f'<plugin name="{g.name}" plugin="{TOUCH_GRID_PLUGIN}" objtype="site" '
+        f'objname="{g.name}"><config key="nchannel" value="1"/>'
+        f'<config key="size" value="{g.cols} {g.rows}"/>'
+        f'<config key="fov" value="{g.fov[0]} {g.fov[1]}"/>'
+        f'<config key="gamma" value="0"/></plugin>' for g in grids)
+    return (f'<extension><plugin plugin="{TOUCH_GRID_PLUGIN}"/></extension>',
+            f"<sensor>{sensors}</sensor>")
+
+
+def build_spec(shape: str, touch_grids: bool = False) -> mujoco.MjSpec:
     """The scene's spec with an object of ``shape`` (:data:`SHAPES`), self-contact pairs
-    removed."""
+    removed; with ``touch_grids``, the :data:`TOUCH_GRIDS` sensors too."""
     if shape not in SHAPES:
         raise SimError(f"unknown object shape {shape!r}; expected one of {', '.join(SHAPES)}")
     geom_type, size, _, _ = SHAPES[shape]
     assets, hand = asset_dirs()
+    extension, sensors = _grid_sensor_xml(TOUCH_GRIDS if touch_grids else ())
     xml = (MODEL_XML.read_text().replace("{assets}", str(assets)).replace("{hand}", str(hand))
-           .replace("{shape}", geom_type).replace("{size}", " ".join(map(str, size))))
+           .replace("{shape}", geom_type).replace("{size}", " ".join(map(str, size)))
+           .replace("<!--{extension}-->", extension).replace("<!--{sensors}-->", sensors))
     try:
         spec = mujoco.MjSpec.from_string(xml)
     except ValueError as exc:
         raise SimError(f"the Shadow Hand model does not load: {exc}") from None
     for pair in list(spec.pairs):
         spec.delete(pair)
+    if touch_grids:
+        for g in TOUCH_GRIDS:
+            spec.body(f"robot0:{g.body}").add_site(
+                name=g.name, pos=[g.centre_x, g.depth, g.centre_z], xyaxes=[-1, 0, 0, 0, 0, 1],
+                size=[0.001, 0.001, 0.001], group=4)
     return spec
 
 
-def build_model(shape: str) -> mujoco.MjModel:
+def build_model(shape: str, touch_grids: bool = False) -> mujoco.MjModel:
     """The compiled scene for ``shape`` (a model of its own: :class:`ShadowHand` changes
     the object's size in it)."""
     try:
-        return build_spec(shape).compile()
+        return build_spec(shape, touch_grids).compile()
     except ValueError as exc:
         raise SimError(f"the Shadow Hand model does not compile: {exc}") from None
 
@@ -120,13 +192,17 @@ def touch_sensors(model: mujoco.MjModel) -> list[TouchSensor]:
 class ShadowHand:
     """One scene (hand + object of one shape): controls, touch readings and contacts."""
 
-    def __init__(self, shape: str) -> None:
+    def __init__(self, shape: str, touch_grids: bool = False) -> None:
         self.shape = shape
-        self.model = build_model(shape)
+        self.model = build_model(shape, touch_grids)
         self.data = mujoco.MjData(self.model)
         m = self.model
         self.sensors = touch_sensors(m)
         self._adr = np.array([s.adr for s in self.sensors])
+        self.grids = TOUCH_GRIDS if touch_grids else ()
+        self._grid_adr = np.concatenate(
+            [m.sensor_adr[m.sensor(g.name).id] + np.arange(g.size) for g in self.grids]
+        ).astype(np.int64) if self.grids else np.zeros(0, np.int64)
         self.object_body = m.body("object").id
         self.object_geom = m.geom("object").id
         self._object_qpos = m.jnt_qposadr[m.joint("object:joint").id]
@@ -176,6 +252,11 @@ class ShadowHand:
     def touch(self) -> np.ndarray:
         """The 92 touch readings (N, normal force summed inside each site)."""
         return self.data.sensordata[self._adr].astype(np.float32)
+
+    def touch_grid(self) -> np.ndarray:
+        """The :data:`TOUCH_GRIDS` readings in their order, each grid row by row (N, normal
+        force of the contacts in each bin; empty without touch grids)."""
+        return np.abs(self.data.sensordata[self._grid_adr]).astype(np.float32)
 
     def contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hand-object contacts: (hand body ids (C,), contact points in those bodies'

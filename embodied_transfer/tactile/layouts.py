@@ -9,7 +9,9 @@ segment-normalised position ``(s, t)``, its UV coordinates and its sensing area 
   phalanges and the palm, with bare gaps over the joints and the pad edges;
 * ``fingertips_5x40``: five fingertip sensors of 5×8 taxels, nothing elsewhere;
 * ``shadow_palmar_62``: the Shadow Hand's 62 palmar touch sites in MuJoCo (read from the
-  hand's model files, :func:`~embodied_transfer.tactile.physical.shadow_taxels`).
+  hand's model files, :func:`~embodied_transfer.tactile.physical.shadow_taxels`);
+* ``shadow_grid_600``: the Shadow Hand with MuJoCo touch grids on its phalanges and palm
+  (:func:`~embodied_transfer.tactile.physical.grid_taxels`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from embodied_transfer.tactile.surface import CANVAS_MM, segment, segments
 
 LAYOUT_DIR = Path(__file__).resolve().parent / "layouts"
 GLOVE, ROBOT, FINGERTIPS = "glove_137", "robot_hand_1062", "fingertips_5x40"
-SHADOW = "shadow_palmar_62"
+SHADOW, SHADOW_GRID = "shadow_palmar_62", "shadow_grid_600"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def _shadow() -> list:
     return shadow_taxels()
 
 
+def _shadow_grid() -> list:
+    from embodied_transfer.tactile.physical import grid_taxels
+
+    return grid_taxels()
+
+
 LAYOUT_SPECS = {
     GLOVE: (_glove, "haptic glove: 137 taxels, ≈12 mm pitch over palm, phalanges and thumb"),
     ROBOT: (_robot, "robot hand: 1062 taxels on fingertip, middle/proximal phalanx and palm "
@@ -144,6 +152,8 @@ LAYOUT_SPECS = {
     FINGERTIPS: (_fingertips, "five fingertip sensors, 5x8 taxels each (200), nothing else"),
     SHADOW: (_shadow, "Shadow Hand in MuJoCo: its 62 palmar touch sites (pads, tips, palm; "
                       "8-20 mm each)"),
+    SHADOW_GRID: (_shadow_grid, "Shadow Hand in MuJoCo with touch grids: 600 taxels on its "
+                                "phalanges and palm (1.5-6 mm pitch)"),
 }
 
 

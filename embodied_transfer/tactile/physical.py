@@ -22,11 +22,16 @@ import numpy as np
 from embodied_transfer.sim.hand_grasp import HandEpisode, generate
 from embodied_transfer.tactile.data import Device, Episode, TactileSet
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import GLOVE, SHADOW
+from embodied_transfer.tactile.layouts import GLOVE, SHADOW, SHADOW_GRID
 from embodied_transfer.tactile.surface import segment_index
 
 #: Force [N] at which a robot touch reading reaches 1 - 1/e.
 ROBOT_SCALE_N = 2.0
+#: The touch-grid skin (:func:`grid_skin`): spread of a contact over neighbouring bins (σ,
+#: bins) and the force [N] at which a bin reads 1 - 1/e (chosen by cross-validation over
+#: two training / validation seed pairs, see docs/tactile.md).
+SKIN_BLUR_BINS = 1.5
+GRID_SCALE_N = 0.2
 #: Total robot touch force [N] of a frame counted as holding (TactileSet.envelope ≥ HOLD).
 HOLD_FORCE_N = 1.0
 FINGER_NAMES = {"ff": "index", "mf": "middle", "rf": "ring", "lf": "little"}
@@ -146,27 +151,113 @@ def shadow_taxels() -> list[tuple[str, float, float, float]]:
     return taxels
 
 
-def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0) -> PhysicalSet:
+def _bin_point(grid, azimuth: float, elevation: float) -> np.ndarray:
+    """Where the ray of a touch-grid bin direction (degrees) meets the body's palmar skin,
+    in the body's frame (m): a cylinder of radius ``grid.surface`` around a phalanx's axis,
+    or the plane of a flat face (palm, metacarpal)."""
+    a, e = math.radians(azimuth), math.radians(elevation)
+    dx, dy, dz = math.cos(e) * math.sin(a), math.sin(e), -math.cos(e) * math.cos(a)
+    direction = np.array([-dx, dz, dy])          # site axes: x = -x, y = z, z = y of the body
+    origin = np.array([grid.centre_x, grid.depth, grid.centre_z])
+    if grid.flat:
+        reach = (-grid.surface - grid.depth) / direction[1]
+    else:
+        reach = grid.surface / max(math.hypot(direction[0], direction[1]), 1e-9)
+    return origin + reach * direction
+
+
+def grid_taxels() -> list[tuple[str, float, float, float]]:
+    """The ``shadow_grid_600`` layout: every bin of the Shadow Hand's touch grids
+    (:data:`~embodied_transfer.sim.shadow_hand.TOUCH_GRIDS`, in reading order) as (canonical
+    segment, s, t, sensing area mm²): the bin's centre ray meets the skin where
+    :func:`contact_st` places it; its area is that of the skin between its four corner rays."""
+    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
+    from embodied_transfer.tactile.surface import segments
+
+    names = [seg.name for seg in segments()]
+    taxels = []
+    for grid in TOUCH_GRIDS:
+        az = np.linspace(-grid.fov[0], grid.fov[0], grid.cols + 1)
+        el = np.linspace(-grid.fov[1], grid.fov[1], grid.rows + 1)
+        for r in range(grid.rows):
+            for c in range(grid.cols):
+                seg, s, t = contact_st(grid.body, _bin_point(
+                    grid, (az[c] + az[c + 1]) / 2, (el[r] + el[r + 1]) / 2))
+                p00, p10, p11, p01 = (_bin_point(grid, az[c + i], el[r + j]) * 1e3
+                                      for i, j in ((0, 0), (1, 0), (1, 1), (0, 1)))
+                area = 0.5 * np.linalg.norm(np.cross(p11 - p00, p01 - p10))
+                taxels.append((names[seg], s, t, float(area)))
+    return taxels
+
+
+def _gaussian(n: int, sigma: float) -> np.ndarray:
+    """(n, n) Gaussian spread over ``n`` bins (σ in bins; each column sums to at most 1:
+    what spreads past the grid's edge is lost)."""
+    i = np.arange(n)
+    return np.exp(-0.5 * ((i[:, None] - i[None]) / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
+
+
+def grid_skin(force: np.ndarray, sigma: float = SKIN_BLUR_BINS,
+              scale: float = GRID_SCALE_N) -> np.ndarray:
+    """Touch-grid forces (T, 600) N → the grid skin's readings in [0, 1]: MuJoCo puts each
+    contact's force in one bin, a skin's elastomer spreads it over its neighbours (a
+    Gaussian of ``sigma`` bins within each grid), then ``1 - exp(-F / scale)``."""
+    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
+
+    out, start = [], 0
+    for g in TOUCH_GRIDS:
+        x = force[:, start:start + g.size].reshape(-1, g.rows, g.cols)
+        start += g.size
+        if sigma > 0:
+            x = np.einsum("ij,tjk,lk->til", _gaussian(g.rows, sigma), x,
+                          _gaussian(g.cols, sigma))
+        out.append(x.reshape(len(force), -1))
+    return (1.0 - np.exp(-np.concatenate(out, axis=1) / scale)).astype(np.float32)
+
+
+def robot_frames(ep: HandEpisode, robot: str, sensors: np.ndarray) -> np.ndarray:
+    """The robot domain ``robot``'s readings of ``ep``: the palmar touch sites ``sensors``
+    (:data:`SHADOW`) or the touch-grid skin (:data:`SHADOW_GRID`, :func:`grid_skin`)."""
+    if robot == SHADOW_GRID:
+        if ep.grid is None:
+            raise TactileError("the episode was simulated without touch grids")
+        return grid_skin(ep.grid)
+    return robot_readings(ep, sensors)
+
+
+ROBOT_DOMAINS = (SHADOW, SHADOW_GRID)
+
+
+def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0,
+                        robot: str = SHADOW) -> PhysicalSet:
     """``episodes`` grasps (300 × 80 frames = 10 min at 40 Hz) read by the glove and the
-    robot hand's palmar touch sensors; domains ``glove_137`` and ``shadow_palmar_62``
-    (``frames.episodes``: each grasp's contacts on the canonical surface)."""
+    robot hand: domains ``glove_137`` and ``robot`` (:data:`ROBOT_DOMAINS`: the palmar touch
+    sites, or the touch grids); ``frames.episodes``: each grasp's contacts on the canonical
+    surface."""
     if episodes < 1:
         raise TactileError(f"need at least one episode, got {episodes}")
+    if robot not in ROBOT_DOMAINS:
+        raise TactileError(f"unknown Shadow Hand layout {robot!r} (known: "
+                           f"{', '.join(ROBOT_DOMAINS)})")
     index, names = palmar_sensors()
+    if robot == SHADOW_GRID:
+        from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
+
+        names = [f"{g.name}[{k}]" for g in TOUCH_GRIDS for k in range(g.size)]
     glove = Device.make(GLOVE, glove_unit)
     rng = np.random.default_rng([seed, 7])
     gloves, robots, labels, ep_ids, env, held, dropped, eps = [], [], [], [], [], [], 0, []
-    for i, ep in enumerate(generate(episodes, seed)):
+    for i, ep in enumerate(generate(episodes, seed, touch_grids=robot == SHADOW_GRID)):
         tactile, lost = retargeted_episode(ep)
         dropped += lost
         eps.append(tactile)
         gloves.append(glove.read(tactile, rng, retarget=False))
-        robots.append(robot_readings(ep, index))
+        robots.append(robot_frames(ep, robot, index))
         labels.append(np.full(ep.frames, ep.label))
         ep_ids.append(np.full(ep.frames, i))
         env.append(np.minimum(ep.touch.sum(axis=1) / HOLD_FORCE_N, 1.0))
         held.append(ep.held)
-    frames = TactileSet({GLOVE: np.concatenate(gloves), SHADOW: np.concatenate(robots)},
+    frames = TactileSet({GLOVE: np.concatenate(gloves), robot: np.concatenate(robots)},
                         np.concatenate(labels), np.concatenate(ep_ids),
                         np.concatenate(env).astype(np.float32), eps)
     return PhysicalSet(frames, names, np.array(held), dropped)

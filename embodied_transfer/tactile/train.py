@@ -49,7 +49,7 @@ from embodied_transfer.core.plotting import Curves
 from embodied_transfer.tactile.data import (FRAMES, RATE_HZ, RESPONSES, TactileSet, paired_set,
                                             unpaired_set)
 from embodied_transfer.tactile.errors import TactileError
-from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, SHADOW
+from embodied_transfer.tactile.layouts import FINGERTIPS, GLOVE, SHADOW_GRID
 from embodied_transfer.tactile.models import (ENCODERS, ModelConfig, TactileAlignment,
                                               grad_reverse, ridge_weights, save_model,
                                               shrunk_precision)
@@ -66,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     # where the paired frames come from: "patches" (synthetic contact patches on the UV
     # surface, glove + robot_hand_1062 + fingertips_5x40) or "mujoco" (the Shadow Hand
-    # grasping objects, glove + shadow_palmar_62; paired frames only)
+    # grasping objects, glove + shadow_grid_600 or shadow_palmar_62; paired frames only)
     source: str = "patches"
     paired_episodes: int = 300      # 300 × 80 frames = 24 000 paired frames = 10 min at 40 Hz
     unpaired_episodes: int = 500    # per domain (20 min each at 40 Hz, 8.3 min for 3rd)
@@ -351,11 +351,20 @@ def plot_curves(curves: Curves, out: Path) -> Path:
 SOURCES = ("patches", "mujoco")
 
 
-def model_config_for(source: str, encoder: str | None = None) -> ModelConfig:
-    """The default ModelConfig of a data source (its domains), with ``encoder`` if given."""
+#: The Shadow Hand layout a ``mujoco`` model learns unless told otherwise.
+PHYSICAL_ROBOT = SHADOW_GRID
+
+
+def model_config_for(source: str, encoder: str | None = None,
+                     robot: str | None = None) -> ModelConfig:
+    """The default ModelConfig of a data source (its domains; source ``mujoco``: the glove
+    and ``robot``, default :data:`PHYSICAL_ROBOT`), with ``encoder`` if given."""
     if source not in SOURCES:
         raise TactileError(f"unknown data source {source!r} (known: {', '.join(SOURCES)})")
-    cfg = ModelConfig(domains=[GLOVE, SHADOW]) if source == "mujoco" else ModelConfig()
+    if robot and source != "mujoco":
+        raise TactileError("a robot layout is chosen for source mujoco only")
+    cfg = (ModelConfig(domains=[GLOVE, robot or PHYSICAL_ROBOT]) if source == "mujoco"
+           else ModelConfig())
     return replace(cfg, encoder=encoder) if encoder else cfg
 
 
@@ -366,10 +375,13 @@ def make_data(cfg: TrainConfig, domains: list[str], show: bool = True):
     if cfg.source == "mujoco":
         from embodied_transfer.tactile.physical import physical_paired_set
 
-        if set(domains) != {GLOVE, SHADOW}:
-            raise TactileError(f"source mujoco has the domains {GLOVE} and {SHADOW}, not "
-                               f"{', '.join(domains)}")
-        return physical_paired_set(cfg.paired_episodes, seed=base).frames, {}
+        from embodied_transfer.tactile.physical import ROBOT_DOMAINS
+
+        robots = [d for d in domains if d != GLOVE]
+        if GLOVE not in domains or len(robots) != 1 or robots[0] not in ROBOT_DOMAINS:
+            raise TactileError(f"source mujoco has the domains {GLOVE} and one of "
+                               f"{', '.join(ROBOT_DOMAINS)}, not {', '.join(domains)}")
+        return physical_paired_set(cfg.paired_episodes, seed=base, robot=robots[0]).frames, {}
     paired = paired_set(cfg.paired_episodes, seed=base, domains=domains, progress=show)
     unpaired = {d: unpaired_set(d, cfg.unpaired_episodes, seed=base + 1 + i, progress=show)
                 for i, d in enumerate(domains)}

@@ -33,23 +33,23 @@ from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.evaluate import (EVAL_SEED, _embed, centred_unit,
                                                 representations, retrieval, top_k,
                                                 train_classifier, transfer_accuracy)
-from embodied_transfer.tactile.layouts import GLOVE, SHADOW
+from embodied_transfer.tactile.layouts import GLOVE
 from embodied_transfer.tactile.models import Aligner, TactileAlignment
-from embodied_transfer.tactile.physical import PhysicalSet, physical_paired_set
+from embodied_transfer.tactile.physical import ROBOT_DOMAINS, PhysicalSet, physical_paired_set
 
 
-def load_physical(model_dir: str | Path | None) -> TactileAlignment:
+def load_physical(model_dir: str | Path | None) -> tuple[TactileAlignment, str]:
     """The checkpoint in ``model_dir`` (default: the shipped ``tactile_shadow``), which must
-    know the glove and the Shadow Hand."""
+    know the glove and a Shadow Hand layout, and that layout."""
     from embodied_transfer.tactile import PHYSICAL_MODEL
 
     model = Aligner.load(model_dir or PHYSICAL_MODEL).model
-    missing = [d for d in (GLOVE, SHADOW) if d not in model.layouts]
-    if missing:
-        raise TactileError(f"'{model_dir or PHYSICAL_MODEL}' has no {', '.join(missing)} "
-                           f"domain (train one with: embodied-transfer tactile train "
-                           f"--source mujoco)")
-    return model
+    robots = [d for d in ROBOT_DOMAINS if d in model.layouts]
+    if GLOVE not in model.layouts or len(robots) != 1:
+        raise TactileError(f"'{model_dir or PHYSICAL_MODEL}' does not pair {GLOVE} with one "
+                           f"Shadow Hand layout ({' or '.join(ROBOT_DOMAINS)}): train one "
+                           f"with: embodied-transfer tactile train --source mujoco")
+    return model, robots[0]
 
 
 def physical_ceiling(held: TactileSet, seed: int, shifts: int = SHIFTS) -> dict:
@@ -69,9 +69,11 @@ def physical_ceiling(held: TactileSet, seed: int, shifts: int = SHIFTS) -> dict:
             "fabric_shifts_averaged": shifts}
 
 
-def _sets(episodes: int, train_episodes: int, seed: int) -> tuple[PhysicalSet, PhysicalSet]:
+def _sets(episodes: int, train_episodes: int, seed: int,
+          robot: str) -> tuple[PhysicalSet, PhysicalSet]:
     """(held-out grasps, training grasps of the classifiers / policies)."""
-    return physical_paired_set(episodes, seed), physical_paired_set(train_episodes, seed + 1)
+    return (physical_paired_set(episodes, seed, robot=robot),
+            physical_paired_set(train_episodes, seed + 1, robot=robot))
 
 
 def evaluate_physical(model_dir: str | Path | None = None, episodes: int = 160,
@@ -80,21 +82,22 @@ def evaluate_physical(model_dir: str | Path | None = None, episodes: int = 160,
     module docstring)."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    model = load_physical(model_dir)
-    test, train = _sets(episodes, classifier_episodes, seed)
+    model, robot = load_physical(model_dir)
+    test, train = _sets(episodes, classifier_episodes, seed, robot)
     held, human = test.frames, train.frames
     mid = held.middle_hold_frames()
     top1, top5 = retrieval(_embed(model, GLOVE, held.readings[GLOVE][mid]),
-                           _embed(model, SHADOW, held.readings[SHADOW][mid]),
+                           _embed(model, robot, held.readings[robot][mid]),
                            unit=model.unit_latent)
     ceiling = physical_ceiling(held, seed)
     hold, train_idx = np.flatnonzero(held.holding), np.flatnonzero(human.holding)
     transfer, glove = transfer_accuracy(
-        model, SHADOW, human.readings[GLOVE][train_idx], human.labels[train_idx],
-        held.readings[SHADOW][hold], held.labels[hold], held.readings[GLOVE][hold],
+        model, robot, human.readings[GLOVE][train_idx], human.labels[train_idx],
+        held.readings[robot][hold], held.labels[hold], held.readings[GLOVE][hold],
         classes=len(CLASS_NAMES))
     return {
-        "source": "mujoco", "retrieval_top1": top1, "retrieval_top5": top5,
+        "source": "mujoco", "robot_layout": robot, "retrieval_top1": top1,
+        "retrieval_top5": top5,
         "retrieval_gallery": len(mid), "retrieval_ceiling": ceiling["top1"],
         "retrieval_ceiling_top5": ceiling["top5"],
         "retrieval_ceiling_ratio": top1 / ceiling["top1"] if ceiling["top1"] else 0.0,
@@ -119,32 +122,34 @@ def skill(model_dir: str | Path | None = None, trials: int = 160, train_episodes
     """The transfer-of-skill measure (see the module docstring): success per input."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    model = load_physical(model_dir)
-    test, train = _sets(trials, train_episodes, seed)
+    model, robot = load_physical(model_dir)
+    test, train = _sets(trials, train_episodes, seed, robot)
     held, human = test.frames, train.frames
     hold, train_idx = np.flatnonzero(held.holding), np.flatnonzero(human.holding)
     episode, trial_ids = held.episode[hold], np.unique(held.episode[hold])
     truth = np.array([held.labels[held.episode == e][0] for e in trial_ids])
     y_train, classes = human.labels[train_idx], len(CLASS_NAMES)
     success, on_glove = {}, {}
-    for name, (glove, robot) in representations(model, SHADOW).items():
+    for name, (glove, robot_features) in representations(model, robot).items():
         if name == "none":           # without touch: below
             continue
         policy = train_classifier(glove(human.readings[GLOVE][train_idx]), y_train,
                                   classes=classes, scores=True)
-        choice = _decide(policy(robot(held.readings[SHADOW][hold])), episode, trial_ids)
+        choice = _decide(policy(robot_features(held.readings[robot][hold])), episode,
+                         trial_ids)
         success[name] = float((choice == truth).mean())
         choice = _decide(policy(glove(held.readings[GLOVE][hold])), episode, trial_ids)
         on_glove[name] = float((choice == truth).mean())
     prior = np.bincount(y_train, minlength=classes).argmax()
     success["none"] = float((truth == prior).mean())
-    policy = train_classifier(human.readings[SHADOW][train_idx], y_train, classes=classes,
+    policy = train_classifier(human.readings[robot][train_idx], y_train, classes=classes,
                               scores=True)
     success["robot_trained"] = float(
-        (_decide(policy(held.readings[SHADOW][hold]), episode, trial_ids) == truth).mean())
+        (_decide(policy(held.readings[robot][hold]), episode, trial_ids) == truth).mean())
     return {
         "task": "identify the held object by touch and choose its bin (8 classes)",
-        "success": success, "glove_success": on_glove, "trials": int(len(trial_ids)),
+        "robot_layout": robot, "success": success, "glove_success": on_glove,
+        "trials": int(len(trial_ids)),
         "grasps_without_hold": int(trials - len(trial_ids)),
         "chance": 1.0 / classes, "classes": list(CLASS_NAMES),
         "data": {"train_grasps": train_episodes, "train_hold_frames": int(len(train_idx)),
