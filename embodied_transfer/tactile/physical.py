@@ -1,8 +1,10 @@
 """Paired tactile frames from physical contacts: the Shadow Hand grasping objects in MuJoCo.
 
-The robot hand's domain is the hand's own touch sensors (:mod:`embodied_transfer.sim.shadow_hand`)
-on the palmar side (pads, tips, palm: the ``*_back_*`` sites of the phalanges are left out,
-as the canonical surface is palmar), each reading ``1 - exp(-F / ROBOT_SCALE_N)``.
+The robot hand's domain is either its touch-grid skin (``shadow_grid_600``, the default:
+MuJoCo's ``touch_grid`` sensors of :mod:`embodied_transfer.sim.shadow_hand`, read through
+:func:`grid_skin`) or the hand's own touch sensors on the palmar side (``shadow_palmar_62``:
+pads, tips, palm; the ``*_back_*`` sites of the phalanges are left out, as the canonical
+surface is palmar), each reading ``1 - exp(-F / ROBOT_SCALE_N)``.
 The glove's domain is a human hand wearing the 137-taxel glove and making the same grasp:
 every hand-object contact of the frame is retargeted to the canonical (human) surface by
 anatomy: the phalanx it touches (Shadow ``ff/mf/rf/lf`` proximal/middle/distal → index ...
