@@ -116,6 +116,9 @@ def test_skill_scores_every_input_on_the_same_trials(physical_model):
     # without touch the policy picks one bin: right for that class's share of the trials
     assert r["success"]["none"] in {k / r["trials"] for k in range(3)}
     assert r["success"]["robot_trained"] > r["success"]["none"]
+    # one grasp of a small sphere, and it is never held: a clear error, not NaN rates
+    with pytest.raises(TactileError, match="held its object in any frame"):
+        skill(physical_model, trials=1, train_episodes=16, seed=7)
 
 
 def test_a_model_without_the_shadow_hand_is_refused_by_name(tmp_path):

@@ -71,9 +71,15 @@ def physical_ceiling(held: TactileSet, seed: int, shifts: int = SHIFTS) -> dict:
 
 def _sets(episodes: int, train_episodes: int, seed: int,
           robot: str) -> tuple[PhysicalSet, PhysicalSet]:
-    """(held-out grasps, training grasps of the classifiers / policies)."""
-    return (physical_paired_set(episodes, seed, robot=robot),
+    """(held-out grasps, training grasps of the classifiers / policies); each must hold an
+    object in some frame."""
+    sets = (physical_paired_set(episodes, seed, robot=robot),
             physical_paired_set(train_episodes, seed + 1, robot=robot))
+    for what, found in zip(("held-out", "training"), sets):
+        if not found.frames.holding.any():
+            raise TactileError(f"none of the {len(found.held)} {what} grasps held its object "
+                               f"in any frame: use more grasps")
+    return sets
 
 
 def evaluate_physical(model_dir: str | Path | None = None, episodes: int = 160,
