@@ -241,11 +241,13 @@ def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0,
     if robot not in ROBOT_DOMAINS:
         raise TactileError(f"unknown Shadow Hand layout {robot!r} (known: "
                            f"{', '.join(ROBOT_DOMAINS)})")
-    index, names = palmar_sensors()
     if robot == SHADOW_GRID:
         from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
 
+        index = np.zeros(0, np.int64)
         names = [f"{g.name}[{k}]" for g in TOUCH_GRIDS for k in range(g.size)]
+    else:
+        index, names = palmar_sensors()
     glove = Device.make(GLOVE, glove_unit)
     rng = np.random.default_rng([seed, 7])
     gloves, robots, labels, ep_ids, env, held, dropped, eps = [], [], [], [], [], [], 0, []
