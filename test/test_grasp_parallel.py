@@ -34,6 +34,7 @@ model = dp.prepare(net)
 mine = dp.share(list(range(6)))
 dp.backward(torch.nn.functional.mse_loss(model(x[mine]), y[mine]))
 torch.save([p.grad for p in net.parameters()], f"{sys.argv[1]}/grad{dp.rank}of{dp.world}.pt")
+dp.end()
 """
 
 
@@ -42,6 +43,13 @@ class _Launched:
 
     def __init__(self, rank, world):
         self.process_index, self.num_processes = rank, world
+        self.calls = []
+
+    def wait_for_everyone(self):
+        self.calls.append("wait")
+
+    def end_training(self):
+        self.calls.append("end")
 
 
 def test_each_process_takes_its_share_of_the_global_batch():
@@ -60,6 +68,15 @@ def test_a_launch_that_accelerate_does_not_see_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")              # e.g. --multi_gpu without GPUs
     with pytest.raises(GraspError, match="ACCELERATE_USE_CPU=true"):
         DataParallel(_Launched(0, 1))
+
+
+def test_launched_processes_leave_the_group_after_waiting_for_each_other():
+    launched = _Launched(1, 2)
+    DataParallel(launched).end()
+    assert launched.calls == ["wait", "end"]   # exiting with the group alive can abort
+    alone = _Launched(0, 1)
+    DataParallel(alone).end()
+    assert alone.calls == []                    # one process: no group to leave
 
 
 @pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate is in requirements.txt")

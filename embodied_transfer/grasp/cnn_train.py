@@ -350,5 +350,5 @@ def train_cnn(data, out_dir: str | Path, *, epochs: int = 30, batch_size: int = 
         backend.save(out_dir)
         (out_dir / "training_curves.json").write_text(json.dumps(history) + "\n")
         plot_history(history, out_dir / "training_curves.png")
-    parallel.wait()                  # the others go on once the model is written
+    parallel.end()                   # the others go on once the model is written
     return history

@@ -9,7 +9,8 @@ the gradients are averaged across processes (``DistributedDataParallel``), so N 
 the steps one process takes at the same batch size. Per-process differences that remain: the
 loss is averaged per share (unequal shares or token counts weigh slightly differently) and,
 on CPUs, BatchNorm normalises each share alone (``SyncBatchNorm`` is used where it runs: on
-GPUs). Only the main process writes models, curves and progress bars.
+GPUs). Only the main process writes models, curves and progress bars; every process ends with
+:meth:`DataParallel.end`.
 
 Launch: ``accelerate launch --multi_gpu --num_processes N -m embodied_transfer grasp train ...``
 (on CPUs only, with ``ACCELERATE_USE_CPU=true`` in the environment: Accelerate's ``--cpu``
@@ -100,6 +101,15 @@ class DataParallel:
 
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
+
+    def end(self) -> None:
+        """Wait for the others, then leave the process group. A launched process must do so
+        before it exits: one that exits with the group alive can abort (SIGABRT, "terminate
+        called without an active exception") while its communication threads still run."""
+        if self.world == 1:
+            return
+        self.wait()
+        self.accelerator.end_training()
 
 
 def main_process() -> bool:

@@ -461,7 +461,7 @@ def train_vlm(model_dir_or_id: str | Path, examples: Sequence, out_dir: str | Pa
             "image_size": _image_size(triples)}, {
             "r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout,
             "targets": list(lora_targets or LORA_TARGETS), "train_projector": train_projector})
-    parallel.wait()                  # the others go on once the model is written
+    parallel.end()                   # the others go on once the model is written
     return paths
 
 
