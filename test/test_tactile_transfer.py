@@ -92,7 +92,7 @@ def test_a_source_must_match_its_domains():
         model_config_for("patches", robot=SHADOW)
     with pytest.raises(TactileError, match="unknown Shadow Hand layout"):
         physical_paired_set(1, robot="robot_hand_1062")
-    with pytest.raises(TactileError, match="source mujoco has the domains"):
+    with pytest.raises(TactileError, match="source mujoco does not pair glove_137 with one"):
         make_data(TrainConfig(source="mujoco", paired_episodes=1), [GLOVE, "robot_hand_1062"])
 
 

@@ -230,6 +230,17 @@ def robot_frames(ep: HandEpisode, robot: str, sensors: np.ndarray) -> np.ndarray
 ROBOT_DOMAINS = (SHADOW, SHADOW_GRID)
 
 
+def shadow_layout(domains, what: str) -> str:
+    """The Shadow Hand layout of ``domains`` (those of a model or its training), which must be
+    the glove and one of :data:`ROBOT_DOMAINS`; ``what`` names them in the error."""
+    domains = list(domains)
+    robots = [d for d in domains if d != GLOVE]
+    if GLOVE not in domains or len(robots) != 1 or robots[0] not in ROBOT_DOMAINS:
+        raise TactileError(f"{what} does not pair {GLOVE} with one Shadow Hand layout "
+                           f"({' or '.join(ROBOT_DOMAINS)}) but has {', '.join(domains)}")
+    return robots[0]
+
+
 def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0,
                         robot: str = SHADOW) -> PhysicalSet:
     """``episodes`` grasps (300 × 80 frames = 10 min at 40 Hz) read by the glove and the

@@ -373,15 +373,10 @@ def make_data(cfg: TrainConfig, domains: list[str], show: bool = True):
     (source ``mujoco``: the paired set alone)."""
     base = 1000 * cfg.seed
     if cfg.source == "mujoco":
-        from embodied_transfer.tactile.physical import physical_paired_set
+        from embodied_transfer.tactile.physical import physical_paired_set, shadow_layout
 
-        from embodied_transfer.tactile.physical import ROBOT_DOMAINS
-
-        robots = [d for d in domains if d != GLOVE]
-        if GLOVE not in domains or len(robots) != 1 or robots[0] not in ROBOT_DOMAINS:
-            raise TactileError(f"source mujoco has the domains {GLOVE} and one of "
-                               f"{', '.join(ROBOT_DOMAINS)}, not {', '.join(domains)}")
-        return physical_paired_set(cfg.paired_episodes, seed=base, robot=robots[0]).frames, {}
+        robot = shadow_layout(domains, "source mujoco")
+        return physical_paired_set(cfg.paired_episodes, seed=base, robot=robot).frames, {}
     paired = paired_set(cfg.paired_episodes, seed=base, domains=domains, progress=show)
     unpaired = {d: unpaired_set(d, cfg.unpaired_episodes, seed=base + 1 + i, progress=show)
                 for i, d in enumerate(domains)}

@@ -35,7 +35,7 @@ from embodied_transfer.tactile.evaluate import (EVAL_SEED, _embed, centred_unit,
                                                 train_classifier, transfer_accuracy)
 from embodied_transfer.tactile.layouts import GLOVE
 from embodied_transfer.tactile.models import Aligner, TactileAlignment
-from embodied_transfer.tactile.physical import ROBOT_DOMAINS, PhysicalSet, physical_paired_set
+from embodied_transfer.tactile.physical import PhysicalSet, physical_paired_set, shadow_layout
 
 
 def load_physical(model_dir: str | Path | None) -> tuple[TactileAlignment, str]:
@@ -44,12 +44,11 @@ def load_physical(model_dir: str | Path | None) -> tuple[TactileAlignment, str]:
     from embodied_transfer.tactile import PHYSICAL_MODEL
 
     model = Aligner.load(model_dir or PHYSICAL_MODEL).model
-    robots = [d for d in ROBOT_DOMAINS if d in model.layouts]
-    if GLOVE not in model.layouts or len(robots) != 1:
-        raise TactileError(f"'{model_dir or PHYSICAL_MODEL}' does not pair {GLOVE} with one "
-                           f"Shadow Hand layout ({' or '.join(ROBOT_DOMAINS)}): train one "
-                           f"with: embodied-transfer tactile train --source mujoco")
-    return model, robots[0]
+    try:
+        return model, shadow_layout(model.layouts, f"'{model_dir or PHYSICAL_MODEL}'")
+    except TactileError as exc:
+        raise TactileError(f"{exc}: train one with: embodied-transfer tactile train "
+                           f"--source mujoco") from None
 
 
 def physical_ceiling(held: TactileSet, seed: int, shifts: int = SHIFTS) -> dict:
