@@ -354,22 +354,30 @@ def test_real_augmentation_fine_tunes_on_the_copies_too(monkeypatch, field, func
     assert any(not torch.equal(v, weights[value][k]) for k, v in weights[0.0].items())
 
 
-def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
+def _finetune_with_spy(monkeypatch, helper: str, setting: str, shares) -> tuple[list, dict]:
+    """Two fine-tuning steps for each value in ``shares`` of the TrainConfig field
+    ``setting``, recording (batch length, share) of every call of train.``helper``; returns
+    the calls and the content encoder's weights after each value."""
     from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat import train as train_module
 
-    calls, original = [], train_module._uwb_swing
-    monkeypatch.setattr(train_module, "_uwb_swing",
+    calls, original = [], getattr(train_module, helper)
+    monkeypatch.setattr(train_module, helper,
                         lambda x, share, gen: calls.append((len(x), share))
                         or original(x, share, gen))
     weights = {}
-    for share in (0.0, 1.0):
-        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, uwb_aug=share)
+    for share in shares:
+        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, **{setting: share})
         model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
         train_module.finetune_content(model, classifier, sim, xs, ys, real,
                                       Normalizer.fit(real[0][0]), cfg, Curves(),
                                       torch.Generator().manual_seed(0), show=False)
         weights[share] = {k: v.clone() for k, v in model.content.state_dict().items()}
+    return calls, weights
+
+
+def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
+    calls, weights = _finetune_with_spy(monkeypatch, "_uwb_swing", "uwb_aug", (0.0, 1.0))
     assert calls == [(4, 1.0), (4, 1.0)]            # half of each batch is real
     assert any(not torch.equal(v, weights[1.0][k]) for k, v in weights[0.0].items())
 
@@ -377,7 +385,6 @@ def test_uwb_augmentation_swings_the_real_batches_of_every_step(monkeypatch):
 def test_uwb_dropout_marks_the_range_missing_in_real_and_simulated_batches(monkeypatch):
     """uwb_dropout: a share of the real windows and of the simulated consistency windows
     get the UWB channel of a missing range (0 once standardised), IMU channels untouched."""
-    from embodied_transfer.core.plotting import Curves
     from embodied_transfer.squat import train as train_module
 
     x = torch.randn(2000, 6, 7, generator=torch.Generator().manual_seed(1)) + 3.0
@@ -387,16 +394,7 @@ def test_uwb_dropout_marks_the_range_missing_in_real_and_simulated_batches(monke
     assert 0.25 < dropped.float().mean() < 0.35
     torch.testing.assert_close(out[~dropped], x[~dropped], rtol=0, atol=0)
 
-    calls, original = [], train_module._uwb_missing
-    monkeypatch.setattr(train_module, "_uwb_missing",
-                        lambda x, share, gen: calls.append((len(x), share))
-                        or original(x, share, gen))
-    for share in (0.0, 0.5):
-        cfg = train_module.TrainConfig(finetune_steps=2, batch=8, past=4, uwb_dropout=share)
-        model, classifier, real, sim, xs, ys = _tiny_fine_tuning_setup(cfg)
-        train_module.finetune_content(model, classifier, sim, xs, ys, real,
-                                      Normalizer.fit(real[0][0]), cfg, Curves(),
-                                      torch.Generator().manual_seed(0), show=False)
+    calls, _ = _finetune_with_spy(monkeypatch, "_uwb_missing", "uwb_dropout", (0.0, 0.5))
     assert calls == [(4, 0.5)] * 4                 # real and simulated half-batches, 2 steps
 
 
