@@ -798,3 +798,15 @@ def test_generate_rejects_bad_arguments():
         generate(0, progress=False)
     with pytest.raises(SimError, match="workers"):
         generate(1, workers=-2, progress=False)
+
+
+def test_a_spec_that_does_not_compile_raises_a_sim_error_naming_the_model():
+    from embodied_transfer.sim.errors import compiled
+
+    ok = mujoco.MjSpec.from_string('<mujoco><worldbody><geom size="0.1"/></worldbody></mujoco>')
+    assert compiled(ok, "a ball").ngeom == 1
+    massless = mujoco.MjSpec.from_string(
+        '<mujoco><worldbody><body><joint type="hinge"/><geom size="0.1" mass="0"/></body>'
+        '</worldbody></mujoco>')
+    with pytest.raises(SimError, match="cannot compile the squat model: .*mass and inertia"):
+        compiled(massless, "the squat model")

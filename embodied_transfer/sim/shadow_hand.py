@@ -24,7 +24,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from embodied_transfer.sim.errors import SimError
+from embodied_transfer.sim.errors import SimError, compiled
 
 MODEL_XML = Path(__file__).with_name("shadow_hand.xml")
 ASSET_PACKAGE = "gymnasium_robotics"
@@ -150,10 +150,7 @@ def build_spec(shape: str, touch_grids: bool = False) -> mujoco.MjSpec:
 def build_model(shape: str, touch_grids: bool = False) -> mujoco.MjModel:
     """The compiled scene for ``shape`` (a model of its own: :class:`ShadowHand` changes
     the object's size in it)."""
-    try:
-        return build_spec(shape, touch_grids).compile()
-    except ValueError as exc:
-        raise SimError(f"the Shadow Hand model does not compile: {exc}") from None
+    return compiled(build_spec(shape, touch_grids), "the Shadow Hand model")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from embodied_transfer.sim.errors import SimError
+from embodied_transfer.sim.errors import SimError, compiled
 from embodied_transfer.core.phases import DOWN, STOP, UP
 
 MODEL_XML = Path(__file__).with_name("squat_humanoid.xml")
@@ -324,10 +324,7 @@ def build_spec(body: Body | None = None, xml: str | Path = MODEL_XML) -> mujoco.
 
 def build_model(body: Body | None = None, xml: str | Path = MODEL_XML) -> mujoco.MjModel:
     """Compile the scene for ``body`` (the nominal person when None)."""
-    try:
-        return build_spec(body, xml).compile()
-    except ValueError as exc:
-        raise SimError(f"cannot compile the squat model: {exc}") from None
+    return compiled(build_spec(body, xml), "the squat model")
 
 
 @dataclass(frozen=True)

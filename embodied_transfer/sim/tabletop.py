@@ -30,7 +30,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from embodied_transfer.sim.errors import SimError
+from embodied_transfer.sim.errors import SimError, compiled
 from embodied_transfer.sim.tabletop_looks import Look, view_half_extents
 
 MODEL_XML = Path(__file__).with_name("tabletop.xml")
@@ -324,10 +324,7 @@ def build_spec(scene: TabletopScene, xml: str | Path = MODEL_XML,
 def build_model(scene: TabletopScene, xml: str | Path = MODEL_XML,
                 look: Look | None = None) -> mujoco.MjModel:
     """Compile the scene (deterministic: the same scene and look give the same model)."""
-    try:
-        return build_spec(scene, xml, look).compile()
-    except ValueError as exc:
-        raise SimError(f"cannot compile the tabletop model: {exc}") from None
+    return compiled(build_spec(scene, xml, look), "the tabletop model")
 
 
 def object_names(model: mujoco.MjModel) -> list[str]:
