@@ -53,6 +53,14 @@ def depth_scene() -> np.ndarray:
     return depth
 
 
+def test_a_rectangle_reads_the_pixels_it_covers_and_clips_at_the_edges():
+    rows, cols = Grasp(5.5, 2.5, 0.0, 4.0, 2.0).sample_pixels(10, 20)
+    assert len(rows) == len(cols) == 55
+    assert (cols.min(), cols.max(), rows.min(), rows.max()) == (3, 7, 1, 3)
+    rows, cols = Grasp(0.5, 9.5, math.pi / 2, 6.0, 1.0).sample_pixels(10, 20)
+    assert rows.min() == 6 and rows.max() == 9 and cols.min() == 0   # clipped at the bottom
+
+
 def test_grasp_3d_lies_on_the_nearest_surface_with_documented_axes():
     g = grasp_3d(Grasp(40.0, 30.0, math.radians(30), 30.0, 10.0), depth_scene(), K,
                  grasp_depth=0.02, standoff=0.12, score=0.8)

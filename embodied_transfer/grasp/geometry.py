@@ -100,9 +100,7 @@ def grasp_3d(grasp: Grasp, depth: np.ndarray, k: np.ndarray, grasp_depth: float 
     if not (0 <= grasp.x < w and 0 <= grasp.y < h):
         raise GraspError(f"grasp centre ({grasp.x:.1f}, {grasp.y:.1f}) is outside the "
                          f"{w}x{h} depth image")
-    uv = grasp.samples()
-    seen = depth[np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1),
-                 np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)]
+    seen = depth[grasp.sample_pixels(h, w)]
     valid = seen[np.isfinite(seen) & (seen > 0)]
     if valid.size == 0:
         raise GraspError(f"no valid depth inside the grasp rectangle at ({grasp.x:.0f}, "

@@ -66,6 +66,13 @@ class Grasp:
         return (np.array([self.x, self.y]) + s[..., None] * axis * self.width
                 + t[..., None] * normal * self.jaw).reshape(-1, 2)
 
+    def sample_pixels(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the pixels under :meth:`samples` in a ``height`` x ``width``
+        image (points beyond an edge read the edge pixel)."""
+        uv = self.samples()
+        return (np.clip(np.floor(uv[:, 1]).astype(int), 0, height - 1),
+                np.clip(np.floor(uv[:, 0]).astype(int), 0, width - 1))
+
     @classmethod
     def from_corners(cls, corners: np.ndarray) -> "Grasp":
         """The rectangle through four corners in Cornell order."""

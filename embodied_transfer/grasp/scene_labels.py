@@ -92,10 +92,7 @@ def grasp_from_image(grasp: Grasp, depth: np.ndarray, intrinsics: Intrinsics,
     pos, rot = camera_pose(model, camera)
     along = np.array([math.cos(grasp.theta), math.sin(grasp.theta)])
     across = np.array([-along[1], along[0]])
-    uv = grasp.samples()
-    h, w = depth.shape
-    cols = np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)
-    rows = np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1)
+    rows, cols = grasp.sample_pixels(*depth.shape)
     surface = unproject(cols + 0.5, rows + 0.5, depth[rows, cols], pos, rot, intrinsics)
     top = max(float(surface[:, 2].max()), TABLE_TOP)
     offsets = np.array([[0.0, 0.0], -along * grasp.width / 2, along * grasp.width / 2,
