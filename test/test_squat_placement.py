@@ -8,7 +8,7 @@ import pytest
 
 from embodied_transfer.squat.data import real_squat_dir
 from embodied_transfer.squat.phases import DOWN, STOP, UP
-from embodied_transfer.squat.placement import (has_uwb, mirrored, range_trend,
+from embodied_transfer.squat.placement import (RangeTrend, has_uwb, mirrored, range_trend,
                                                run_any_placement, without_uwb)
 from conftest import require_real_data
 
@@ -21,6 +21,22 @@ def test_range_trend_sign_follows_the_placement():
     assert range_trend(height, phases) < 0
     assert range_trend(2.0 - height, phases) > 0          # phone above: mirrored
     assert range_trend(height, np.full(len(phases), STOP)) == 0.0
+
+
+def test_the_range_trend_is_the_same_fed_at_once_or_frame_by_frame():
+    rng = np.random.default_rng(0)
+    rates, phases = rng.normal(size=200), rng.choice([STOP, DOWN, UP], size=200)
+    whole, frames = RangeTrend(), RangeTrend()
+    whole.add(rates, phases)
+    for r, ph in zip(rates, phases):
+        frames.add(float(r), int(ph))
+    assert whole.counts == frames.counts == {"down": int((phases == DOWN).sum()),
+                                             "up": int((phases == UP).sum())}
+    assert whole.trend == pytest.approx(frames.trend)
+    assert whole.trend == pytest.approx(rates[phases == DOWN].mean() - rates[phases == UP].mean())
+    assert RangeTrend().trend == 0.0 and RangeTrend().placement == "below"
+    whole.add(np.where(phases == DOWN, 10.0, 0.0), phases)    # the range grows going down
+    assert whole.placement == "above"
 
 
 def test_uwb_presence_mirroring_and_filling():

@@ -84,6 +84,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from embodied_transfer.squat.placement import RangeTrend
 from embodied_transfer.squat.range_gate import MAX_JUMP_M, RangeGate
 
 NS_PER_S = 1_000_000_000
@@ -461,21 +462,21 @@ class PlacementCheck:
                                      new_stream_gap_s=None)
         self._rate: dict[int, float] = {}   # frame stamp → range change since the last frame
         self._last_uwb: float | None = None
-        self.sums = {"down": 0.0, "up": 0.0}
-        self.counts = {"down": 0, "up": 0}
+        self._trend = RangeTrend()
 
     @property
     def trend(self) -> float:
         """Mean range change per frame over Down minus over Up frames so far (m)."""
-        if not self.counts["down"] or not self.counts["up"]:
-            return 0.0
-        return self.sums["down"] / self.counts["down"] - self.sums["up"] / self.counts["up"]
+        return self._trend.trend
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Frames labelled Down and Up so far."""
+        return dict(self._trend.counts)
 
     def push(self, frame: Frame) -> str:
         """Take an assembled frame (IMU-only frames are skipped); returns the placement
         ("" while undecided)."""
-        from embodied_transfer.squat.phases import DOWN, UP
-
         if self.placement or frame.imu_only:
             return self.placement
         uwb = float(frame.values[-1])
@@ -488,13 +489,9 @@ class PlacementCheck:
         if y is None:
             return self.placement
         for label in self._cls.push(frame.stamp_ns, y):
-            r = self._rate.pop(label.stamp_ns, 0.0)
-            key = "down" if label.phase == DOWN else "up" if label.phase == UP else ""
-            if key:
-                self.sums[key] += r
-                self.counts[key] += 1
-        if min(self.counts.values()) >= self.min_frames and self.trend != 0.0:
-            self.placement = "above" if self.trend > 0 else "below"
+            self._trend.add(self._rate.pop(label.stamp_ns, 0.0), label.phase)
+        if min(self._trend.counts.values()) >= self.min_frames and self.trend != 0.0:
+            self.placement = self._trend.placement
             self._rate.clear()
         return self.placement
 

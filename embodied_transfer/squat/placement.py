@@ -57,18 +57,51 @@ def without_uwb(x: np.ndarray) -> np.ndarray:
     return out
 
 
+class RangeTrend:
+    """The range rate summed over the frames labelled Down and over those labelled Up; the
+    trend is the mean over Down minus the mean over Up (m per frame, 0 until both have a
+    frame) and its sign the placement. Fed a whole recording (:func:`range_trend`) or frame
+    by frame (:class:`~embodied_transfer.squat.online.PlacementCheck`)."""
+
+    def __init__(self) -> None:
+        self.sums = {"down": 0.0, "up": 0.0}
+        self.counts = {"down": 0, "up": 0}
+
+    def add(self, rates, phases) -> None:
+        """Range rates (one or an array) and the phases of the same frames."""
+        rates, phases = np.atleast_1d(rates), np.atleast_1d(phases)
+        for key, phase in (("down", DOWN), ("up", UP)):
+            mask = phases == phase
+            self.sums[key] += float(np.sum(rates[mask]))
+            self.counts[key] += int(mask.sum())
+
+    @property
+    def trend(self) -> float:
+        if not self.counts["down"] or not self.counts["up"]:
+            return 0.0
+        return self.sums["down"] / self.counts["down"] - self.sums["up"] / self.counts["up"]
+
+    @property
+    def placement(self) -> str:
+        return placement_of(self.trend)
+
+
+def placement_of(trend: float) -> str:
+    """"above" when the range grows while going down (a positive trend), else "below"."""
+    return "above" if trend > 0 else "below"
+
+
 def range_trend(uwb: np.ndarray, phases: np.ndarray) -> float:
-    """Mean range rate over Down frames minus that over Up frames (m per frame); 0 when
-    the phases have no Down or no Up frame."""
+    """Mean range rate over Down frames minus that over Up frames (m per frame; the rate of
+    the range smoothed over :data:`SMOOTH_FRAMES`, centred); 0 when the phases have no Down
+    or no Up frame."""
     u = np.asarray(uwb, dtype=np.float64)
     k = min(SMOOTH_FRAMES, len(u))
     smooth = np.convolve(np.pad(u, (k // 2, k - 1 - k // 2), mode="edge"), np.ones(k) / k,
                          mode="valid")
-    rate = np.gradient(smooth) if len(smooth) > 1 else np.zeros_like(smooth)
-    down, up = phases == DOWN, phases == UP
-    if not down.any() or not up.any():
-        return 0.0
-    return float(rate[down].mean() - rate[up].mean())
+    trend = RangeTrend()
+    trend.add(np.gradient(smooth) if len(smooth) > 1 else np.zeros_like(smooth), phases)
+    return trend.trend
 
 
 def mirrored(x: np.ndarray) -> np.ndarray:
@@ -90,6 +123,6 @@ def run_any_placement(pipeline, x: np.ndarray, filtered: bool = True
                 PathTaken("imu_only", "", float("nan")))
     # per-window phases, so that the path does not depend on the phase filter's settings
     trend = range_trend(x[:, UWB], imu_probs.argmax(axis=1))
-    placement = "above" if trend > 0 else "below"
+    placement = placement_of(trend)
     sim, probs = pipeline.run(mirrored(x) if placement == "above" else x, filtered=filtered)
     return sim, probs, PathTaken("uwb", placement, trend)
