@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from embodied_transfer.sim.hand_grasp import HandEpisode, generate
+from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS, build_model, touch_sensors
 from embodied_transfer.tactile.data import Device, Episode, TactileSet
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import GLOVE, SHADOW, SHADOW_GRID
-from embodied_transfer.tactile.surface import segment_index
+from embodied_transfer.tactile.surface import segment_index, segments
 
 #: Force [N] at which a robot touch reading reaches 1 - 1/e.
 ROBOT_SCALE_N = 2.0
@@ -122,9 +123,7 @@ class PhysicalSet:
 def palmar_touch_sensors() -> list:
     """The Shadow Hand's touch sensors (:class:`~embodied_transfer.sim.shadow_hand.TouchSensor`)
     not on the back of a phalanx, in reading order: the ``shadow_palmar_62`` layout."""
-    from embodied_transfer.sim.shadow_hand import ShadowHand
-
-    return [s for s in ShadowHand("box").sensors if "_back_" not in s.name]
+    return [s for s in touch_sensors(build_model("box")) if "_back_" not in s.name]
 
 
 def palmar_sensors() -> tuple[np.ndarray, list[str]]:
@@ -138,18 +137,14 @@ def shadow_taxels() -> list[tuple[str, float, float, float]]:
     sensing area mm²), placed where :func:`contact_st` puts a contact at the site's centre;
     the spherical ``*_tip`` sites, centred on the phalanx axis, at the middle of the
     phalanx's far end. Area: the site's palmar face (boxes) or its disc (spheres)."""
-    from embodied_transfer.tactile.surface import segments
-
-    names = [seg.name for seg in segments()]
     taxels = []
     for sensor in palmar_touch_sensors():
-        body = sensor.body.removeprefix("robot0:")
-        place = contact_st(body, sensor.pos)
+        place = contact_st(sensor.body, sensor.pos)
         if place is None:                       # a tip sphere on the phalanx's axis
-            place = (segment_index(PHALANGES[body][0]), 0.5, 1.0)
+            place = (segment_index(PHALANGES[sensor.body][0]), 0.5, 1.0)
         size = np.asarray(sensor.size, dtype=float) * 1e3
         area = math.pi * size[0] ** 2 if sensor.site_type == "sphere" else 4 * size[0] * size[2]
-        taxels.append((names[place[0]], place[1], place[2], float(area)))
+        taxels.append((segments()[place[0]].name, place[1], place[2], float(area)))
     return taxels
 
 
@@ -173,10 +168,6 @@ def grid_taxels() -> list[tuple[str, float, float, float]]:
     (:data:`~embodied_transfer.sim.shadow_hand.TOUCH_GRIDS`, in reading order) as (canonical
     segment, s, t, sensing area mm²): the bin's centre ray meets the skin where
     :func:`contact_st` places it; its area is that of the skin between its four corner rays."""
-    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
-    from embodied_transfer.tactile.surface import segments
-
-    names = [seg.name for seg in segments()]
     taxels = []
     for grid in TOUCH_GRIDS:
         az = np.linspace(-grid.fov[0], grid.fov[0], grid.cols + 1)
@@ -188,7 +179,7 @@ def grid_taxels() -> list[tuple[str, float, float, float]]:
                 p00, p10, p11, p01 = (_bin_point(grid, az[c + i], el[r + j]) * 1e3
                                       for i, j in ((0, 0), (1, 0), (1, 1), (0, 1)))
                 area = 0.5 * np.linalg.norm(np.cross(p11 - p00, p01 - p10))
-                taxels.append((names[seg], s, t, float(area)))
+                taxels.append((segments()[seg].name, s, t, float(area)))
     return taxels
 
 
@@ -204,8 +195,6 @@ def grid_skin(force: np.ndarray, sigma: float = SKIN_BLUR_BINS,
     """Touch-grid forces (T, 600) N → the grid skin's readings in [0, 1]: MuJoCo puts each
     contact's force in one bin, a skin's elastomer spreads it over its neighbours (a
     Gaussian of ``sigma`` bins within each grid), then ``1 - exp(-F / scale)``."""
-    from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
-
     out, start = [], 0
     for g in TOUCH_GRIDS:
         x = force[:, start:start + g.size].reshape(-1, g.rows, g.cols)
@@ -253,8 +242,6 @@ def physical_paired_set(episodes: int = 300, seed: int = 0, glove_unit: int = 0,
         raise TactileError(f"unknown Shadow Hand layout {robot!r} (known: "
                            f"{', '.join(ROBOT_DOMAINS)})")
     if robot == SHADOW_GRID:
-        from embodied_transfer.sim.shadow_hand import TOUCH_GRIDS
-
         index = np.zeros(0, np.int64)
         names = [f"{g.name}[{k}]" for g in TOUCH_GRIDS for k in range(g.size)]
     else:
