@@ -92,7 +92,6 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
     touch = np.zeros((frames, len(hand.sensors)), np.float32)
     grid = np.zeros((frames, len(hand.touch_grid())), np.float32)
     rows: list[tuple] = []
-    names = [hand.model.body(b).name.removeprefix("robot0:") for b in range(hand.model.nbody)]
     contacts_in_hold = []
     for k in range(frames):
         t = (k + 1) / RATE_HZ
@@ -102,7 +101,7 @@ def simulate_grasp(label: int, seed: int, hands: dict[str, ShadowHand] | None = 
         touch[k] = hand.touch()
         grid[k] = hand.touch_grid()
         bodies, points, forces = hand.contacts()
-        rows += [(k, names[b], p, f) for b, p, f in zip(bodies, points, forces)]
+        rows += [(k, hand.body_names[b], p, f) for b, p, f in zip(bodies, points, forces)]
         if level >= 1.0:
             contacts_in_hold.append(len(bodies))
     held = bool(contacts_in_hold) and min(contacts_in_hold) >= 3

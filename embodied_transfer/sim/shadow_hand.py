@@ -11,9 +11,9 @@ of the contacts inside its site volume, and the volumes overlap (a fingertip's `
 ``front`` sites often read the same contact). The model's finger-finger contact pairs are
 removed, so that the sensors read the object alone. The 5 extra ``ST_Tch_*tip`` sensors
 of the model are left out. With ``touch_grids``, MuJoCo's ``touch_grid`` sensor plugin adds
-dense taxel grids on the phalanges and the palm (:data:`TOUCH_GRIDS`). :class:`ShadowHand` reads them, and the hand-object contacts
-(body, point in the body's frame, normal force) from which other skins are read
-(:mod:`~embodied_transfer.sim.hand_grasp`).
+dense taxel grids on the phalanges and the palm (:data:`TOUCH_GRIDS`). :class:`ShadowHand`
+reads them, and the hand-object contacts (body, point in the body's frame, normal force)
+from which other skins are read (:mod:`~embodied_transfer.sim.hand_grasp`).
 """
 from __future__ import annotations
 
@@ -204,8 +204,11 @@ class ShadowHand:
         self.object_geom = m.geom("object").id
         self._object_qpos = m.jnt_qposadr[m.joint("object:joint").id]
         self._base_size = m.geom_size[self.object_geom].copy()     # the nominal SHAPES size
-        self.hand_bodies = np.array([m.body(b).name.startswith("robot0:")
-                                     for b in range(m.nbody)])
+        self.palm = m.body(PALM).id
+        names = [m.body(b).name for b in range(m.nbody)]
+        self.hand_bodies = np.array([n.startswith("robot0:") for n in names])
+        #: body id → name without the ``robot0:`` prefix (e.g. "ffdistal", "palm")
+        self.body_names = [n.removeprefix("robot0:") for n in names]
         self.actuators = [m.actuator(a).name.removeprefix("robot0:") for a in range(m.nu)]
         self.ctrl_low, self.ctrl_high = m.actuator_ctrlrange[:, 0], m.actuator_ctrlrange[:, 1]
         self.reset()
@@ -228,13 +231,12 @@ class ShadowHand:
         m, d = self.model, self.data
         m.geom_size[self.object_geom] = self._base_size * scale
         _, _, quat, half = SHAPES[self.shape]
-        palm = m.body(PALM).id
-        rot = d.xmat[palm].reshape(3, 3)
+        rot = d.xmat[self.palm].reshape(3, 3)
         local = np.array([0.011 + offset[0], -(PALM_HALF_THICKNESS + half * scale + 0.001),
                           0.08 + offset[1]])
         q = self._object_qpos
-        d.qpos[q:q + 3] = d.xpos[palm] + rot @ local
-        mujoco.mju_mulQuat(d.qpos[q + 3:q + 7], d.xquat[palm], np.asarray(quat, np.float64))
+        d.qpos[q:q + 3] = d.xpos[self.palm] + rot @ local
+        mujoco.mju_mulQuat(d.qpos[q + 3:q + 7], d.xquat[self.palm], np.asarray(quat, np.float64))
         d.qvel[:] = 0.0
         mujoco.mj_forward(m, d)
 
@@ -280,6 +282,5 @@ class ShadowHand:
     def object_height(self) -> float:
         """Height of the object's centre above the palm's centre, along the palm normal."""
         d = self.data
-        palm = self.model.body(PALM).id
-        normal = -d.xmat[palm].reshape(3, 3)[:, 1]
-        return float(normal @ (d.xpos[self.object_body] - d.xpos[palm]))
+        normal = -d.xmat[self.palm].reshape(3, 3)[:, 1]
+        return float(normal @ (d.xpos[self.object_body] - d.xpos[self.palm]))
