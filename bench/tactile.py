@@ -3,9 +3,10 @@
 * ``evaluate``: ``tactile evaluate`` on the shipped checkpoint (held-out data seed 10000;
   training used seeds 0-3): retrieval top-1/top-5 glove → robot hand, reconstruction error,
   transfer accuracy of a glove-trained object classifier on the robot hand for none /
-  uv_direct / patch_match / aligned. Target: aligned ≥ uv_direct + 15 points. ``retrieval_repeat``: how well each device finds the same grasps in its
-  own second reading (noise on both readings, so it is not a bound on the cross-domain
-  retrieval, where the robot side is nearly noise-free).
+  uv_direct / patch_match / aligned. Target: aligned ≥ uv_direct + 15 points.
+  ``retrieval_repeat``: how well each device finds the same grasps in its own second
+  reading (noise on both readings, so it is not a bound on the cross-domain retrieval,
+  where the robot side is nearly noise-free).
 * ``ceiling``: retrieval with no trained model, on the same held-out seed
   (``tactile/ceiling.py``): a perfect robot → glove converter (the glove's expected,
   noise-free reading of the robot hand's retargeted contacts; and of the human's own

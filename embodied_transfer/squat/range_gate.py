@@ -10,8 +10,9 @@ accepted readings instead, or the IMU-only path when none is recent enough.
 The default (1.2 m from the median of 9 readings, about 1.4 s) leaves every reading of
 recordings 1 and 3 and rejects 7 of recording_2's 643: its 2.75-3.55 m spikes, and three
 0.65 m readings right after a stretch around 2 m (the gate cannot tell which side of such a
-step is the true one). A squat moves the range by well under a metre within that window. :func:`~.real.read_real_csv` applies it to
-the recordings and :class:`~.online.FrameAssembler` to the live stream.
+step is the true one). A squat moves the range by well under a metre within that window.
+:func:`~.real.read_real_csv` applies it to the recordings and
+:class:`~.online.FrameAssembler` to the live stream.
 """
 from __future__ import annotations
 
