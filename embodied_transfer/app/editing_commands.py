@@ -6,11 +6,11 @@ deprecated aliases of these (they print a note and run the same command).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
 
+from embodied_transfer.app.output import write_json
 from embodied_transfer.editing.edit import DEFAULT_SOURCE, DEFAULT_TARGET
 
 #: Deprecated top-level verb → its ``editing`` subcommand.
@@ -113,12 +113,6 @@ def _setup(args):
     return load_clip(args.clip_model, args.device, allow_download=args.allow_download)
 
 
-def _write_json(path: str | Path, result: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
-
-
 def run(args) -> int:
     """Dispatch ``embodied-transfer editing <command>`` (or a deprecated alias)."""
     if getattr(args, "deprecated_alias", False):
@@ -145,7 +139,7 @@ def run(args) -> int:
                             target_prompt=args.target_prompt, prompt=args.prompt,
                             steps=args.train_steps, lr=args.lr, rank=args.rank,
                             lambda_dir=args.lambda_dir, size=args.size, seed=args.seed)
-        _write_json(Path(args.out) / "train_history.json", result)
+        write_json(Path(args.out) / "train_history.json", result)
         print(f"wrote LoRA to {result['out']} ({len(pairs)} pairs, {args.train_steps} steps)")
         return 0
     from embodied_transfer.editing.directions import direction_table, format_report
@@ -153,6 +147,6 @@ def run(args) -> int:
     table = direction_table(_setup(args), args.organs, args.states)
     print(format_report(table))
     if args.json:
-        _write_json(args.json, table)
+        write_json(args.json, table)
     return 0
 

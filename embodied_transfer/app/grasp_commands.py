@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
-from pathlib import Path
 
 from embodied_transfer.app.graph_commands import graph_args, run_graph
+from embodied_transfer.app.output import write_json
 from embodied_transfer.grasp.errors import GraspError
 from embodied_transfer.grasp.reasoning import ANSWER_FORMATS
 
@@ -162,13 +161,6 @@ def _load(args):
                         workspace=args.workspace)
 
 
-def _write_json(path: str | None, result: dict) -> None:
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path}")
-
-
 def _cross_validate(args, dataset) -> int:
     """``grasp evaluate --folds K``: object-wise cross-validation of cnn fine-tuning."""
     from embodied_transfer.grasp.backends import TABLETOP_CNN
@@ -189,7 +181,7 @@ def _cross_validate(args, dataset) -> int:
           f"{result['rectangle_accuracy'] * 100:.1f} % on {result['n']} images ("
           + ", ".join(f"{(f['rectangle_accuracy'] or 0) * 100:.0f} %" for f in result["per_fold"])
           + " per fold)")
-    _write_json(args.json, out)
+    write_json(args.json, out)
     return 0
 
 
@@ -245,7 +237,7 @@ def run(args) -> int:
                   + (f"; the grasp follows the named object's listed position in "
                      f"{r['grasp_follows_list'] * 100:.1f} %"
                      if r["grasp_follows_list"] is not None else ""))
-        _write_json(args.json, out)
+        write_json(args.json, out)
         if args.png:
             draw_samples(dataset, dict(zip(result["ids"], result["predictions"])), args.png)
             print(f"wrote {args.png}")
@@ -258,7 +250,7 @@ def run(args) -> int:
         print(f"{result['backend']}: {result['success_rate'] * 100:.1f} % of {result['trials']} "
               f"executed grasps succeeded (target lifted: "
               f"{result['target_success_rate'] * 100:.1f} %, no grasp: {result['no_grasp']})")
-        _write_json(args.json, result)
+        write_json(args.json, result)
         return 0
     if args.grasp_command == "serve":
         return run_graph("grasp", args)

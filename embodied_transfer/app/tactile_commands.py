@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from pathlib import Path
 
 from embodied_transfer.app.graph_commands import graph_args, run_graph
+from embodied_transfer.app.output import write_json
 from embodied_transfer.tactile.errors import TactileError
 from embodied_transfer.tactile.layouts import SHADOW, SHADOW_GRID
 from embodied_transfer.tactile.models import ENCODERS, ModelConfig
@@ -78,8 +77,9 @@ def run(args) -> int:
         print(f"retrieval top-1 {result['retrieval_top1'] * 100:.1f} % / top-5 "
               f"{result['retrieval_top5'] * 100:.1f} % ({result['retrieval_gallery']} pairs)"
               f"{extra}; transfer accuracy " + _percentages(t))
-        _write_json(args.json, result)
-        print(f"wrote {args.json}" + (f" and {args.png}" if args.png else ""))
+        write_json(args.json, result)
+        if args.png:
+            print(f"wrote {args.png}")
         return 0
     if args.tactile_command == "skill":
         from embodied_transfer.tactile.transfer import skill
@@ -88,8 +88,7 @@ def run(args) -> int:
         result = skill(args.model or None, trials=args.trials)
         print(f"{result['task']}: success over {result['trials']} trials: "
               + _percentages(result["success"]))
-        _write_json(args.json, result)
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
         return 0
     if args.tactile_command == "serve":
         return run_graph("tactile", args)
@@ -98,11 +97,6 @@ def run(args) -> int:
 
 def _percentages(values: dict) -> str:
     return ", ".join(f"{k} {v * 100:.1f} %" for k, v in values.items())
-
-
-def _write_json(path: str, result: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _positive_count(value: int, flag: str) -> None:
